@@ -1,0 +1,162 @@
+"""Renders the fleet state into Prometheus metric families and exposition bytes, once per cycle."""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from exporter.fleet import FleetState, Outcome, ThingState, is_fresh
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetView:
+    """Everything the collector needs to render the fleet at one instant."""
+
+    fleet: FleetState
+    staleness: float
+    now: float
+    # Configured labels per thing (static labels already merged in), and their union.
+    thing_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    label_names: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One rendering of /metrics, plain and gzip-compressed, served as-is to every scrape."""
+
+    plain: bytes
+    gzipped: bytes
+
+    @classmethod
+    def of(cls, plain: bytes) -> Payload:
+        # mtime=0 keeps the bytes identical for identical input (cacheable, testable).
+        return cls(plain, gzip.compress(plain, compresslevel=6, mtime=0))
+
+
+class FleetCollector(Collector):
+    """A custom collector: yields families from the view it was last given; never calls AWS."""
+
+    def __init__(self) -> None:
+        self.view: FleetView | None = None
+
+    def describe(self) -> Iterable[Metric]:
+        # Registering must not collect: the fleet may be empty or mid-update then.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if self.view is not None:
+            yield from fleet_families(self.view)
+
+
+def fleet_families(view: FleetView) -> list[Metric]:
+    """The per-thing and fleet-wide families for one view of the fleet."""
+    families = _ThingFamilies.empty(view.label_names)
+    for name in sorted(view.fleet.things):
+        families.add(view, name, view.fleet.things[name])
+    fleet_disconnects = CounterMetricFamily(
+        "iot_disconnects",
+        "Disconnects observed across the fleet, by reason (includes things no longer targeted).",
+        labels=["reason"],
+    )
+    for reason in sorted(view.fleet.fleet_disconnects):
+        fleet_disconnects.add_metric([reason], view.fleet.fleet_disconnects[reason])
+    return [*families.all(), fleet_disconnects]
+
+
+@dataclass(frozen=True, slots=True)
+class _ThingFamilies:
+    connected: GaugeMetricFamily
+    timestamp: GaugeMetricFamily
+    reason_info: GaugeMetricFamily
+    disconnects: CounterMetricFamily
+    poll_success: GaugeMetricFamily
+    poll_error: GaugeMetricFamily
+    last_success: GaugeMetricFamily
+
+    @classmethod
+    def empty(cls, label_names: tuple[str, ...]) -> _ThingFamilies:
+        thing = ["thing_name"]
+        return cls(
+            connected=GaugeMetricFamily(
+                "iot_thing_connected",
+                "Whether AWS IoT reports the thing connected (1) or not (0).",
+                labels=[*thing, *label_names],
+            ),
+            timestamp=GaugeMetricFamily(
+                "iot_thing_connectivity_timestamp_seconds",
+                "When the thing last connected or disconnected, per AWS IoT, "
+                "in seconds since the epoch.",
+                labels=thing,
+            ),
+            reason_info=GaugeMetricFamily(
+                "iot_thing_disconnect_reason_info",
+                "1 while the thing is disconnected, labelled with the reason AWS IoT gives.",
+                labels=[*thing, "reason"],
+            ),
+            disconnects=CounterMetricFamily(
+                "iot_thing_disconnects",
+                "Disconnects observed by polling, by reason; unobserved_flap counts a disconnect "
+                "and reconnect that both fell between two polls.",
+                labels=[*thing, "reason"],
+            ),
+            poll_success=GaugeMetricFamily(
+                "iot_thing_poll_success",
+                "Whether the last poll of the thing succeeded (1) or failed (0).",
+                labels=thing,
+            ),
+            poll_error=GaugeMetricFamily(
+                "iot_thing_poll_error_info",
+                "1 while the last poll of the thing failed, labelled with the error code.",
+                labels=[*thing, "error_code"],
+            ),
+            last_success=GaugeMetricFamily(
+                "iot_thing_last_successful_poll_timestamp_seconds",
+                "When the thing was last polled successfully, in seconds since the epoch.",
+                labels=thing,
+            ),
+        )
+
+    def all(self) -> list[Metric]:
+        return [
+            self.connected,
+            self.timestamp,
+            self.reason_info,
+            self.disconnects,
+            self.poll_success,
+            self.poll_error,
+            self.last_success,
+        ]
+
+    def add(self, view: FleetView, name: str, state: ThingState) -> None:
+        # Unknown or stale connectivity is withdrawn rather than shown as current: an
+        # absent series is honest, a frozen 1 is not. Counters and poll status stay.
+        if state.known and is_fresh(state, view.now, view.staleness):
+            labels = view.thing_labels.get(name, {})
+            values = [name, *(labels.get(label, "") for label in view.label_names)]
+            self.connected.add_metric(values, 1 if state.connected else 0)
+            if state.timestamp is not None:
+                self.timestamp.add_metric([name], state.timestamp)
+            if not state.connected and state.reason is not None:
+                self.reason_info.add_metric([name, state.reason], 1)
+        for reason in sorted(state.disconnects):
+            self.disconnects.add_metric([name, reason], state.disconnects[reason])
+        if state.last_outcome is None:
+            return
+        ok = state.last_outcome is Outcome.OK
+        self.poll_success.add_metric([name], 1 if ok else 0)
+        if not ok:
+            self.poll_error.add_metric([name, state.last_error or "Unknown"], 1)
+        if state.last_success_at is not None:
+            self.last_success.add_metric([name], state.last_success_at)
+
+
+def render(registry: CollectorRegistry) -> Payload:
+    """Render every collector in the registry once; scrapes then serve these bytes."""
+    return Payload.of(generate_latest(registry))

@@ -1,0 +1,207 @@
+"""Fleet state: what each thing last reported, and the rules that turn polls into disconnect counts.
+
+Pure logic: no boto3, no threads, no clock. The poller hands in observations; the
+collector reads snapshots. Everything here can be tested in a table.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+# A flap that began and ended between two polls leaves only a newer timestamp on a
+# still-connected thing. AWS's own enum values are upper case (including UNKNOWN), so a
+# lower-case value can never be mistaken for one of them, now or when AWS adds more.
+UNOBSERVED_FLAP = "unobserved_flap"
+
+# AWS reports a disconnected thing with no reason in rare cases; keep the sample rather
+# than drop it, under AWS's own catch-all value.
+MISSING_REASON = "UNKNOWN"
+
+
+class Outcome(enum.Enum):
+    """How the poll of one thing ended."""
+
+    OK = "ok"
+    NOT_FOUND = "not_found"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One answer (or failure) of GetThingConnectivityData for one thing."""
+
+    thing_name: str
+    outcome: Outcome
+    observed_at: float
+    connected: bool = False
+    timestamp: float | None = None
+    reason: str | None = None
+    error_code: str | None = None
+
+    @classmethod
+    def ok(
+        cls,
+        thing_name: str,
+        observed_at: float,
+        *,
+        connected: bool,
+        timestamp: float | None = None,
+        reason: str | None = None,
+    ) -> Observation:
+        return cls(thing_name, Outcome.OK, observed_at, connected, timestamp, reason)
+
+    @classmethod
+    def failed(
+        cls, thing_name: str, observed_at: float, error_code: str, *, not_found: bool = False
+    ) -> Observation:
+        outcome = Outcome.NOT_FOUND if not_found else Outcome.ERROR
+        return cls(thing_name, outcome, observed_at, error_code=error_code)
+
+
+@dataclass(frozen=True, slots=True)
+class ThingState:
+    """What the exporter believes about one thing."""
+
+    # False until the first successful poll: before that nothing is known, not "disconnected".
+    known: bool = False
+    connected: bool = False
+    timestamp: float | None = None
+    reason: str | None = None
+    disconnects: Mapping[str, int] = field(default_factory=dict)
+    last_success_at: float | None = None
+    # None when the last poll succeeded; otherwise the error code that made it fail.
+    last_error: str | None = None
+    # The outcome of the last poll, so NOT_FOUND reads differently from a transient error.
+    last_outcome: Outcome | None = None
+
+
+def counted_reason(previous: ThingState, observation: Observation) -> str | None:
+    """The disconnect reason this observation adds to the counters, or None.
+
+    Rules (DESIGN.md, "Counting rules when polling"):
+    - nothing is counted on first sight, since the thing's past is unknown;
+    - connected -> disconnected, or a newer timestamp while disconnected, counts the reason;
+    - a newer timestamp while still connected is a flap polling could not see;
+    - a failed poll never counts.
+    """
+    if observation.outcome is not Outcome.OK or not previous.known:
+        return None
+    if observation.timestamp is None:
+        # Never connected (or deleted and recreated): there is no disconnect event to count.
+        return None
+    newer = previous.timestamp is None or observation.timestamp > previous.timestamp
+    if not observation.connected:
+        if previous.connected or newer:
+            return observation.reason or MISSING_REASON
+        return None
+    if previous.connected and newer and previous.timestamp is not None:
+        return UNOBSERVED_FLAP
+    return None
+
+
+def transition(
+    previous: ThingState | None, observation: Observation
+) -> tuple[ThingState, str | None]:
+    """Apply one observation: the thing's next state and the reason counted, if any."""
+    state = previous if previous is not None else ThingState()
+    if observation.outcome is not Outcome.OK:
+        # An error or a missing thing says nothing about connectivity: keep what we knew.
+        failed = replace(state, last_error=observation.error_code, last_outcome=observation.outcome)
+        return failed, None
+    if (
+        state.known
+        and state.timestamp is not None
+        and observation.timestamp is not None
+        and observation.timestamp < state.timestamp
+    ):
+        # An answer older than what we already hold (a lagging replica): taking it would
+        # make the next fresh answer look "newer" and count the same event twice.
+        return replace(
+            state,
+            last_success_at=observation.observed_at,
+            last_error=None,
+            last_outcome=Outcome.OK,
+        ), None
+    reason = counted_reason(state, observation)
+    disconnects: Mapping[str, int] = state.disconnects
+    if reason is not None:
+        updated = dict(disconnects)
+        updated[reason] = updated.get(reason, 0) + 1
+        disconnects = updated
+    return ThingState(
+        known=True,
+        connected=observation.connected,
+        timestamp=observation.timestamp,
+        reason=None if observation.connected else observation.reason,
+        disconnects=disconnects,
+        last_success_at=observation.observed_at,
+        last_error=None,
+        last_outcome=Outcome.OK,
+    ), reason
+
+
+@dataclass(frozen=True, slots=True)
+class CycleSummary:
+    """What one batch of observations did to the fleet."""
+
+    observed: int
+    succeeded: int
+    not_found: int
+    failed: int
+    counted: Mapping[str, int]
+    error_codes: Mapping[str, int]
+
+
+class FleetState:
+    """The state of every targeted thing plus the fleet-wide disconnect counters.
+
+    Not thread-safe on purpose: the composition root serialises access with one lock, so
+    this stays plain data plus rules.
+    """
+
+    def __init__(self, known_reasons: Iterable[str] = ()) -> None:
+        self.things: dict[str, ThingState] = {}
+        # Every known reason starts at 0 so increase() sees the first disconnect after start.
+        self.fleet_disconnects: Counter[str] = Counter(dict.fromkeys(known_reasons, 0))
+        self.fleet_disconnects.setdefault(UNOBSERVED_FLAP, 0)
+
+    def apply(self, observations: Iterable[Observation]) -> CycleSummary:
+        counted: Counter[str] = Counter()
+        error_codes: Counter[str] = Counter()
+        observed = succeeded = not_found = 0
+        for observation in observations:
+            observed += 1
+            new_state, reason = transition(self.things.get(observation.thing_name), observation)
+            self.things[observation.thing_name] = new_state
+            if observation.outcome is Outcome.OK:
+                succeeded += 1
+            else:
+                not_found += observation.outcome is Outcome.NOT_FOUND
+                error_codes[observation.error_code or "Unknown"] += 1
+            if reason is not None:
+                counted[reason] += 1
+                self.fleet_disconnects[reason] += 1
+        return CycleSummary(
+            observed=observed,
+            succeeded=succeeded,
+            not_found=not_found,
+            failed=observed - succeeded,
+            counted=dict(counted),
+            error_codes=dict(error_codes),
+        )
+
+    def retain(self, thing_names: Iterable[str]) -> list[str]:
+        """Forget things no longer targeted (their series disappear); return their names."""
+        wanted = set(thing_names)
+        removed = [name for name in self.things if name not in wanted]
+        for name in removed:
+            del self.things[name]
+        return removed
+
+
+def is_fresh(state: ThingState, now: float, staleness: float) -> bool:
+    """Whether the thing's connectivity is recent enough to be shown as current."""
+    return state.last_success_at is not None and now - state.last_success_at <= staleness

@@ -1,0 +1,211 @@
+"""HTTP endpoints: cached /metrics (gzip on request), landing page, health, readiness, reload."""
+
+from __future__ import annotations
+
+import html
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from exporter import __version__
+from exporter.collector import CONTENT_TYPE, Payload
+
+log = logging.getLogger(__name__)
+
+# A reload request carries no meaningful body; refuse anything large rather than read it.
+MAX_BODY_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadResult:
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """What the HTTP layer asks of the rest of the exporter; nothing here touches AWS."""
+
+    telemetry_path: str
+    payload: Callable[[], Payload]
+    ready: Callable[[], bool]
+    reload: Callable[[], ReloadResult]
+
+
+class ExporterHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    # Let a restarted exporter bind its port while the old socket sits in TIME_WAIT.
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], endpoints: Endpoints) -> None:
+        self.endpoints = endpoints
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _Handler)
+
+    @property
+    def address(self) -> str:
+        host, port = self.server_address[:2]
+        host_text = host.decode() if isinstance(host, bytes) else host
+        return f"[{host_text}]:{port}" if ":" in host_text else f"{host_text}:{port}"
+
+    def serve_in_thread(self) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
+        thread.start()
+        return thread
+
+
+def landing_page(telemetry_path: str) -> bytes:
+    path = html.escape(telemetry_path)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>AWS IoT connectivity exporter</title></head>
+<body>
+<h1>AWS IoT connectivity exporter</h1>
+<p>Version {html.escape(__version__)}</p>
+<ul>
+<li><a href="{path}">Metrics</a></li>
+<li><a href="/-/healthy">Health</a></li>
+<li><a href="/-/ready">Readiness</a> (ready once the first poll cycle has completed)</li>
+</ul>
+<p>POST <code>/-/reload</code> (or send SIGHUP) to reload the configuration.</p>
+</body></html>
+""".encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: ExporterHTTPServer
+    protocol_version = "HTTP/1.1"
+    server_version = f"iot-connectivity-exporter/{__version__}"
+
+    def do_GET(self) -> None:
+        self._route(head=False)
+
+    def do_HEAD(self) -> None:
+        self._route(head=True)
+
+    def do_POST(self) -> None:
+        path = self._path()
+        if path != "/-/reload":
+            self._method_not_allowed_or_missing(path)
+            return
+        length = self.headers.get("Content-Length", "0")
+        if not length.isdigit() or int(length) > MAX_BODY_BYTES:
+            self._text(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "reload takes no body\n")
+            self.close_connection = True
+            return
+        self.rfile.read(int(length))
+        result = self.server.endpoints.reload()
+        status = HTTPStatus.OK if result.ok else HTTPStatus.INTERNAL_SERVER_ERROR
+        self._text(status, result.message + "\n")
+
+    def do_PUT(self) -> None:
+        self._method_not_allowed_or_missing(self._path())
+
+    def do_DELETE(self) -> None:
+        self.do_PUT()
+
+    def do_PATCH(self) -> None:
+        self.do_PUT()
+
+    def _route(self, *, head: bool) -> None:
+        endpoints = self.server.endpoints
+        path = self._path()
+        if path == endpoints.telemetry_path:
+            self._metrics(endpoints.payload(), head=head)
+        elif path == "/":
+            self._send(
+                HTTPStatus.OK,
+                landing_page(endpoints.telemetry_path),
+                "text/html; charset=utf-8",
+                head=head,
+            )
+        elif path == "/-/healthy":
+            self._text(HTTPStatus.OK, "Healthy.\n", head=head)
+        elif path == "/-/ready":
+            if endpoints.ready():
+                self._text(HTTPStatus.OK, "Ready.\n", head=head)
+            else:
+                self._text(
+                    HTTPStatus.SERVICE_UNAVAILABLE,
+                    "Not ready: the first poll cycle has not completed yet.\n",
+                    head=head,
+                )
+        elif path == "/-/reload":
+            self._text(
+                HTTPStatus.METHOD_NOT_ALLOWED, "use POST to reload\n", head=head, allow="POST"
+            )
+        else:
+            self._text(HTTPStatus.NOT_FOUND, f"not found: {path}\n", head=head)
+
+    def _metrics(self, payload: Payload, *, head: bool) -> None:
+        body = (
+            payload.gzipped
+            if accepts_gzip(self.headers.get("Accept-Encoding", ""))
+            else payload.plain
+        )
+        extra = {"Content-Encoding": "gzip"} if body is payload.gzipped else {}
+        self._send(HTTPStatus.OK, body, CONTENT_TYPE, head=head, vary="Accept-Encoding", **extra)
+
+    def _method_not_allowed_or_missing(self, path: str) -> None:
+        known = {self.server.endpoints.telemetry_path, "/", "/-/healthy", "/-/ready", "/-/reload"}
+        if path in known:
+            allow = "POST" if path == "/-/reload" else "GET, HEAD"
+            self._text(
+                HTTPStatus.METHOD_NOT_ALLOWED, f"method {self.command} not allowed\n", allow=allow
+            )
+        else:
+            self._text(HTTPStatus.NOT_FOUND, f"not found: {path}\n")
+
+    def _path(self) -> str:
+        return self.path.split("?", 1)[0]
+
+    def _text(self, status: HTTPStatus, text: str, *, head: bool = False, **headers: str) -> None:
+        self._send(status, text.encode(), "text/plain; charset=utf-8", head=head, **headers)
+
+    def _send(
+        self,
+        status: HTTPStatus,
+        body: bytes,
+        content_type: str,
+        *,
+        head: bool = False,
+        **headers: str,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for name, value in headers.items():
+            self.send_header(name.replace("_", "-").title(), value)
+        self.end_headers()
+        if not head:
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        # Scrapes are frequent and uninteresting; errors still reach log_error below.
+        pass
+
+    def log_error(self, format: str, *args: Any) -> None:
+        log.debug(
+            "http request error", extra={"client": self.client_address[0], "error": format % args}
+        )
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (honouring an explicit q=0)."""
+    for item in accept_encoding.split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip().lower() not in ("gzip", "*"):
+            continue
+        q = params.strip().lower()
+        if q.startswith("q="):
+            try:
+                return float(q[2:]) > 0
+            except ValueError:
+                return False
+        return True
+    return False
