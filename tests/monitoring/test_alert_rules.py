@@ -1,0 +1,89 @@
+"""The shipped alert rules: promtool accepts them, their unit tests pass, and each is documented."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.monitoring.conftest import ALERTS_FILE, ALERTS_TEST_FILE, MONITORING_DOC
+
+RUNBOOK_BASE = "https://github.com/aws-iot-connectivity-exporter/aws-iot-connectivity-exporter#"
+SEVERITIES = {"critical", "warning", "info"}
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(ALERTS_FILE.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"] if "alert" in rule]
+
+
+ALERT_NAMES = [rule["alert"] for rule in alert_rules()]
+
+
+def test_promtool_check_rules(promtool: str) -> None:
+    result = subprocess.run(
+        [promtool, "check", "rules", str(ALERTS_FILE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"SUCCESS: {len(alert_rules())} rules found" in result.stdout
+
+
+def test_promtool_unit_tests_pass(promtool: str) -> None:
+    result = subprocess.run(
+        [promtool, "test", "rules", str(ALERTS_TEST_FILE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_unit_tests_can_fail(promtool: str, tmp_path: Path) -> None:
+    """Guard against a vacuous test file: a rule file with a broken threshold fails it."""
+    broken = ALERTS_FILE.read_text().replace(") > 600\n", ") > 6000\n", 1)
+    assert broken != ALERTS_FILE.read_text()
+    (tmp_path / "alerts.yaml").write_text(broken)
+    (tmp_path / "alerts_test.yaml").write_text(ALERTS_TEST_FILE.read_text())
+    result = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "alerts_test.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "IoTThingDisconnected" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("alertname", ALERT_NAMES)
+def test_every_alert_is_tested_firing_and_silent(alertname: str) -> None:
+    cases = [
+        case
+        for test in yaml.safe_load(ALERTS_TEST_FILE.read_text())["tests"]
+        for case in test.get("alert_rule_test", [])
+        if case["alertname"] == alertname
+    ]
+    assert any(case.get("exp_alerts") for case in cases), f"{alertname}: no case where it fires"
+    assert any(not case.get("exp_alerts") for case in cases), f"{alertname}: no silent case"
+
+
+@pytest.mark.parametrize("rule", alert_rules(), ids=ALERT_NAMES)
+def test_every_alert_is_annotated_and_has_a_runbook(rule: dict[str, Any]) -> None:
+    name = rule["alert"]
+    assert re.fullmatch(r"IoT(Thing|Fleet|Exporter)[A-Za-z]+", name)
+    assert rule["labels"]["severity"] in SEVERITIES
+    annotations = rule["annotations"]
+    assert annotations["summary"]
+    assert annotations["description"]
+    assert annotations["runbook_url"] == RUNBOOK_BASE + name.lower()
+    headings = re.findall(r"^#+ (\S+)\s*$", MONITORING_DOC.read_text(), flags=re.MULTILINE)
+    assert name in headings, f"docs/monitoring.md has no '### {name}' runbook section"

@@ -1,0 +1,10 @@
+"""Shared test helpers: real Prometheus, Alertmanager and exporter processes on 127.0.0.1.
+
+- `tests.support.promstack`: `Prometheus`, `Alertmanager`, `WebhookReceiver`,
+  `ScrapeTarget`, `free_port`, `wait_until`.
+- `tests.support.exporter_process`: `ExporterProcess`, `parse_logfmt`.
+
+Every helper is a context manager that cleans up after itself (processes,
+threads, temporary directories) even when the test fails, and every wait is a
+bounded poll that raises `TimeoutError` with the process's log tail.
+"""
