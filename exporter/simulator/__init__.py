@@ -1,0 +1,21 @@
+"""A simulated AWS IoT endpoint for tests, the demo and benchmarks: the public API."""
+
+from exporter.simulator.clock import Clock, ManualClock, WallClock
+from exporter.simulator.config import SimulatorConfig, disconnect_reasons
+from exporter.simulator.faults import FaultConfig
+from exporter.simulator.instance import Simulator
+from exporter.simulator.model import Event, Fleet, ThingConnectivity, UnknownThingError
+
+__all__ = [
+    "Clock",
+    "Event",
+    "FaultConfig",
+    "Fleet",
+    "ManualClock",
+    "Simulator",
+    "SimulatorConfig",
+    "ThingConnectivity",
+    "UnknownThingError",
+    "WallClock",
+    "disconnect_reasons",
+]

@@ -1,0 +1,174 @@
+"""Fault injection: latency, modelled errors, outages, slow and malformed responses."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+Outage = Literal["refuse", "reset"]
+Malformed = Literal["truncated", "wrong_types", "html"]
+OUTAGES: tuple[Outage, ...] = ("refuse", "reset")
+MALFORMED: tuple[Malformed, ...] = ("truncated", "wrong_types", "html")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FaultConfig:
+    """The faults in force. Rates are probabilities per request, in [0, 1].
+
+    - ``latency``/``jitter``: seconds added to every response (jitter uniform in [0, jitter]).
+    - ``error_rates``: error code -> probability, e.g. {"ThrottlingException": 0.1}; the
+      status comes from botocore's model.
+    - ``outage``: "refuse" closes the listening socket (connection refused);
+      "reset" accepts and resets every connection.
+    - ``slow_rate``/``slow_seconds``: that share of responses waits ``slow_seconds`` first,
+      to outlast a client's read timeout.
+    - ``malformed_rate``/``malformed``: that share of responses has a broken body.
+    - ``operations``: if set, faults hit only these operations.
+    """
+
+    latency: float = 0.0
+    jitter: float = 0.0
+    error_rates: Mapping[str, float] = field(default_factory=dict)
+    outage: Outage | None = None
+    slow_rate: float = 0.0
+    slow_seconds: float = 0.0
+    malformed_rate: float = 0.0
+    malformed: Malformed = "truncated"
+    operations: frozenset[str] | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("latency", "jitter", "slow_seconds"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name} must be >= 0")
+        rates = {"slow_rate": self.slow_rate, "malformed_rate": self.malformed_rate}
+        rates.update({f"error_rates[{k}]": v for k, v in self.error_rates.items()})
+        problems.extend(f"{k} must be within [0, 1]" for k, v in rates.items() if not 0 <= v <= 1)
+        if sum(self.error_rates.values()) > 1:
+            problems.append("error rates must add up to at most 1")
+        if self.outage is not None and self.outage not in OUTAGES:
+            problems.append(f"outage must be one of {OUTAGES}")
+        if self.malformed not in MALFORMED:
+            problems.append(f"malformed must be one of {MALFORMED}")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def to_json(self) -> dict[str, object]:
+        data = dataclasses.asdict(self)
+        data["error_rates"] = dict(self.error_rates)
+        data["operations"] = sorted(self.operations) if self.operations is not None else None
+        return data
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What to do to one request."""
+
+    delay: float = 0.0
+    error: str | None = None
+    slow: float = 0.0
+    malformed: Malformed | None = None
+
+
+NO_FAULT = Decision()
+
+
+def decide(config: FaultConfig, operation: str, rng: random.Random) -> Decision:
+    """Draw the faults for one request of ``operation`` (pure but for ``rng``)."""
+    if config.operations is not None and operation not in config.operations:
+        return NO_FAULT
+    delay = config.latency + (rng.uniform(0.0, config.jitter) if config.jitter else 0.0)
+    error = None
+    if config.error_rates:
+        pick = rng.random()
+        for code, rate in config.error_rates.items():
+            if pick < rate:
+                error = code
+                break
+            pick -= rate
+    slow = config.slow_seconds if config.slow_rate and rng.random() < config.slow_rate else 0.0
+    malformed = (
+        config.malformed if config.malformed_rate and rng.random() < config.malformed_rate else None
+    )
+    return Decision(delay=delay, error=error, slow=slow, malformed=malformed)
+
+
+def _coerce(changes: Mapping[str, object]) -> dict[str, object]:
+    known = {f.name for f in dataclasses.fields(FaultConfig)}
+    unknown = sorted(set(changes) - known)
+    if unknown:
+        raise ValueError(f"unknown fault settings {unknown}; known: {sorted(known)}")
+    out = dict(changes)
+    operations = out.get("operations")
+    if operations is not None and not isinstance(operations, frozenset):
+        out["operations"] = frozenset(operations)  # type: ignore[call-overload]
+    if "error_rates" in out:
+        out["error_rates"] = dict(out["error_rates"])  # type: ignore[call-overload]
+    return out
+
+
+class Faults:
+    """The simulator's current faults; change them at any time from any thread."""
+
+    def __init__(self, seed: int = 0, initial: FaultConfig | None = None) -> None:
+        self._lock = threading.Lock()
+        self._config = initial or FaultConfig()
+        # Separate from the fleet's generators, so faults never change the fleet's history.
+        self._rng = random.Random(f"{seed}:faults")
+        self._listeners: list[Callable[[FaultConfig], None]] = []
+
+    def current(self) -> FaultConfig:
+        with self._lock:
+            return self._config
+
+    def set(self, **changes: object) -> FaultConfig:
+        """Change the given settings, keep the others (see FaultConfig for each)."""
+        with self._lock:
+            config = dataclasses.replace(self._config, **_coerce(changes))  # type: ignore[arg-type]
+            self._config = config
+        self._notify(config)
+        return config
+
+    def replace(self, config: FaultConfig) -> None:
+        with self._lock:
+            self._config = config
+        self._notify(config)
+
+    def clear(self) -> None:
+        """No faults at all."""
+        self.replace(FaultConfig())
+
+    def decide(self, operation: str) -> Decision:
+        with self._lock:
+            config = self._config
+            if config == _NONE:
+                return NO_FAULT
+            return decide(config, operation, self._rng)
+
+    def on_change(self, listener: Callable[[FaultConfig], None]) -> None:
+        self._listeners.append(listener)
+
+    def _notify(self, config: FaultConfig) -> None:
+        for listener in list(self._listeners):
+            listener(config)
+
+
+def parse_assignments(items: Iterable[str], what: str) -> dict[str, float]:
+    """Parse ``NAME=NUMBER`` strings (from the CLI or admin API)."""
+    out: dict[str, float] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name] = float(value)
+        except ValueError:
+            raise ValueError(f"{what} must look like NAME=NUMBER, got {item!r}") from None
+    return out
+
+
+_NONE = FaultConfig()

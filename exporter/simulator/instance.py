@@ -1,0 +1,127 @@
+"""One simulator: fleet, quotas, faults, credentials and counters behind one HTTP server."""
+
+from __future__ import annotations
+
+import threading
+from types import TracebackType
+
+from exporter.simulator.admin import Admin
+from exporter.simulator.clock import Clock, WallClock
+from exporter.simulator.config import SimulatorConfig
+from exporter.simulator.faults import FaultConfig, Faults
+from exporter.simulator.model import Event, Fleet
+from exporter.simulator.operations import IotApi
+from exporter.simulator.quotas import Quotas
+from exporter.simulator.server import Server
+from exporter.simulator.service import RequestCounters, Service
+from exporter.simulator.sigv4 import CredentialStore
+
+
+class Simulator:
+    """A simulated AWS IoT (and STS AssumeRole) endpoint on 127.0.0.1.
+
+    >>> with Simulator(SimulatorConfig(things=10)) as sim:   # doctest: +SKIP
+    ...     boto3.client("iot", endpoint_url=sim.url, ...)
+    """
+
+    def __init__(
+        self,
+        config: SimulatorConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        faults: FaultConfig | None = None,
+    ) -> None:
+        self.config = config or SimulatorConfig()
+        self.clock: Clock = clock or WallClock()
+        self.fleet = Fleet(self.config, self.clock)
+        self.faults = Faults(self.config.seed, faults)
+        self.quotas = Quotas(self.config.effective_rates(), self.config.burst_seconds)
+        self.credentials = CredentialStore(self.config.credentials)
+        self._counters = RequestCounters()
+        self.service = Service(
+            config=self.config,
+            api=IotApi(self.fleet, self.config),
+            faults=self.faults,
+            quotas=self.quotas,
+            credentials=self.credentials,
+            counters=self._counters,
+        )
+        self._server = Server(
+            self.config.host,
+            self.config.port,
+            self.service.handle,
+            Admin(self),
+            self.config.max_body_bytes,
+        )
+        self.faults.on_change(lambda config: self._server.set_outage(config.outage))
+        self._started = False
+        self._stopped = threading.Event()
+
+    def start(self) -> Simulator:
+        """Start serving (returns self, so ``sim = Simulator(...).start()`` works)."""
+        if not self._started:
+            self._server.start()
+            self._started = True
+            outage = self.faults.current().outage
+            if outage is not None:
+                self._server.set_outage(outage)
+        return self
+
+    @property
+    def port(self) -> int:
+        return self._server.port
+
+    @property
+    def url(self) -> str:
+        if not self._started:
+            raise RuntimeError("the simulator is not started")
+        return f"http://{self.config.host}:{self._server.port}"
+
+    def stop(self) -> None:
+        """Stop serving and drop open connections; safe to call twice."""
+        if self._started and not self._stopped.is_set():
+            self._server.stop()
+        self._stopped.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until stop() is called (or ``timeout``); True if stopped."""
+        return self._stopped.wait(timeout)
+
+    def __enter__(self) -> Simulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def ground_truth(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        thing_name: str | None = None,
+    ) -> list[Event]:
+        """Every connect and disconnect generated, in time order (see Fleet.ground_truth)."""
+        return self.fleet.ground_truth(since=since, until=until, thing_name=thing_name)
+
+    def request_counts(self) -> dict[tuple[str, str], int]:
+        """Requests that reached the simulator, per (operation, outcome).
+
+        outcome is "ok", an error code (e.g. "ThrottlingException"), "slow" or "malformed".
+        """
+        return self._counters.by_outcome()
+
+    def access_key_counts(self) -> dict[str, int]:
+        """Authenticated IoT requests per access key (shows which credentials were used)."""
+        return self._counters.by_access_key()
+
+    def reset_request_counts(self) -> None:
+        self._counters.reset()
+
+    def internal_errors(self) -> list[str]:
+        """Tracebacks of unexpected exceptions (each was answered with InternalFailureException)."""
+        return list(self.service.internal_errors)

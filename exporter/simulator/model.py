@@ -1,0 +1,569 @@
+"""The simulated fleet: registry, each thing's seeded connectivity process, and the ground truth."""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import math
+import random
+import re
+import threading
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from exporter.simulator.clock import Clock
+from exporter.simulator.config import SimulatorConfig
+
+THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+DUPLICATE_CLIENTID = "DUPLICATE_CLIENTID"
+# After a DUPLICATE_CLIENTID disconnect the other client is already connected: the thing is
+# back within a few milliseconds, which is why polling can never see it offline.
+_DUPLICATE_GAP_MS = (0, 20)
+
+Kind = Literal["connect", "disconnect"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One connect or disconnect the simulator generated: the ground truth."""
+
+    thing_name: str
+    time: float  # epoch seconds, millisecond precision, equal to AWS's timestamp / 1000
+    kind: Kind
+    reason: str | None  # the disconnect reason; None for a connect
+
+
+@dataclass(frozen=True)
+class ThingConnectivity:
+    """What GetThingConnectivityData reports about a thing."""
+
+    connected: bool
+    timestamp_ms: int | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Session:
+    """The MQTT session of a connected thing (GetThingConnectivityData's session fields)."""
+
+    client_id: str
+    keep_alive: int
+    clean_session: bool
+    session_expiry: int
+    source_ip: str
+    source_port: int
+
+
+@dataclass(frozen=True)
+class ThingRecord:
+    """A thing's registry entry plus its connectivity at one instant."""
+
+    name: str
+    thing_id: str
+    arn: str
+    type_name: str | None
+    groups: tuple[str, ...]
+    attributes: Mapping[str, str]
+    version: int
+    connectivity: ThingConnectivity
+    session: Session | None
+
+
+@dataclass(frozen=True)
+class Group:
+    """A thing group; ``parent`` is None for a top-level group."""
+
+    name: str
+    group_id: str
+    arn: str
+    parent: str | None
+    description: str
+
+
+class UnknownThingError(KeyError):
+    """No thing of that name exists (now)."""
+
+
+@dataclass
+class _Thing:
+    name: str
+    thing_id: str
+    type_name: str | None
+    groups: tuple[str, ...]
+    attributes: dict[str, str]
+    rng: random.Random
+    churn: bool
+    mean_session: float
+    mean_offline: float
+    duplicate: bool
+    keep_alive: int
+    clean_session: bool
+    version: int = 1
+    connected: bool = False
+    timestamp_ms: int | None = None
+    reason: str | None = None
+    source_port: int = 0
+    next_ms: int | None = None
+    events: list[Event] = field(default_factory=list)
+    event_ms: list[int] = field(default_factory=list)
+
+
+def _ms(seconds: float) -> int:
+    return math.floor(seconds * 1000.0)
+
+
+def _duration_ms(rng: random.Random, mean_seconds: float) -> int | None:
+    """An exponential duration (memoryless, as independent failures are); None if infinite."""
+    if math.isinf(mean_seconds):
+        return None
+    return max(1, round(rng.expovariate(1.0 / mean_seconds) * 1000.0))
+
+
+class Fleet:
+    """The things, groups and types of one simulated account, and how each thing connects.
+
+    Each thing has its own random generator seeded from (seed, name), and its history is
+    generated lazily up to the clock's present whenever it is looked at. So the history at
+    simulated time t depends only on the seed and on explicit actions, never on who asked
+    when. All methods are thread-safe.
+    """
+
+    def __init__(self, config: SimulatorConfig, clock: Clock) -> None:
+        self._config = config
+        self._clock = clock
+        self._lock = threading.RLock()
+        weights = config.effective_reason_weights()
+        self._reasons = list(weights)
+        self._cum_weights = list(_accumulate(weights.values()))
+        self._things: dict[str, _Thing] = {}
+        self._sorted_names: list[str] | None = None
+        self._retired: list[list[Event]] = []
+        self._generation: dict[str, int] = {}
+        self._groups: dict[str, Group] = {}
+        self._started_ms = _ms(clock.now())
+        self._build_groups()
+        self._build_things()
+
+    # ----- construction -------------------------------------------------------------------
+
+    def _build_groups(self) -> None:
+        for i in range(1, self._config.top_groups + 1):
+            top = f"group-{i}"
+            self._add_group(top, None)
+            for j in range(1, self._config.subgroups_per_group + 1):
+                self._add_group(f"{top}-{j}", top)
+
+    def _add_group(self, name: str, parent: str | None) -> None:
+        rng = random.Random(f"{self._config.seed}:group:{name}")
+        self._groups[name] = Group(
+            name=name,
+            group_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            arn=self._arn(f"thinggroup/{name}"),
+            parent=parent,
+            description=f"simulated group {name}",
+        )
+
+    def _build_things(self) -> None:
+        config = self._config
+        names = [f"{config.thing_name_prefix}{i:05d}" for i in range(1, config.things + 1)]
+        picker = random.Random(f"{config.seed}:roles")
+        order = list(names)
+        picker.shuffle(order)
+        never = set(order[: round(config.never_connected_fraction * len(names))])
+        rest = [n for n in order if n not in never]
+        duplicates = set(rest[: config.duplicate_clientid_things])
+        leaves = [g.name for g in self._groups.values() if not self._children(g.name)]
+        for index, name in enumerate(names):
+            groups = (leaves[index % len(leaves)],) if leaves else ()
+            thing_type = (
+                config.thing_types[index % len(config.thing_types)] if config.thing_types else None
+            )
+            attributes = {
+                "site": groups[0] if groups else "none",
+                "firmware": f"1.{index % 4}.0",
+                "model": f"m{index % 3}",
+            }
+            self._insert(
+                name,
+                thing_type=thing_type,
+                groups=groups,
+                attributes=attributes,
+                never_connected=name in never,
+                duplicate=name in duplicates,
+                initial=True,
+            )
+
+    def _insert(
+        self,
+        name: str,
+        *,
+        thing_type: str | None,
+        groups: tuple[str, ...],
+        attributes: Mapping[str, str],
+        never_connected: bool,
+        duplicate: bool,
+        initial: bool,
+    ) -> _Thing:
+        generation = self._generation.get(name, 0)
+        self._generation[name] = generation + 1
+        rng = random.Random(f"{self._config.seed}:thing:{name}:{generation}")
+        thing = _Thing(
+            name=name,
+            thing_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            type_name=thing_type,
+            groups=groups,
+            attributes=dict(attributes),
+            rng=rng,
+            churn=self._config.churn and not never_connected,
+            mean_session=self._config.mean_session_seconds,
+            mean_offline=self._config.mean_offline_seconds,
+            duplicate=duplicate,
+            keep_alive=rng.choice((30, 60, 300, 1200)),
+            clean_session=rng.random() < 0.5,
+        )
+        now_ms = _ms(self._clock.now())
+        if initial and not never_connected:
+            self._initial_state(thing, now_ms)
+        elif thing.churn:
+            self._schedule(thing, now_ms)
+        self._things[name] = thing
+        self._sorted_names = None
+        return thing
+
+    def _initial_state(self, thing: _Thing, now_ms: int) -> None:
+        """Start in the process's steady state: the current phase began some time ago."""
+        session, offline = thing.mean_session, thing.mean_offline
+        if not thing.churn or math.isinf(session):
+            p_connected = 1.0
+        elif math.isinf(offline):
+            p_connected = 0.0
+        else:
+            p_connected = session / (session + offline)
+        connected = thing.rng.random() < p_connected
+        mean = session if connected else offline
+        if math.isinf(mean) or not thing.churn:
+            mean = 3600.0
+        age_ms = _duration_ms(thing.rng, mean) or 1
+        since = now_ms - age_ms
+        if connected or thing.duplicate:
+            self._apply_connect(thing, since)
+        else:
+            self._apply_disconnect(thing, since, self._draw_reason(thing))
+        if thing.churn:
+            self._schedule(thing, now_ms)
+
+    # ----- the random process -------------------------------------------------------------
+
+    def _draw_reason(self, thing: _Thing) -> str:
+        if thing.duplicate:
+            return DUPLICATE_CLIENTID
+        pick = thing.rng.random() * self._cum_weights[-1]
+        index = bisect.bisect_right(self._cum_weights, pick)
+        return self._reasons[min(index, len(self._reasons) - 1)]
+
+    def _schedule(self, thing: _Thing, from_ms: int) -> None:
+        if not thing.churn:
+            thing.next_ms = None
+            return
+        if thing.connected:
+            duration = _duration_ms(thing.rng, thing.mean_session)
+        elif thing.reason == DUPLICATE_CLIENTID:
+            duration = thing.rng.randint(*_DUPLICATE_GAP_MS)
+        else:
+            duration = _duration_ms(thing.rng, thing.mean_offline)
+        thing.next_ms = None if duration is None else from_ms + duration
+
+    def _advance(self, thing: _Thing, now_ms: int) -> None:
+        while thing.next_ms is not None and thing.next_ms <= now_ms:
+            at = thing.next_ms
+            if thing.connected:
+                self._apply_disconnect(thing, at, self._draw_reason(thing))
+            else:
+                self._apply_connect(thing, at)
+            self._schedule(thing, at)
+
+    def _apply_connect(self, thing: _Thing, at_ms: int) -> None:
+        thing.connected, thing.timestamp_ms, thing.reason = True, at_ms, None
+        thing.source_port = thing.rng.randint(1024, 65535)
+        self._record(thing, at_ms, "connect", None)
+
+    def _apply_disconnect(self, thing: _Thing, at_ms: int, reason: str) -> None:
+        thing.connected, thing.timestamp_ms, thing.reason = False, at_ms, reason
+        self._record(thing, at_ms, "disconnect", reason)
+
+    def _record(self, thing: _Thing, at_ms: int, kind: Kind, reason: str | None) -> None:
+        thing.events.append(Event(thing.name, at_ms / 1000.0, kind, reason))
+        thing.event_ms.append(at_ms)
+
+    # ----- lookups ------------------------------------------------------------------------
+
+    def _get(self, name: str) -> _Thing:
+        try:
+            thing = self._things[name]
+        except KeyError:
+            raise UnknownThingError(name) from None
+        self._advance(thing, _ms(self._clock.now()))
+        return thing
+
+    def _names(self) -> list[str]:
+        if self._sorted_names is None:
+            self._sorted_names = sorted(self._things)
+        return self._sorted_names
+
+    def _children(self, group: str) -> list[str]:
+        return [g.name for g in self._groups.values() if g.parent == group]
+
+    def _arn(self, resource: str) -> str:
+        return f"arn:aws:iot:{self._config.region}:{self._config.account_id}:{resource}"
+
+    def thing_names(self) -> list[str]:
+        """Names of the things that exist now, sorted."""
+        with self._lock:
+            return list(self._names())
+
+    def exists(self, name: str) -> bool:
+        with self._lock:
+            return name in self._things
+
+    def state(self, name: str) -> ThingConnectivity:
+        """The thing's connectivity now, as GetThingConnectivityData reports it."""
+        with self._lock:
+            thing = self._get(name)
+            return ThingConnectivity(thing.connected, thing.timestamp_ms, thing.reason)
+
+    def record(self, name: str, *, lag_seconds: float = 0.0) -> ThingRecord:
+        """Registry entry and connectivity; with a lag, connectivity as it was then."""
+        with self._lock:
+            thing = self._get(name)
+            return self._record_of(thing, _ms(self._clock.now() - lag_seconds))
+
+    def _record_of(self, thing: _Thing, at_ms: int) -> ThingRecord:
+        connectivity = self._connectivity_at(thing, at_ms)
+        session = None
+        if connectivity.connected:
+            session = Session(
+                client_id=thing.name,
+                keep_alive=thing.keep_alive,
+                clean_session=thing.clean_session,
+                session_expiry=0 if thing.clean_session else 3600,
+                source_ip=f"198.51.100.{1 + int(thing.thing_id[:8], 16) % 250}",
+                source_port=thing.source_port,
+            )
+        return ThingRecord(
+            name=thing.name,
+            thing_id=thing.thing_id,
+            arn=self._arn(f"thing/{thing.name}"),
+            type_name=thing.type_name,
+            groups=thing.groups,
+            attributes=dict(thing.attributes),
+            version=thing.version,
+            connectivity=connectivity,
+            session=session,
+        )
+
+    def _connectivity_at(self, thing: _Thing, at_ms: int) -> ThingConnectivity:
+        if not thing.event_ms or at_ms >= thing.event_ms[-1]:
+            return ThingConnectivity(thing.connected, thing.timestamp_ms, thing.reason)
+        index = bisect.bisect_right(thing.event_ms, at_ms) - 1
+        if index < 0:
+            return ThingConnectivity(False, None, None)
+        event = thing.events[index]
+        return ThingConnectivity(event.kind == "connect", thing.event_ms[index], event.reason)
+
+    def records(
+        self,
+        *,
+        after: str | None = None,
+        lag_seconds: float = 0.0,
+        where: Callable[[ThingRecord], bool] | None = None,
+    ) -> Iterator[ThingRecord]:
+        """Records in name order, after the name ``after``, that satisfy ``where``.
+
+        Each record is taken under the lock, one at a time, so a long search does not stop
+        other requests from being served.
+        """
+        with self._lock:
+            names = self._names()
+            start = bisect.bisect_right(names, after) if after is not None else 0
+            names = names[start:]
+        for name in names:
+            with self._lock:
+                thing = self._things.get(name)
+                if thing is None:
+                    continue
+                self._advance(thing, _ms(self._clock.now()))
+                record = self._record_of(thing, _ms(self._clock.now() - lag_seconds))
+            if where is None or where(record):
+                yield record
+
+    # ----- groups -------------------------------------------------------------------------
+
+    def groups(self) -> list[Group]:
+        """All thing groups, sorted by name."""
+        with self._lock:
+            return sorted(self._groups.values(), key=lambda g: g.name)
+
+    def group(self, name: str) -> Group | None:
+        with self._lock:
+            return self._groups.get(name)
+
+    def descendants(self, name: str) -> list[str]:
+        """The group's children, their children, and so on (not the group itself)."""
+        with self._lock:
+            found: list[str] = []
+            frontier = [name]
+            while frontier:
+                children = [c for parent in frontier for c in self._children(parent)]
+                found.extend(children)
+                frontier = children
+            return sorted(found)
+
+    def create_group(self, name: str, parent: str | None = None) -> Group:
+        """Add a thing group (under ``parent``, which must exist)."""
+        with self._lock:
+            if not THING_NAME_RE.fullmatch(name):
+                raise ValueError(f"invalid group name {name!r}")
+            if parent is not None and parent not in self._groups:
+                raise KeyError(parent)
+            if name not in self._groups:
+                self._add_group(name, parent)
+            return self._groups[name]
+
+    # ----- explicit actions ---------------------------------------------------------------
+
+    def create_thing(
+        self,
+        name: str,
+        *,
+        thing_type: str | None = None,
+        groups: Iterable[str] = (),
+        attributes: Mapping[str, str] | None = None,
+        never_connected: bool = False,
+    ) -> ThingConnectivity:
+        """Register a new thing. It has never connected; unless told not to, it joins the
+        random process and connects after an offline period."""
+        groups = tuple(groups)
+        with self._lock:
+            if not THING_NAME_RE.fullmatch(name):
+                raise ValueError(f"invalid thing name {name!r}: [a-zA-Z0-9:_-], 1 to 128")
+            if name in self._things:
+                raise ValueError(f"thing {name!r} already exists")
+            unknown = [g for g in groups if g not in self._groups]
+            if unknown:
+                raise ValueError(f"unknown thing groups {unknown}")
+            thing = self._insert(
+                name,
+                thing_type=thing_type,
+                groups=groups,
+                attributes=attributes or {},
+                never_connected=never_connected,
+                duplicate=False,
+                initial=False,
+            )
+            return ThingConnectivity(thing.connected, thing.timestamp_ms, thing.reason)
+
+    def delete_thing(self, name: str) -> None:
+        """Remove a thing; its past stays in the ground truth."""
+        with self._lock:
+            thing = self._get(name)
+            del self._things[name]
+            self._sorted_names = None
+            self._retired.append(thing.events)
+
+    def disconnect(self, name: str, reason: str = "CONNECTION_LOST") -> bool:
+        """Disconnect a connected thing now with ``reason`` (any string: AWS adds reasons).
+
+        Returns False, changing nothing, if the thing was not connected.
+        """
+        if not reason:
+            raise ValueError("a disconnect needs a reason")
+        with self._lock:
+            thing = self._get(name)
+            if not thing.connected:
+                return False
+            now_ms = _ms(self._clock.now())
+            self._apply_disconnect(thing, now_ms, reason)
+            self._schedule_after_action(thing, now_ms)
+            return True
+
+    def connect(self, name: str) -> bool:
+        """Connect the thing now. If it was connected, a new client with the same client id
+        takes over, as in AWS: the old session ends with DUPLICATE_CLIENTID first.
+
+        Returns True when the thing was not connected before.
+        """
+        with self._lock:
+            thing = self._get(name)
+            now_ms = _ms(self._clock.now())
+            was_connected = thing.connected
+            if was_connected:
+                self._apply_disconnect(thing, now_ms, DUPLICATE_CLIENTID)
+            self._apply_connect(thing, now_ms)
+            self._schedule_after_action(thing, now_ms)
+            return not was_connected
+
+    def _schedule_after_action(self, thing: _Thing, now_ms: int) -> None:
+        if thing.churn:
+            self._schedule(thing, now_ms)
+
+    def set_process(
+        self,
+        name: str,
+        *,
+        churn: bool | None = None,
+        mean_session_seconds: float | None = None,
+        mean_offline_seconds: float | None = None,
+    ) -> None:
+        """Change one thing's random process from now on (e.g. freeze it, or make it flap)."""
+        with self._lock:
+            thing = self._get(name)
+            if churn is not None:
+                thing.churn = churn
+            if mean_session_seconds is not None:
+                thing.mean_session = mean_session_seconds
+            if mean_offline_seconds is not None:
+                thing.mean_offline = mean_offline_seconds
+            self._schedule(thing, _ms(self._clock.now()))
+
+    # ----- ground truth -------------------------------------------------------------------
+
+    def ground_truth(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        thing_name: str | None = None,
+    ) -> list[Event]:
+        """Every connect and disconnect generated so far, in time order.
+
+        Includes each thing's initial state change (before the fleet was created) and the
+        past of deleted things. ``since`` is exclusive, ``until`` inclusive.
+        """
+        with self._lock:
+            now_ms = _ms(self._clock.now())
+            for thing in self._things.values():
+                self._advance(thing, now_ms)
+            streams = [list(t.events) for t in self._things.values()]
+            streams.extend(list(events) for events in self._retired)
+        merged = heapq.merge(*streams, key=lambda e: e.time)
+        return [
+            e
+            for e in merged
+            if (thing_name is None or e.thing_name == thing_name)
+            and (since is None or e.time > since)
+            and (until is None or e.time <= until)
+        ]
+
+    @property
+    def started_at(self) -> float:
+        """Simulated time at which the fleet was created."""
+        return self._started_ms / 1000.0
+
+
+def _accumulate(weights: Iterable[float]) -> Iterator[float]:
+    total = 0.0
+    for weight in weights:
+        total += weight
+        yield total

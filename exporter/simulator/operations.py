@@ -1,0 +1,290 @@
+"""The IoT operations the simulator serves: validated input in, output dict (or ApiError) out."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Callable, Iterator, Mapping
+from itertools import islice
+from typing import Any, TypeVar
+
+from exporter.simulator.config import SimulatorConfig
+from exporter.simulator.model import Fleet, ThingRecord, UnknownThingError
+from exporter.simulator.protocol import ApiError
+from exporter.simulator.query import Document, Expr, QueryError, parse
+
+OPERATIONS = (
+    "GetThingConnectivityData",
+    "SearchIndex",
+    "ListThings",
+    "ListThingsInThingGroup",
+    "ListThingGroups",
+    "DescribeThing",
+    "GetIndexingConfiguration",
+    "DescribeIndex",
+)
+THINGS_INDEX = "AWS_Things"
+# Page sizes when the caller gives no maxResults: AWS does not document them, so these are
+# the simulator's assumptions. SearchIndex's documented ceiling is 100.
+DEFAULT_PAGE = 50
+SEARCH_DEFAULT_PAGE = 100
+SEARCH_MAX_PAGE = 100
+
+T = TypeVar("T")
+
+
+def encode_token(after: str) -> str:
+    """An opaque nextToken: the last name returned, so paging survives creates and deletes."""
+    return base64.urlsafe_b64encode(f"v1:{after}".encode()).decode()
+
+
+def decode_token(token: str | None) -> str | None:
+    if token is None:
+        return None
+    try:
+        text = base64.urlsafe_b64decode(token.encode()).decode()
+    except (binascii.Error, UnicodeError, ValueError):
+        text = ""
+    if not text.startswith("v1:"):
+        raise ApiError("InvalidRequestException", "The pagination token is invalid.")
+    return text[3:]
+
+
+def _page(items: Iterator[T], limit: int, key: Callable[[T], str]) -> tuple[list[T], str | None]:
+    page = list(islice(items, limit + 1))
+    if len(page) > limit:
+        page = page[:limit]
+        return page, encode_token(key(page[-1]))
+    return page, None
+
+
+def document(record: ThingRecord, connectivity: bool) -> dict[str, list[str]]:
+    """The searchable fields of a thing, as strings (see query.Document)."""
+    doc: dict[str, list[str]] = {
+        "thingName": [record.name],
+        "thingId": [record.thing_id],
+        "thingGroupNames": list(record.groups),
+    }
+    if record.type_name is not None:
+        doc["thingTypeName"] = [record.type_name]
+    for key, value in record.attributes.items():
+        doc[f"attributes.{key}"] = [value]
+    if connectivity:
+        state = record.connectivity
+        doc["connectivity.connected"] = ["true" if state.connected else "false"]
+        if state.timestamp_ms is not None:
+            doc["connectivity.timestamp"] = [str(state.timestamp_ms)]
+        if state.reason is not None and not state.connected:
+            doc["connectivity.disconnectReason"] = [state.reason]
+        if record.session is not None:
+            doc["connectivity.clientId"] = [record.session.client_id]
+            doc["connectivity.keepAliveDuration"] = [str(record.session.keep_alive)]
+            doc["connectivity.cleanSession"] = ["true" if record.session.clean_session else "false"]
+            doc["connectivity.sessionExpiry"] = [str(record.session.session_expiry)]
+    return doc
+
+
+class IotApi:
+    """Implements each operation over the fleet. Thread-safe as the fleet is."""
+
+    def __init__(self, fleet: Fleet, config: SimulatorConfig) -> None:
+        self._fleet = fleet
+        self._config = config
+        self._handlers: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+            "GetThingConnectivityData": self.get_thing_connectivity_data,
+            "SearchIndex": self.search_index,
+            "ListThings": self.list_things,
+            "ListThingsInThingGroup": self.list_things_in_thing_group,
+            "ListThingGroups": self.list_thing_groups,
+            "DescribeThing": self.describe_thing,
+            "GetIndexingConfiguration": self.get_indexing_configuration,
+            "DescribeIndex": self.describe_index,
+        }
+
+    def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        return self._handlers[operation](params)
+
+    def _record(self, name: str, lag: float = 0.0) -> ThingRecord:
+        try:
+            return self._fleet.record(name, lag_seconds=lag)
+        except UnknownThingError:
+            raise ApiError("ResourceNotFoundException", f"Thing {name} cannot be found.") from None
+
+    def get_thing_connectivity_data(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        if not self._config.connectivity_indexing:
+            raise ApiError(
+                "IndexNotReadyException",
+                "Thing connectivity indexing is off: set thingConnectivityIndexingMode to STATUS.",
+            )
+        record = self._record(params["thingName"])
+        state, session = record.connectivity, record.session
+        out: dict[str, Any] = {"thingName": record.name, "connected": state.connected}
+        if state.timestamp_ms is not None:
+            out["timestamp"] = state.timestamp_ms / 1000.0
+            if not state.connected:
+                out["disconnectReason"] = state.reason
+        if session is not None:
+            out["clientId"] = session.client_id
+            out["keepAliveDuration"] = session.keep_alive
+            out["cleanSession"] = session.clean_session
+            out["sessionExpiry"] = session.session_expiry
+            if params.get("includeSocketInformation"):
+                out["sourceIp"] = session.source_ip
+                out["sourcePort"] = session.source_port
+                out["targetIp"] = "203.0.113.10"
+                out["targetPort"] = 8883
+        return out
+
+    def _query(self, text: str) -> Expr:
+        try:
+            return parse(text)
+        except QueryError as error:
+            raise ApiError("InvalidQueryException", f"Invalid query: {error}") from None
+
+    def search_index(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        index = params.get("indexName", THINGS_INDEX)
+        if index != THINGS_INDEX:
+            raise ApiError("ResourceNotFoundException", f"Index {index} does not exist.")
+        limit = params.get("maxResults", SEARCH_DEFAULT_PAGE)
+        if limit > SEARCH_MAX_PAGE:
+            raise ApiError(
+                "InvalidRequestException",
+                f"maxResults must be at most {SEARCH_MAX_PAGE}, got {limit}",
+            )
+        expr = self._query(params["queryString"])
+        connectivity = self._config.connectivity_indexing
+
+        def where(record: ThingRecord) -> bool:
+            doc: Document = document(record, connectivity)
+            return expr.matches(doc)
+
+        records = self._fleet.records(
+            after=decode_token(params.get("nextToken")),
+            lag_seconds=self._config.search_index_lag_seconds,
+            where=where,
+        )
+        page, token = _page(records, limit, lambda r: r.name)
+        return {"things": [self._search_doc(r, connectivity) for r in page], "nextToken": token}
+
+    @staticmethod
+    def _search_doc(record: ThingRecord, connectivity: bool) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "thingName": record.name,
+            "thingId": record.thing_id,
+            "thingTypeName": record.type_name,
+            "thingGroupNames": list(record.groups) or None,
+            "attributes": dict(record.attributes) or None,
+        }
+        if connectivity:
+            state = record.connectivity
+            conn: dict[str, Any] = {"connected": state.connected, "timestamp": state.timestamp_ms}
+            if not state.connected:
+                conn["disconnectReason"] = state.reason
+            if record.session is not None:
+                conn["clientId"] = record.session.client_id
+                conn["keepAliveDuration"] = record.session.keep_alive
+                conn["cleanSession"] = record.session.clean_session
+                conn["sessionExpiry"] = record.session.session_expiry
+            doc["connectivity"] = conn
+        return doc
+
+    def list_things(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        attribute, wanted = params.get("attributeName"), params.get("attributeValue")
+        prefix = bool(params.get("usePrefixAttributeValue"))
+        thing_type = params.get("thingTypeName")
+
+        def where(record: ThingRecord) -> bool:
+            if thing_type is not None and record.type_name != thing_type:
+                return False
+            if attribute is None:
+                return True
+            value = record.attributes.get(attribute)
+            if value is None:
+                return False
+            if wanted is None:
+                return True
+            return value.startswith(wanted) if prefix else value == wanted
+
+        records = self._fleet.records(after=decode_token(params.get("nextToken")), where=where)
+        page, token = _page(records, params.get("maxResults", DEFAULT_PAGE), lambda r: r.name)
+        things = [
+            {
+                "thingName": r.name,
+                "thingTypeName": r.type_name,
+                "thingArn": r.arn,
+                "attributes": dict(r.attributes),
+                "version": r.version,
+            }
+            for r in page
+        ]
+        return {"things": things, "nextToken": token}
+
+    def list_things_in_thing_group(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        group = params["thingGroupName"]
+        if self._fleet.group(group) is None:
+            raise ApiError("ResourceNotFoundException", f"Thing group {group} cannot be found.")
+        wanted = {group}
+        if params.get("recursive"):
+            wanted.update(self._fleet.descendants(group))
+        records = self._fleet.records(
+            after=decode_token(params.get("nextToken")),
+            where=lambda r: not wanted.isdisjoint(r.groups),
+        )
+        page, token = _page(records, params.get("maxResults", DEFAULT_PAGE), lambda r: r.name)
+        return {"things": [r.name for r in page], "nextToken": token}
+
+    def list_thing_groups(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        parent, prefix = params.get("parentGroup"), params.get("namePrefixFilter")
+        groups = self._fleet.groups()
+        if parent is not None:
+            if self._fleet.group(parent) is None:
+                raise ApiError(
+                    "ResourceNotFoundException", f"Thing group {parent} cannot be found."
+                )
+            if params.get("recursive"):
+                below = set(self._fleet.descendants(parent))
+                groups = [g for g in groups if g.name in below]
+            else:
+                groups = [g for g in groups if g.parent == parent]
+        if prefix is not None:
+            groups = [g for g in groups if g.name.startswith(prefix)]
+        after = decode_token(params.get("nextToken"))
+        if after is not None:
+            groups = [g for g in groups if g.name > after]
+        page, token = _page(iter(groups), params.get("maxResults", DEFAULT_PAGE), lambda g: g.name)
+        return {
+            "thingGroups": [{"groupName": g.name, "groupArn": g.arn} for g in page],
+            "nextToken": token,
+        }
+
+    def describe_thing(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        record = self._record(params["thingName"])
+        return {
+            "defaultClientId": record.name,
+            "thingName": record.name,
+            "thingId": record.thing_id,
+            "thingArn": record.arn,
+            "thingTypeName": record.type_name,
+            "attributes": dict(record.attributes),
+            "version": record.version,
+        }
+
+    def get_indexing_configuration(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        mode = "STATUS" if self._config.connectivity_indexing else "OFF"
+        return {
+            "thingIndexingConfiguration": {
+                "thingIndexingMode": "REGISTRY",
+                "thingConnectivityIndexingMode": mode,
+            },
+            "thingGroupIndexingConfiguration": {"thingGroupIndexingMode": "OFF"},
+        }
+
+    def describe_index(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        if params["indexName"] != THINGS_INDEX:
+            raise ApiError(
+                "ResourceNotFoundException", f"Index {params['indexName']} does not exist."
+            )
+        schema = (
+            "REGISTRY_AND_CONNECTIVITY_STATUS" if self._config.connectivity_indexing else "REGISTRY"
+        )
+        return {"indexName": THINGS_INDEX, "indexStatus": "ACTIVE", "schema": schema}

@@ -1,0 +1,232 @@
+"""SearchIndex's query language: parse a query string, evaluate it on thing documents."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+# A document is the searchable view of one thing: field name -> its values as strings
+# (a list field such as thingGroupNames has several; booleans are "true"/"false").
+Document = Mapping[str, Sequence[str]]
+
+KNOWN_FIELDS = frozenset(
+    {
+        "thingName",
+        "thingId",
+        "thingTypeName",
+        "thingGroupNames",
+        "connectivity.connected",
+        "connectivity.disconnectReason",
+        "connectivity.timestamp",
+        "connectivity.clientId",
+        "connectivity.keepAliveDuration",
+        "connectivity.cleanSession",
+        "connectivity.sessionExpiry",
+    }
+)
+_COMPARISONS = ("<=", ">=", "<", ">")
+_FIELD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
+
+
+class QueryError(ValueError):
+    """The query string is not valid; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Term:
+    """``field:value`` (with ``*``/``?`` wildcards) or ``field<op>number``."""
+
+    field: str
+    op: str
+    value: str
+
+    @functools.cached_property
+    def pattern(self) -> re.Pattern[str]:
+        return _wildcard(self.value)
+
+    def matches(self, doc: Document) -> bool:
+        values = doc.get(self.field)
+        if not values:
+            return False
+        if self.op == ":":
+            pattern = self.pattern
+            return any(pattern.fullmatch(v) for v in values)
+        bound = float(self.value)
+        return any(_compare(v, self.op, bound) for v in values)
+
+
+@dataclass(frozen=True)
+class Not:
+    """Negation."""
+
+    operand: Expr
+
+    def matches(self, doc: Document) -> bool:
+        return not self.operand.matches(doc)
+
+
+@dataclass(frozen=True)
+class And:
+    """Conjunction (explicit AND, or terms side by side)."""
+
+    operands: tuple[Expr, ...]
+
+    def matches(self, doc: Document) -> bool:
+        return all(o.matches(doc) for o in self.operands)
+
+
+@dataclass(frozen=True)
+class Or:
+    """Disjunction."""
+
+    operands: tuple[Expr, ...]
+
+    def matches(self, doc: Document) -> bool:
+        return any(o.matches(doc) for o in self.operands)
+
+
+Expr = Term | Not | And | Or
+
+
+def _wildcard(value: str) -> re.Pattern[str]:
+    parts = [".*" if c == "*" else "." if c == "?" else re.escape(c) for c in value]
+    return re.compile("".join(parts), re.DOTALL)
+
+
+def _compare(text: str, op: str, bound: float) -> bool:
+    try:
+        number = float(text)
+    except ValueError:
+        return False
+    if op == "<":
+        return number < bound
+    if op == "<=":
+        return number <= bound
+    if op == ">":
+        return number > bound
+    return number >= bound
+
+
+def _tokenize(query: str) -> list[str]:
+    """Split into '(', ')', and words; a double-quoted run stays inside its word."""
+    tokens: list[str] = []
+    i, n = 0, len(query)
+    while i < n:
+        c = query[i]
+        if c.isspace():
+            i += 1
+        elif c in "()":
+            tokens.append(c)
+            i += 1
+        else:
+            word: list[str] = []
+            while i < n and not query[i].isspace() and query[i] not in "()":
+                if query[i] == '"':
+                    end = query.find('"', i + 1)
+                    if end < 0:
+                        raise QueryError(f"unterminated quote at position {i}")
+                    word.append(query[i : end + 1])
+                    i = end + 1
+                else:
+                    word.append(query[i])
+                    i += 1
+            tokens.append("".join(word))
+    return tokens
+
+
+def _unquote(value: str) -> str:
+    if len(value) >= 2 and value[0] == '"' and value[-1] == '"':
+        return value[1:-1]
+    if '"' in value:
+        raise QueryError(f"misplaced quote in {value!r}")
+    return value
+
+
+def _known(field: str) -> bool:
+    return field in KNOWN_FIELDS or (field.startswith("attributes.") and len(field) > 11)
+
+
+def _term(word: str, known_field: Callable[[str], bool]) -> Term:
+    op_at, op = -1, ""
+    for candidate in (":", *_COMPARISONS):
+        at = word.find(candidate)
+        if at > 0 and (op_at < 0 or at < op_at or (at == op_at and len(candidate) > len(op))):
+            op_at, op = at, candidate
+    if op_at <= 0:
+        raise QueryError(f"expected field:value, got {word!r}")
+    field, value = word[:op_at], _unquote(word[op_at + len(op) :])
+    if not _FIELD_RE.fullmatch(field) or not known_field(field):
+        raise QueryError(f"unknown field {field!r}")
+    if value == "":
+        raise QueryError(f"missing value for field {field!r}")
+    if op != ":":
+        try:
+            float(value)
+        except ValueError:
+            raise QueryError(f"{field}{op} needs a number, got {value!r}") from None
+    return Term(field, op, value)
+
+
+class _Parser:
+    def __init__(self, tokens: list[str], known_field: Callable[[str], bool]) -> None:
+        self.tokens = tokens
+        self.pos = 0
+        self.known_field = known_field
+
+    def peek(self) -> str | None:
+        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+
+    def take(self) -> str:
+        token = self.tokens[self.pos]
+        self.pos += 1
+        return token
+
+    def parse_or(self) -> Expr:
+        operands = [self.parse_and()]
+        while self.peek() == "OR":
+            self.take()
+            operands.append(self.parse_and())
+        return operands[0] if len(operands) == 1 else Or(tuple(operands))
+
+    def parse_and(self) -> Expr:
+        operands = [self.parse_not()]
+        while (word := self.peek()) is not None and word not in ("OR", ")"):
+            if word == "AND":
+                self.take()
+            operands.append(self.parse_not())
+        return operands[0] if len(operands) == 1 else And(tuple(operands))
+
+    def parse_not(self) -> Expr:
+        if self.peek() == "NOT":
+            self.take()
+            return Not(self.parse_not())
+        return self.parse_primary()
+
+    def parse_primary(self) -> Expr:
+        word = self.peek()
+        if word is None:
+            raise QueryError("query ends where a term was expected")
+        if word in ("AND", "OR", ")"):
+            raise QueryError(f"unexpected {word!r} at token {self.pos + 1}")
+        self.take()
+        if word == "(":
+            inner = self.parse_or()
+            if self.peek() != ")":
+                raise QueryError("missing ')'")
+            self.take()
+            return inner
+        return _term(word, self.known_field)
+
+
+def parse(query: str, known_field: Callable[[str], bool] = _known) -> Expr:
+    """Parse a query string; raise QueryError with a message if it is not valid."""
+    tokens = _tokenize(query)
+    if not tokens:
+        raise QueryError("empty query")
+    parser = _Parser(tokens, known_field)
+    expr = parser.parse_or()
+    if parser.peek() is not None:
+        raise QueryError(f"unexpected {parser.peek()!r} at token {parser.pos + 1}")
+    return expr
