@@ -1,0 +1,88 @@
+"""End to end: a thing disconnected in the simulator reaches a webhook as an alert.
+
+simulator -> exporter (subprocess, polls every 1 s) -> Prometheus (scrapes and
+evaluates the shipped rules every 1 s) -> Alertmanager -> this test's webhook.
+
+The rules Prometheus loads are the shipped alerts.yaml with one change: every
+`for:` is set to 0s. The `for:` durations (minutes) exist to ride out blips in
+production; waiting them out would make the test take minutes while proving
+nothing more. Every expression, label and annotation stays as shipped. The
+thresholds inside the expressions need no change: the simulator's clock runs an
+hour behind, so AWS's disconnect timestamp says the thing has been offline for
+an hour, past IoTThingDisconnected's 10-minute threshold.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.monitoring.conftest import ALERTS_FILE, fleet_stack
+from tests.support.promstack import Alertmanager, WebhookReceiver
+
+pytestmark = pytest.mark.slow
+
+TARGET = "thing-00003"
+
+
+def rules_without_for(destination: Path) -> Path:
+    """The shipped rules with every `for:` set to 0s (see the module docstring)."""
+    shipped = ALERTS_FILE.read_text()
+    fast, count = re.subn(r"^(\s+for:)\s*\S+\s*$", r"\1 0s", shipped, flags=re.MULTILINE)
+    assert count >= 10, "expected a for: clause on the shipped alerts"
+    destination.write_text(fast)
+    return destination
+
+
+def is_disconnect_alert(alert: dict[str, Any], status: str = "firing") -> bool:
+    labels = alert["labels"]
+    return bool(
+        labels.get("alertname") == "IoTThingDisconnected"
+        and labels.get("thing_name") == TARGET
+        and alert["status"] == status
+    )
+
+
+def test_disconnected_thing_alert_reaches_the_webhook(
+    webhook: WebhookReceiver, tmp_path: Path
+) -> None:
+    rules = rules_without_for(tmp_path / "alerts.yaml")
+    with (
+        Alertmanager(webhook.url) as alertmanager,
+        fleet_stack(
+            tmp_path, things=4, rule_files=[rules], alertmanager_url=alertmanager.url
+        ) as stack,
+    ):
+        prom = stack.prometheus
+        assert all(
+            g["rules"] and all(r["health"] == "ok" for r in g["rules"]) for g in prom.rule_groups()
+        )
+        prom.wait_for(f'iot_thing_connected{{thing_name="{TARGET}"}} == 1')
+        assert not [
+            a for a in webhook.alerts() if a["labels"]["alertname"] == "IoTThingDisconnected"
+        ]
+
+        stack.sim.fleet.disconnect(TARGET, reason="AUTH_ERROR")
+
+        alert = webhook.wait_for_alert(is_disconnect_alert, timeout=60)
+        assert alert["labels"]["reason"] == "AUTH_ERROR"
+        assert alert["labels"]["severity"] == "warning"
+        assert alert["labels"]["env"] == "test"  # the exporter's static labels route alerts
+        assert alert["annotations"]["summary"] == f"IoT thing {TARGET} is disconnected (AUTH_ERROR)"
+        description = alert["annotations"]["description"]
+        assert f"Thing {TARGET} has been disconnected for 1h" in description
+        assert "disconnect reason AUTH_ERROR" in description
+        assert alert["annotations"]["runbook_url"].endswith("#iotthingdisconnected")
+        others = {
+            a["labels"].get("thing_name")
+            for a in webhook.alerts()
+            if a["labels"]["alertname"] == "IoTThingDisconnected"
+        }
+        assert others == {TARGET}
+
+        # Reconnecting resolves it, and Alertmanager says so.
+        stack.sim.fleet.connect(TARGET)
+        webhook.wait_for_alert(lambda a: is_disconnect_alert(a, "resolved"), timeout=60)
