@@ -189,9 +189,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetStack]:
         prom = running.prometheus
         prom.wait_for(f'iot_thing_connected{{thing_name="{THING}"}} == 1')
         running.sim.fleet.disconnect(THING, reason="AUTH_ERROR")
-        running.sim.faults.set(
-            error_rates={"ThrottlingException": 0.2}, operations={"GetThingConnectivityData"}
-        )
+        running.sim.faults.set(error_rates={"ThrottlingException": 0.2})
         for ready in (
             f'iot_thing_disconnect_reason_info{{thing_name="{THING}",reason="AUTH_ERROR"}}',
             f'increase(iot_thing_disconnects_total{{thing_name="{THING}"}}[1m])',
