@@ -29,6 +29,15 @@ COPY exporter exporter
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --force-reinstall . \
  && /opt/venv/bin/pip uninstall --yes pip setuptools
 
+# A fixed numeric UID/GID (65532, as distroless "nonroot"): Kubernetes' runAsNonRoot can
+# verify it, and it matches the chart's securityContext. The user is made here and its
+# passwd/group files copied, so the runtime stage runs no command at all.
+RUN groupadd --gid 65532 exporter \
+ && useradd --uid 65532 --gid 65532 --no-log-init --no-create-home \
+      --home-dir /nonexistent --shell /usr/sbin/nologin exporter \
+ && mkdir -p /rootfs/etc/iot-connectivity-exporter \
+ && cp /etc/passwd /etc/group /rootfs/etc/
+
 FROM ${PYTHON_IMAGE}
 ARG VERSION=dev
 ARG REVISION=unknown
@@ -43,13 +52,7 @@ LABEL org.opencontainers.image.title="aws-iot-connectivity-exporter" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.created="${CREATED}"
 
-# A fixed numeric UID/GID (65532, as distroless "nonroot"): Kubernetes' runAsNonRoot can
-# verify it, and it matches the chart's securityContext.
-RUN groupadd --gid 65532 exporter \
- && useradd --uid 65532 --gid 65532 --no-log-init --no-create-home \
-      --home-dir /nonexistent --shell /usr/sbin/nologin exporter \
- && mkdir -p /etc/iot-connectivity-exporter
-
+COPY --from=build /rootfs/ /
 COPY --from=build /opt/venv /opt/venv
 
 # Read-only root filesystem: never write bytecode; log unbuffered to stdout/stderr.
