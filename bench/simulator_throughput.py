@@ -1,4 +1,4 @@
-"""Benchmark: signed GetThingConnectivityData requests/s the simulator serves, and its CPU per request.
+"""Benchmark: signed GetThingConnectivityData requests per second served, and server CPU each.
 
 The simulator runs in this process; clients run in other processes and replay requests that
 were SigV4-signed before the clock starts, over keep-alive connections, so neither signing nor

@@ -115,13 +115,13 @@ class Admin:
                 state = fleet.state(name)
             except UnknownThingError:
                 continue
-            things.append({"thing_name": name, **dataclasses.asdict(state)})
+            things.append({"thing_name": name, **state._asdict()})
         return _json({"things": things})
 
     def _thing(self, method: str, name: str, action: str | None, body: bytes) -> Response:
         fleet = self._sim.fleet
         if action is None and method == "GET":
-            return _json({"thing_name": name, **dataclasses.asdict(fleet.state(name))})
+            return _json({"thing_name": name, **fleet.state(name)._asdict()})
         if action is None and method in ("POST", "PUT"):
             data = _body(body)
             fleet.create_thing(
@@ -131,17 +131,17 @@ class Admin:
                 attributes=data.get("attributes"),
                 never_connected=bool(data.get("never_connected", False)),
             )
-            return _json({"thing_name": name, **dataclasses.asdict(fleet.state(name))}, 201)
+            return _json({"thing_name": name, **fleet.state(name)._asdict()}, 201)
         if action is None and method == "DELETE":
             fleet.delete_thing(name)
             return _json({"deleted": name})
         if action == "connect" and method == "POST":
             changed = fleet.connect(name)
-            return _json({"changed": changed, **dataclasses.asdict(fleet.state(name))})
+            return _json({"changed": changed, **fleet.state(name)._asdict()})
         if action == "disconnect" and method == "POST":
             reason = _body(body).get("reason", "CONNECTION_LOST")
             changed = fleet.disconnect(name, reason=str(reason))
-            return _json({"changed": changed, **dataclasses.asdict(fleet.state(name))})
+            return _json({"changed": changed, **fleet.state(name)._asdict()})
         raise AdminError(
             404, "UnknownOperationException", f"no admin endpoint {method} things/{name}/{action}"
         )

@@ -86,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--manual-clock",
         type=float,
         metavar="EPOCH",
-        help="run on a manual clock starting at EPOCH; advance it via POST /_simulator/clock/advance",
+        help="manual clock starting at EPOCH; advance via POST /_simulator/clock/advance",
     )
     quotas = p.add_argument_group("quotas and credentials")
     quotas.add_argument(
@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer that modelled error with probability P (repeat)",
     )
     faults.add_argument("--outage", choices=OUTAGES, help="refuse or reset connections")
+    faults.add_argument(
+        "--outage-seconds", type=float, help="end the outage by itself after this long"
+    )
     faults.add_argument("--slow-rate", type=float, default=0.0, help="share of slow responses")
     faults.add_argument("--slow-seconds", type=float, default=0.0, help="how slow")
     faults.add_argument("--malformed-rate", type=float, default=0.0, help="share of bad bodies")
@@ -182,6 +185,7 @@ def faults_from_args(args: argparse.Namespace) -> FaultConfig:
         jitter=args.jitter,
         error_rates=_pairs(args.error_rate, "--error-rate") or {},
         outage=args.outage,
+        outage_seconds=args.outage_seconds,
         slow_rate=args.slow_rate,
         slow_seconds=args.slow_seconds,
         malformed_rate=args.malformed_rate,

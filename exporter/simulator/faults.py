@@ -23,7 +23,9 @@ class FaultConfig:
     - ``error_rates``: error code -> probability, e.g. {"ThrottlingException": 0.1}; the
       status comes from botocore's model.
     - ``outage``: "refuse" closes the listening socket (connection refused);
-      "reset" accepts and resets every connection.
+      "reset" resets every connection when its request arrives. ``outage_seconds``, if
+      set, ends the outage by itself after that long (handy from the CLI: while refusing,
+      the admin endpoints cannot be reached either).
     - ``slow_rate``/``slow_seconds``: that share of responses waits ``slow_seconds`` first,
       to outlast a client's read timeout.
     - ``malformed_rate``/``malformed``: that share of responses has a broken body.
@@ -34,6 +36,7 @@ class FaultConfig:
     jitter: float = 0.0
     error_rates: Mapping[str, float] = field(default_factory=dict)
     outage: Outage | None = None
+    outage_seconds: float | None = None
     slow_rate: float = 0.0
     slow_seconds: float = 0.0
     malformed_rate: float = 0.0
@@ -42,8 +45,8 @@ class FaultConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        for name in ("latency", "jitter", "slow_seconds"):
-            if getattr(self, name) < 0:
+        for name in ("latency", "jitter", "slow_seconds", "outage_seconds"):
+            if (getattr(self, name) or 0) < 0:
                 problems.append(f"{name} must be >= 0")
         rates = {"slow_rate": self.slow_rate, "malformed_rate": self.malformed_rate}
         rates.update({f"error_rates[{k}]": v for k, v in self.error_rates.items()})

@@ -53,18 +53,33 @@ class Simulator:
             Admin(self),
             self.config.max_body_bytes,
         )
-        self.faults.on_change(lambda config: self._server.set_outage(config.outage))
+        self.faults.on_change(self._faults_changed)
+        self._outage_timer: threading.Timer | None = None
         self._started = False
         self._stopped = threading.Event()
+
+    def _faults_changed(self, config: FaultConfig) -> None:
+        if self._outage_timer is not None:
+            self._outage_timer.cancel()
+            self._outage_timer = None
+        if not self._started:
+            return
+        self._server.set_outage(config.outage)
+        if config.outage is not None and config.outage_seconds is not None:
+            self._outage_timer = threading.Timer(config.outage_seconds, self._end_outage, (config,))
+            self._outage_timer.daemon = True
+            self._outage_timer.start()
+
+    def _end_outage(self, config: FaultConfig) -> None:
+        if self.faults.current() == config:
+            self.faults.set(outage=None, outage_seconds=None)
 
     def start(self) -> Simulator:
         """Start serving (returns self, so ``sim = Simulator(...).start()`` works)."""
         if not self._started:
             self._server.start()
             self._started = True
-            outage = self.faults.current().outage
-            if outage is not None:
-                self._server.set_outage(outage)
+            self._faults_changed(self.faults.current())
         return self
 
     @property
@@ -79,6 +94,8 @@ class Simulator:
 
     def stop(self) -> None:
         """Stop serving and drop open connections; safe to call twice."""
+        if self._outage_timer is not None:
+            self._outage_timer.cancel()
         if self._started and not self._stopped.is_set():
             self._server.stop()
         self._stopped.set()

@@ -11,7 +11,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from exporter.simulator.clock import Clock
 from exporter.simulator.config import SimulatorConfig
@@ -35,9 +35,8 @@ class Event:
     reason: str | None  # the disconnect reason; None for a connect
 
 
-@dataclass(frozen=True)
-class ThingConnectivity:
-    """What GetThingConnectivityData reports about a thing."""
+class ThingConnectivity(NamedTuple):
+    """What GetThingConnectivityData reports about a thing (a tuple: it unpacks and compares)."""
 
     connected: bool
     timestamp_ms: int | None

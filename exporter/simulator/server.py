@@ -56,24 +56,21 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def handle(self) -> None:
-        owner: Server = self.server
-        if owner.outage == "reset":
-            reset(self.connection)
-            return
         with contextlib.suppress(OSError):  # the client went away; nothing to answer
             super().handle()
 
     def _dispatch(self) -> None:
         owner: Server = self.server
-        if owner.outage is not None:
-            # A connection opened before the outage began: drop it as a dead server would.
+        path, _, query = self.path.partition("?")
+        if owner.outage is not None and not path.startswith(ADMIN_PREFIX):
+            # Drop it as a dead server would. The admin endpoints stay up (while the listener
+            # is), so an outage can be ended over HTTP.
             self.close_connection = True
             reset(self.connection)
             return
         body = self._read_body(owner.max_body_bytes)
         if body is None:
             return
-        path, _, query = self.path.partition("?")
         if path.startswith(ADMIN_PREFIX):
             self._write(owner.admin(self.command, path[len(ADMIN_PREFIX) :], query, body))
             return
@@ -215,8 +212,6 @@ class Server:
             self._close_listener()
         elif self._listener is None and not self.stopping.is_set():
             self._listen()
-        if outage is not None:
-            self._drop_connections()
 
     def _drop_connections(self) -> None:
         with self._lock:

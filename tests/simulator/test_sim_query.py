@@ -1,0 +1,100 @@
+"""SearchIndex query language: parsing and evaluation, table-driven."""
+
+from __future__ import annotations
+
+import pytest
+
+from exporter.simulator.query import And, Not, Or, QueryError, Term, parse
+
+DOC = {
+    "thingName": ["pump-007"],
+    "thingTypeName": ["pump"],
+    "thingGroupNames": ["site-a", "site-a-line-1"],
+    "attributes.fw": ["1.2.0"],
+    "attributes.room": ["boiler room"],
+    "connectivity.connected": ["false"],
+    "connectivity.disconnectReason": ["CONNECTION_LOST"],
+    "connectivity.timestamp": ["1700000000123"],
+}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("thingName:pump-007", True),
+        ("thingName:pump-00", False),
+        ("thingName:pump*", True),
+        ("thingName:*007", True),
+        ("thingName:p?mp-007", True),
+        ("thingName:*", True),
+        ("thingGroupNames:site-a", True),
+        ("thingGroupNames:site-a-line-1", True),
+        ("thingGroupNames:site-b", False),
+        ("thingTypeName:pump", True),
+        ("thingTypeName:sensor", False),
+        ("attributes.fw:1.2.0", True),
+        ("attributes.fw:1.2.*", True),
+        ("attributes.missing:x", False),
+        ('attributes.room:"boiler room"', True),
+        ('attributes.room:"boiler*"', True),
+        ("connectivity.connected:false", True),
+        ("connectivity.connected:true", False),
+        ("connectivity.disconnectReason:CONNECTION_LOST", True),
+        ("connectivity.disconnectReason:AUTH_ERROR", False),
+        ("connectivity.timestamp>1700000000000", True),
+        ("connectivity.timestamp<1700000000000", False),
+        ("connectivity.timestamp>=1700000000123", True),
+        ("connectivity.timestamp<=1700000000122", False),
+        ("thingName:pump* AND connectivity.connected:false", True),
+        ("thingName:pump* connectivity.connected:true", False),  # side by side means AND
+        ("thingName:sensor* OR connectivity.connected:false", True),
+        ("thingName:sensor* OR connectivity.connected:true", False),
+        ("NOT connectivity.connected:true", True),
+        ("NOT NOT connectivity.connected:true", False),
+        ("thingTypeName:pump AND NOT thingGroupNames:site-b", True),
+        ("(thingName:x OR thingName:pump*) AND attributes.fw:1.*", True),
+        ("thingName:x OR thingName:y AND thingName:pump*", False),  # AND binds tighter
+        ("(thingName:x OR thingName:pump*) AND (attributes.fw:2* OR thingTypeName:pump)", True),
+        ("NOT (thingName:x OR thingName:y)", True),
+    ],
+)
+def test_query_matches(query: str, expected: bool) -> None:
+    assert parse(query).matches(DOC) is expected
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("", "empty query"),
+        ("   ", "empty query"),
+        ("thingName", "expected field:value"),
+        ("thingName:", "missing value"),
+        ("nosuchfield:x", "unknown field"),
+        ("attributes.:x", "unknown field"),
+        ("thingName:a AND", "query ends"),
+        ("OR thingName:a", "unexpected 'OR'"),
+        ("(thingName:a", "missing ')'"),
+        ("thingName:a)", "unexpected ')'"),
+        ("NOT", "query ends"),
+        ('attributes.x:"unterminated', "unterminated quote"),
+        ("connectivity.timestamp>soon", "needs a number"),
+        ("thingName:a AND AND thingName:b", "unexpected 'AND'"),
+    ],
+)
+def test_query_errors(query: str, message: str) -> None:
+    with pytest.raises(QueryError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse(query)
+
+
+def test_query_tree_shape() -> None:
+    expr = parse("thingName:a OR NOT thingName:b thingTypeName:c")
+    assert expr == Or(
+        (
+            Term("thingName", ":", "a"),
+            And((Not(Term("thingName", ":", "b")), Term("thingTypeName", ":", "c"))),
+        )
+    )
+
+
+def test_value_may_contain_colons() -> None:
+    assert parse("thingName:arn:x").matches({"thingName": ["arn:x"]})
