@@ -475,6 +475,20 @@ def test_alerts_and_dashboard_have_one_copy() -> None:
             assert links, f"{name}: monitoring/ and the chart must share one file via a symlink"
 
 
+def test_packaged_chart_carries_the_files_themselves(helm: Any, tmp_path: Path) -> None:
+    """`helm package` follows the symlinks: the archive works away from the repository."""
+    archive = Path(helm.package(str(CHART_DIR), destination=str(tmp_path)))
+    packaged = helm.Chart.load_archive(archive.read_bytes())
+    values = {"prometheusRule": {"enabled": True}, "dashboards": {"enabled": True}}
+    rendered = packaged.render(values, name="iotx", namespace="monitoring")
+    docs = [yaml.safe_load(text) for path, text in rendered.items() if path.endswith(".yaml")]
+    kinds = {d["kind"] for d in docs if d}
+    assert {"PrometheusRule", "ConfigMap"} <= kinds
+    dashboard = next(d for d in docs if d and d["metadata"]["name"].endswith("-dashboard"))
+    # A ConfigMap holds at most 1 MiB.
+    assert len(dashboard["data"]["iot-connectivity-exporter.json"].encode()) < 1024 * 1024
+
+
 def test_network_policy_allows_scrapes_and_aws(render: Renderer, find: Find) -> None:
     peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
     policy = find(
