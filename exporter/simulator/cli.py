@@ -95,6 +95,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="OPERATION=RPS",
         help="requests per second for an operation (repeat; 0 = unlimited)",
     )
+    quotas.add_argument(
+        "--no-quotas",
+        dest="quotas",
+        action="store_false",
+        default=None,
+        help="no rate limits at all",
+    )
     quotas.add_argument("--burst-seconds", type=float, help="bucket size in seconds of rate")
     quotas.add_argument(
         "--credentials",
@@ -150,6 +157,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         "connectivity_indexing",
         "search_index_lag_seconds",
         "burst_seconds",
+        "quotas",
         "sts_max_session_duration",
         "sts_duration_override_seconds",
         "sts_external_id",

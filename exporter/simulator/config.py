@@ -85,6 +85,8 @@ class SimulatorConfig:
     connectivity_indexing: bool = True
     search_index_lag_seconds: float = 0.0
     # Quotas: operation -> requests per second (None: unlimited); merged over DEFAULT_RATES.
+    # quotas=False turns every bucket off (tests that poll faster than AWS would allow).
+    quotas: bool = True
     rates: Mapping[str, float | None] = field(default_factory=_default_rates)
     burst_seconds: float = 1.0
     # SigV4: access key -> secret. None accepts any well-formed signature.
@@ -120,6 +122,8 @@ class SimulatorConfig:
         """The per-operation quotas: AWS's defaults overridden by ``rates``."""
         merged = dict(DEFAULT_RATES)
         merged.update(self.rates)
+        if not self.quotas:
+            return dict.fromkeys(merged)
         return merged
 
     def effective_reason_weights(self) -> dict[str, float]:

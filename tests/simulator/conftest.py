@@ -37,8 +37,7 @@ def clock() -> ManualClock:
 @pytest.fixture
 def sim(clock: ManualClock) -> Iterator[Simulator]:
     # Quotas off: paging tests make many calls quickly; test_sim_quotas covers the buckets.
-    unlimited = dict.fromkeys(SimulatorConfig().effective_rates())
-    config = SimulatorConfig(things=30, seed=7, rates=unlimited)
+    config = SimulatorConfig(things=30, seed=7, quotas=False)
     with Simulator(config, clock=clock) as simulator:
         yield simulator
         assert simulator.internal_errors() == []

@@ -48,6 +48,7 @@ def test_default_rates_are_awss() -> None:
     assert rates["ListThingsInThingGroup"] == 25
     assert rates["ListThings"] == 10
     assert SimulatorConfig(rates={"SearchIndex": 3}).effective_rates()["SearchIndex"] == 3
+    assert set(SimulatorConfig(quotas=False).effective_rates().values()) == {None}
 
 
 def test_exceeding_the_rate_is_throttled(make_client: ClientFactory) -> None:
