@@ -55,7 +55,9 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         return f"[{host_text}]:{port}" if ":" in host_text else f"{host_text}:{port}"
 
     def serve_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
+        thread = threading.Thread(
+            target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="http", daemon=True
+        )
         thread.start()
         return thread
 

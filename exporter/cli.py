@@ -1,0 +1,175 @@
+"""Command line: Prometheus-style flags, start-up checks, signals, and the main loop."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from contextlib import ExitStack
+from types import FrameType
+
+from prometheus_client import disable_created_metrics
+
+from exporter import __version__
+from exporter.app import Exporter, SetupError
+from exporter.aws import make_iot_client
+from exporter.config import ConfigError, load_config
+from exporter.logs import FORMATS, LEVELS, setup_logging
+from exporter.server import Endpoints, ExporterHTTPServer
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 9689
+DEFAULT_LISTEN_ADDRESS = f":{DEFAULT_PORT}"
+CONFIG_ENV = "IOT_EXPORTER_CONFIG_FILE"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iot-connectivity-exporter",
+        description="Prometheus exporter for the connectivity of AWS IoT things.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument(
+        "--config.file",
+        dest="config_file",
+        default=os.environ.get(CONFIG_ENV, "config.yaml"),
+        help=f"YAML configuration file (environment: {CONFIG_ENV})",
+    )
+    parser.add_argument(
+        "--config.check",
+        dest="config_check",
+        action="store_true",
+        help="validate the configuration file, print every error, and exit",
+    )
+    parser.add_argument(
+        "--web.listen-address",
+        dest="listen_address",
+        default=DEFAULT_LISTEN_ADDRESS,
+        help="address to listen on for HTTP: [host]:port (port 0 picks a free port)",
+    )
+    parser.add_argument(
+        "--web.telemetry-path",
+        dest="telemetry_path",
+        default="/metrics",
+        help="path under which to expose metrics",
+    )
+    parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
+    parser.add_argument("--log.format", dest="log_format", choices=FORMATS, default="logfmt")
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="poll a simulated fleet started in-process; needs no AWS account or config file",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def parse_listen_address(text: str) -> tuple[str, int]:
+    """':9689' -> ('', 9689); '127.0.0.1:0' -> ('127.0.0.1', 0); '[::1]:9689' -> ('::1', 9689)."""
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or int(port) > 65535:
+        raise ValueError(f"--web.listen-address: expected [host]:port, got {text!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.log_level, args.log_format)
+    # *_created samples would double the exporter's own series for no operator value.
+    disable_created_metrics()  # type: ignore[no-untyped-call]
+    if not args.telemetry_path.startswith("/") or args.telemetry_path.startswith("/-/"):
+        print(
+            "--web.telemetry-path: must start with / and not be under /-/,"
+            f" got {args.telemetry_path!r}",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        address = parse_listen_address(args.listen_address)
+    except ValueError as error:
+        print(error, file=sys.stderr)
+        return 2
+    if args.config_check:
+        return check_config(args.config_file)
+    with ExitStack() as stack:
+        try:
+            exporter = build_exporter(args, stack)
+        except (ConfigError, SetupError) as error:
+            print(error, file=sys.stderr)
+            return 1
+        return serve(exporter, address, args.telemetry_path)
+
+
+def check_config(path: str) -> int:
+    try:
+        config = load_config(path)
+    except ConfigError as error:
+        print(error, file=sys.stderr)
+        return 1
+    print(f"config OK: {path}: {len(config.things)} things")
+    return 0
+
+
+def build_exporter(args: argparse.Namespace, stack: ExitStack) -> Exporter:
+    if args.demo:
+        # Imported here so a production exporter never loads the simulator.
+        from exporter.demo import start_demo  # noqa: PLC0415
+
+        demo = stack.enter_context(start_demo())
+        return Exporter(
+            lambda: demo.config,
+            lambda config: make_iot_client(
+                config.aws, config.poll.concurrency, static_credentials=demo.credentials
+            ),
+        )
+    path = args.config_file
+    return Exporter(
+        lambda: load_config(path),
+        lambda config: make_iot_client(config.aws, config.poll.concurrency),
+    )
+
+
+def serve(exporter: Exporter, address: tuple[str, int], telemetry_path: str) -> int:
+    endpoints = Endpoints(
+        telemetry_path=telemetry_path,
+        payload=exporter.payload,
+        ready=exporter.ready,
+        reload=exporter.reload,
+    )
+    try:
+        server = ExporterHTTPServer(address, endpoints)
+    except OSError as error:
+        log.error(
+            "cannot listen", extra={"address": f"{address[0]}:{address[1]}", "error": str(error)}
+        )
+        return 1
+    stopping = threading.Event()
+
+    def on_stop(signum: int, frame: FrameType | None) -> None:
+        stopping.set()
+
+    def on_reload(signum: int, frame: FrameType | None) -> None:
+        # Reload off the signal handler's frame so a slow config read never blocks it.
+        threading.Thread(target=exporter.reload, name="reload", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, on_stop)
+    signal.signal(signal.SIGINT, on_stop)
+    if hasattr(signal, "SIGHUP"):
+        signal.signal(signal.SIGHUP, on_reload)
+    server.serve_in_thread()
+    log.info("listening", extra={"address": server.address, "telemetry_path": telemetry_path})
+    exporter.start()
+    while not stopping.wait(1.0):
+        pass
+    log.info("shutting down")
+    exporter.stop()
+    server.shutdown()
+    server.server_close()
+    return 0
