@@ -399,7 +399,7 @@ class AwsSettings(_Section):
     def _external_id_needs_role(cls, value: str | None, info: ValidationInfo) -> str | None:
         # A role_arn that failed its own check is missing from info.data: one error is enough.
         if value is not None and "role_arn" in info.data and info.data["role_arn"] is None:
-            _fail("only allowed together with role_arn (AWS checks it when assuming a role)")
+            _fail("only allowed together with role_arn")
         return value
 
 
@@ -441,7 +441,7 @@ class ThingSettings(_Section):
     @model_validator(mode="before")
     @classmethod
     def _mapping(cls, data: Any) -> Any:
-        if isinstance(data, str) or _is_number(data):
+        if isinstance(data, str | int | float):  # booleans too, so the name check explains them
             return {"name": data}
         if not isinstance(data, dict | cls):
             _fail(f"expected a thing name or a mapping with name and labels, got {_show(data)}")
