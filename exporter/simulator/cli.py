@@ -34,12 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
     server.add_argument("--port", type=int, help="port; 0 picks a free one (default 0)")
     server.add_argument("--region", help=f"region in ARNs and signatures (default {_D.region})")
     server.add_argument("--account-id", help=f"account in ARNs (default {_D.account_id})")
-    server.add_argument("--max-body-bytes", type=int, help="larger request bodies get 413")
+    server.add_argument(
+        "--max-body-bytes", type=int, help="larger request bodies get 413 (default 1 MiB)"
+    )
     fleet = p.add_argument_group("fleet")
     fleet.add_argument("--demo", action="store_true", help="start from the demo preset")
     fleet.add_argument("--things", type=int, help=f"number of things (default {_D.things})")
     fleet.add_argument("--seed", type=int, help="seed of the random process (default 0)")
-    fleet.add_argument("--thing-name-prefix", help=f"default {_D.thing_name_prefix!r}")
+    fleet.add_argument(
+        "--thing-name-prefix", help=f"names are PREFIX00001... (default {_D.thing_name_prefix!r})"
+    )
     fleet.add_argument(
         "--mean-session-seconds",
         type=float,
@@ -63,7 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="REASON=WEIGHT",
         help="disconnect reason mix (repeat; default: every DisconnectReasonValue)",
     )
-    fleet.add_argument("--never-connected-fraction", type=float, help="default 0.02")
+    fleet.add_argument(
+        "--never-connected-fraction",
+        type=float,
+        help="share of things that never connect (default 0.02)",
+    )
     fleet.add_argument(
         "--duplicate-clientid-things",
         type=int,
@@ -102,16 +110,24 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="no rate limits at all",
     )
-    quotas.add_argument("--burst-seconds", type=float, help="bucket size in seconds of rate")
+    quotas.add_argument(
+        "--burst-seconds", type=float, help="bucket capacity = rate x this (default 1)"
+    )
     quotas.add_argument(
         "--credentials",
         action="append",
         metavar="ACCESS_KEY:SECRET",
         help="verify signatures against these keys (repeat); default: accept any signature",
     )
-    quotas.add_argument("--sts-max-session-duration", type=int, help="AssumeRole's maximum")
     quotas.add_argument(
-        "--sts-duration-override-seconds", type=float, help="issue credentials this short"
+        "--sts-max-session-duration",
+        type=int,
+        help="the role's MaxSessionDuration: a longer DurationSeconds is refused (default 43200)",
+    )
+    quotas.add_argument(
+        "--sts-duration-override-seconds",
+        type=float,
+        help="issued credentials expire after this long, whatever was asked",
     )
     quotas.add_argument("--sts-external-id", help="AssumeRole requires this ExternalId")
     faults = p.add_argument_group("faults (change them later via /_simulator/faults)")
@@ -127,10 +143,21 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument(
         "--outage-seconds", type=float, help="end the outage by itself after this long"
     )
-    faults.add_argument("--slow-rate", type=float, default=0.0, help="share of slow responses")
-    faults.add_argument("--slow-seconds", type=float, default=0.0, help="how slow")
-    faults.add_argument("--malformed-rate", type=float, default=0.0, help="share of bad bodies")
-    faults.add_argument("--malformed", choices=MALFORMED, default="truncated", help="how bad")
+    faults.add_argument(
+        "--slow-rate", type=float, default=0.0, help="share of responses held back --slow-seconds"
+    )
+    faults.add_argument(
+        "--slow-seconds", type=float, default=0.0, help="hold-back, to outlast read timeouts"
+    )
+    faults.add_argument(
+        "--malformed-rate", type=float, default=0.0, help="share of responses with a bad body"
+    )
+    faults.add_argument(
+        "--malformed",
+        choices=MALFORMED,
+        default="truncated",
+        help="truncated JSON, wrong_types, or an html 502 page (default truncated)",
+    )
     faults.add_argument("--fault-operations", help="comma-separated: faults hit only these")
     return p
 

@@ -120,6 +120,7 @@ class Faults:
     def __init__(self, seed: int = 0, initial: FaultConfig | None = None) -> None:
         self._lock = threading.Lock()
         self._config = initial or FaultConfig()
+        self._active = self._config != _NONE
         # Separate from the fleet's generators, so faults never change the fleet's history.
         self._rng = random.Random(f"{seed}:faults")
         self._listeners: list[Callable[[FaultConfig], None]] = []
@@ -132,13 +133,13 @@ class Faults:
         """Change the given settings, keep the others (see FaultConfig for each)."""
         with self._lock:
             config = dataclasses.replace(self._config, **_coerce(changes))  # type: ignore[arg-type]
-            self._config = config
+            self._config, self._active = config, config != _NONE
         self._notify(config)
         return config
 
     def replace(self, config: FaultConfig) -> None:
         with self._lock:
-            self._config = config
+            self._config, self._active = config, config != _NONE
         self._notify(config)
 
     def clear(self) -> None:
@@ -146,11 +147,10 @@ class Faults:
         self.replace(FaultConfig())
 
     def decide(self, operation: str) -> Decision:
+        if not self._active:  # the common case, checked without the lock
+            return NO_FAULT
         with self._lock:
-            config = self._config
-            if config == _NONE:
-                return NO_FAULT
-            return decide(config, operation, self._rng)
+            return decide(self._config, operation, self._rng)
 
     def on_change(self, listener: Callable[[FaultConfig], None]) -> None:
         self._listeners.append(listener)

@@ -83,6 +83,11 @@ class Simulator:
         return self
 
     @property
+    def started_at(self) -> float:
+        """Simulated time when the fleet was created; earlier events describe initial states."""
+        return self.fleet.started_at
+
+    @property
     def port(self) -> int:
         return self._server.port
 
