@@ -86,3 +86,4 @@ def test_disconnected_thing_alert_reaches_the_webhook(
         # Reconnecting resolves it, and Alertmanager says so.
         stack.sim.fleet.connect(TARGET)
         webhook.wait_for_alert(lambda a: is_disconnect_alert(a, "resolved"), timeout=60)
+    assert stack.exporter.returncode == 0, stack.exporter.log_tail()  # SIGTERM: clean exit
