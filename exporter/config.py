@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, NamedTuple, NoReturn, Self, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import (
@@ -219,8 +220,6 @@ def _matching(pattern: re.Pattern[str], message: str) -> AfterValidator:
 
 
 def _check_url(value: str) -> str:
-    from urllib.parse import urlsplit  # noqa: PLC0415  (only config validation needs it)
-
     try:
         parts = urlsplit(value)
         valid = parts.scheme in ("http", "https") and bool(parts.hostname)
