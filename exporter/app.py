@@ -276,7 +276,9 @@ class Exporter:
         )
 
     def stop(self) -> None:
+        """Stop polling; safe to call twice. In-flight requests are abandoned, not awaited."""
         self._stop.set()
-        if self._scheduler is not None:
-            self._scheduler.shutdown(wait=False)
+        scheduler, self._scheduler = self._scheduler, None
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         self._runtime.poller.close()

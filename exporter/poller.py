@@ -107,7 +107,11 @@ class Poller:
                     not_found=code == "ResourceNotFoundException",
                 )
             self._limiter.succeeded()
-            return parse_response(thing_name, response, self._clock())
+            observation = parse_response(thing_name, response, self._clock())
+            if observation.error_code is not None:
+                # A 200 whose body makes no sense is a failed call all the same.
+                self._metrics.api_errors.labels(OPERATION, observation.error_code).inc()
+            return observation
 
 
 def parse_response(thing_name: str, response: Mapping[str, Any], observed_at: float) -> Observation:

@@ -1,0 +1,403 @@
+"""The exporter against the simulator through real boto3 over HTTP: state, errors, faults."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+
+import pytest
+
+from exporter.aws import make_iot_client
+from exporter.fleet import UNOBSERVED_FLAP
+from exporter.server import Endpoints, ExporterHTTPServer
+from exporter.simulator import FaultConfig, SimulatorConfig
+from tests.integration.conftest import HarnessFactory, Samples, series, value
+from tests.support.promstack import http_get, wait_until
+
+OP = "GetThingConnectivityData"
+
+
+def quiet(things: int, *, seed: int) -> SimulatorConfig:
+    """A fleet that changes only when a test says so: every thing connected, none flapping."""
+    return SimulatorConfig(
+        things=things,
+        seed=seed,
+        quotas=False,
+        never_connected_fraction=0,
+        duplicate_clientid_things=0,
+        churn=False,
+        mean_session_seconds=math.inf,
+        mean_offline_seconds=math.inf,
+    )
+
+
+def connected_by_thing(samples: Samples) -> dict[str, float]:
+    return {
+        dict(labels)["thing_name"]: v
+        for labels, v in series(samples, "iot_thing_connected").items()
+    }
+
+
+def test_state_matches_the_simulator(harness: HarnessFactory) -> None:
+    h = harness()
+    samples = h.cycle()
+    names = h.sim.fleet.thing_names()
+    assert connected_by_thing(samples) == {
+        name: 1.0 if h.sim.fleet.state(name).connected else 0.0 for name in names
+    }
+    for name in names:
+        truth = h.sim.fleet.state(name)
+        shown = value(samples, "iot_thing_connectivity_timestamp_seconds", thing_name=name)
+        if truth.timestamp_ms is None:
+            assert shown is None, f"{name} never connected but shows a timestamp"
+        else:
+            assert shown == pytest.approx(truth.timestamp_ms / 1000)
+        assert value(samples, "iot_thing_poll_success", thing_name=name) == 1
+    assert value(samples, "iot_exporter_things_targeted") == len(names)
+    assert h.exporter.ready()
+
+
+def test_disconnect_after_start_is_counted_with_its_reason(harness: HarnessFactory) -> None:
+    h = harness(quiet(5, seed=1))
+    name = h.sim.fleet.thing_names()[0]
+    before = h.cycle()
+    assert value(before, "iot_disconnects_total", reason="AUTH_ERROR") == 0
+    h.clock.advance(5)
+    h.sim.fleet.disconnect(name, reason="AUTH_ERROR")
+    after = h.cycle(advance=55)
+    assert value(after, "iot_thing_connected", thing_name=name) == 0
+    assert value(after, "iot_thing_disconnects_total", thing_name=name, reason="AUTH_ERROR") == 1
+    assert value(after, "iot_disconnects_total", reason="AUTH_ERROR") == 1
+    assert (
+        value(after, "iot_thing_disconnect_reason_info", thing_name=name, reason="AUTH_ERROR") == 1
+    )
+    # Polling again without change counts nothing more.
+    again = h.cycle(advance=60)
+    assert value(again, "iot_disconnects_total", reason="AUTH_ERROR") == 1
+
+
+def test_unseen_flap_and_new_aws_reason(harness: HarnessFactory) -> None:
+    h = harness(quiet(3, seed=2))
+    flapper, dropper = h.sim.fleet.thing_names()[:2]
+    h.cycle()
+    h.clock.advance(10)
+    h.sim.fleet.disconnect(flapper, reason="CONNECTION_LOST")
+    h.clock.advance(10)
+    h.sim.fleet.connect(flapper)
+    h.sim.fleet.disconnect(dropper, reason="A_REASON_AWS_ADDS_LATER")
+    samples = h.cycle(advance=40)
+    assert (
+        value(samples, "iot_thing_disconnects_total", thing_name=flapper, reason=UNOBSERVED_FLAP)
+        == 1
+    )
+    assert (
+        value(samples, "iot_thing_disconnects_total", thing_name=flapper, reason="CONNECTION_LOST")
+        is None
+    )
+    assert value(samples, "iot_disconnects_total", reason="A_REASON_AWS_ADDS_LATER") == 1
+
+
+def test_every_known_reason_is_exported_at_zero_from_the_start(harness: HarnessFactory) -> None:
+    h = harness()
+    samples = h.samples()  # before any poll
+    reasons = {dict(labels)["reason"] for labels in series(samples, "iot_disconnects_total")}
+    assert {
+        "AUTH_ERROR",
+        "DUPLICATE_CLIENTID",
+        "API_INITIATED_DISCONNECT",
+        "UNKNOWN",
+        UNOBSERVED_FLAP,
+    } <= reasons
+    assert not h.exporter.ready()
+
+
+def assert_state_kept(before: Samples, after: Samples) -> None:
+    assert connected_by_thing(after) == connected_by_thing(before), (
+        "an error flipped a thing's state"
+    )
+
+
+@pytest.mark.parametrize(
+    ("faults", "code"),
+    [
+        (FaultConfig(error_rates={"InternalFailureException": 1.0}), "InternalFailureException"),
+        (
+            FaultConfig(error_rates={"ServiceUnavailableException": 1.0}),
+            "ServiceUnavailableException",
+        ),
+        (FaultConfig(error_rates={"UnauthorizedException": 1.0}), "UnauthorizedException"),
+        (FaultConfig(malformed_rate=1.0), "InvalidResponse"),
+        (FaultConfig(outage="refuse"), "ConnectionError"),
+        (FaultConfig(outage="reset"), "ConnectionError"),
+    ],
+    ids=["500", "503", "401", "malformed", "outage-refused", "outage-reset"],
+)
+def test_failures_mark_polls_failed_and_never_flip_state(
+    harness: HarnessFactory, faults: FaultConfig, code: str
+) -> None:
+    h = harness(SimulatorConfig(things=10, seed=4, quotas=False))
+    before = h.cycle()
+    h.sim.faults.set(**faults.to_json())
+    during = h.cycle(advance=60)
+    assert_state_kept(before, during)
+    for name in h.sim.fleet.thing_names():
+        assert value(during, "iot_thing_poll_success", thing_name=name) == 0
+        assert value(during, "iot_thing_poll_error_info", thing_name=name, error_code=code) == 1
+    errors = value(during, "iot_exporter_api_errors_total", operation=OP, error_code=code)
+    assert errors is not None
+    assert errors >= 10
+    # Recovery: the next cycle after the fault clears is whole again.
+    h.sim.faults.clear()
+    recovered = h.cycle(advance=60)
+    assert all(
+        value(recovered, "iot_thing_poll_success", thing_name=n) == 1
+        for n in h.sim.fleet.thing_names()
+    )
+    assert series(recovered, "iot_thing_poll_error_info") == {}
+
+
+def test_timeouts_are_poll_failures(harness: HarnessFactory) -> None:
+    h = harness(SimulatorConfig(things=4, seed=5, quotas=False), aws={"read_timeout": "300ms"})
+    before = h.cycle()
+    h.sim.faults.set(slow_rate=1.0, slow_seconds=1.5)
+    during = h.cycle(advance=60)
+    assert_state_kept(before, during)
+    assert value(during, "iot_exporter_api_errors_total", operation=OP, error_code="Timeout") == 4
+
+
+def test_botocore_never_retries_behind_the_budget(harness: HarnessFactory) -> None:
+    h = harness(
+        SimulatorConfig(things=10, seed=6, quotas=False),
+        faults=FaultConfig(error_rates={"InternalFailureException": 1.0}),
+    )
+    h.sim.reset_request_counts()
+    h.cycle()
+    assert h.sim.request_counts() == {(OP, "InternalFailureException"): 10}
+
+
+def test_throttling_backs_off_retries_and_is_counted(harness: HarnessFactory) -> None:
+    h = harness(SimulatorConfig(things=8, seed=7, quotas=False), max_retries=3)
+    before = h.cycle()
+    # Every other request throttled: retries (after the shared backoff) get most through.
+    h.sim.faults.set(error_rates={"ThrottlingException": 0.5})
+    during = h.cycle(advance=60)
+    throttles = value(
+        during, "iot_exporter_api_errors_total", operation=OP, error_code="ThrottlingException"
+    )
+    assert throttles is not None
+    assert throttles > 0
+    requests = value(during, "iot_exporter_api_requests_total", operation=OP)
+    assert requests == 16 + throttles  # two clean cycles of 8, plus one retry per throttle
+    for labels, connected in connected_by_thing(during).items():
+        failed = value(
+            during, "iot_thing_poll_error_info", thing_name=labels, error_code="ThrottlingException"
+        )
+        if failed:
+            assert connected == connected_by_thing(before)[labels]
+
+
+def test_budget_keeps_under_the_quota(harness: HarnessFactory) -> None:
+    # The simulated account allows 40/s with a small burst; a 30/s budget never trips it.
+    sim = SimulatorConfig(things=45, seed=8, rates={OP: 40.0}, burst_seconds=0.1)
+    h = harness(sim, max_requests_per_second=30)
+    h.sim.reset_request_counts()
+    samples = h.cycle()
+    assert h.sim.request_counts() == {(OP, "ok"): 45}
+    assert (
+        value(
+            samples, "iot_exporter_api_errors_total", operation=OP, error_code="ThrottlingException"
+        )
+        == 0
+    )
+
+
+def test_missing_things_are_failures_not_disconnects(harness: HarnessFactory) -> None:
+    h = harness(
+        quiet(3, seed=9),
+        things=None,
+    )
+    names = h.sim.fleet.thing_names()
+    h.rewrite_config(things=[*names, "ghost-thing"])
+    assert h.exporter.reload().ok
+    first = h.cycle()
+    assert (
+        value(
+            first,
+            "iot_thing_poll_error_info",
+            thing_name="ghost-thing",
+            error_code="ResourceNotFoundException",
+        )
+        == 1
+    )
+    assert "ghost-thing" not in connected_by_thing(first)
+    # A thing deleted after it was seen keeps its last state, marked as a failed poll.
+    h.sim.fleet.delete_thing(names[0])
+    later = h.cycle(advance=60)
+    assert value(later, "iot_thing_connected", thing_name=names[0]) == 1
+    assert value(later, "iot_thing_poll_success", thing_name=names[0]) == 0
+    assert sum(series(later, "iot_disconnects_total").values()) == 0
+
+
+def test_index_not_ready_explains_the_fix_once(
+    harness: HarnessFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness(SimulatorConfig(things=5, seed=10, quotas=False, connectivity_indexing=False))
+    with caplog.at_level(logging.ERROR, logger="exporter.app"):
+        h.cycle()
+        h.cycle(advance=60)
+    hints = [
+        r.getMessage() for r in caplog.records if "update-indexing-configuration" in r.getMessage()
+    ]
+    assert len(hints) == 1
+    assert "thingConnectivityIndexingMode=STATUS" in hints[0]
+    assert "--region eu-west-1" in hints[0]
+    samples = h.samples()
+    assert (
+        value(
+            samples,
+            "iot_exporter_api_errors_total",
+            operation=OP,
+            error_code="IndexNotReadyException",
+        )
+        == 10
+    )
+
+
+def test_stale_state_is_withdrawn(harness: HarnessFactory) -> None:
+    h = harness(SimulatorConfig(things=3, seed=11, quotas=False), staleness="3m")
+    h.cycle()
+    h.sim.faults.set(outage="refuse")
+    still = h.cycle(advance=120)
+    assert len(connected_by_thing(still)) == 3
+    stale = h.cycle(advance=120)
+    assert connected_by_thing(stale) == {}
+    assert series(stale, "iot_thing_connectivity_timestamp_seconds") == {}
+    assert len(series(stale, "iot_thing_last_successful_poll_timestamp_seconds")) == 3
+
+
+def test_reload_drops_removed_things_and_keeps_old_config_when_invalid(
+    harness: HarnessFactory,
+) -> None:
+    h = harness(SimulatorConfig(things=3, seed=12, quotas=False))
+    names = h.sim.fleet.thing_names()
+    h.cycle()
+    h.rewrite_config(things=names[:2])
+    assert h.exporter.reload().ok
+    samples = h.samples()
+    assert set(connected_by_thing(samples)) == set(names[:2])
+    assert all(
+        dict(labels)["thing_name"] != names[2]
+        for labels in series(samples, "iot_thing_poll_success")
+    )
+    assert value(samples, "iot_exporter_things_targeted") == 2
+    h.config_path.write_text("poll:\n  interval: fast\nthings: []\n")
+    result = h.exporter.reload()
+    assert not result.ok
+    assert 'poll.interval: expected a duration such as 30s, got "fast"' in result.message
+    after = h.cycle(advance=60)
+    assert value(after, "iot_exporter_config_last_reload_successful") == 0
+    assert set(connected_by_thing(after)) == set(names[:2])
+
+
+def test_labels_from_config(harness: HarnessFactory) -> None:
+    h = harness(SimulatorConfig(things=2, seed=13, quotas=False))
+    a, b = h.sim.fleet.thing_names()
+    h.rewrite_config(
+        labels={"env": "prod", "site": "hq"}, things=[{"name": a, "labels": {"site": "plant-a"}}, b]
+    )
+    assert h.exporter.reload().ok
+    samples = h.cycle()
+    labels = {dict(k)["thing_name"]: dict(k) for k in series(samples, "iot_thing_connected")}
+    assert labels[a] == {"thing_name": a, "env": "prod", "site": "plant-a"}
+    assert labels[b] == {"thing_name": b, "env": "prod", "site": "hq"}
+
+
+def test_assumed_role_credentials_are_used_and_refreshed(
+    harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base_key, base_secret = "AKIDBASECHAIN0000001", "base-chain-secret"
+    # Credentials valid for 10 minutes sit inside botocore's 15-minute refresh window,
+    # so every use refreshes them: proof that refreshing is wired, without waiting an hour.
+    sim_config = SimulatorConfig(
+        things=4,
+        seed=14,
+        quotas=False,
+        credentials={base_key: base_secret},
+        sts_duration_override_seconds=600,
+    )
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", base_key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", base_secret)
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    h = harness(
+        sim_config,
+        factory=lambda config: make_iot_client(config.aws, config.poll.concurrency),
+        concurrency=1,
+    )
+    h.rewrite_config(
+        aws={
+            **h.document["aws"],
+            "role_arn": "arn:aws:iam::123456789012:role/iot-exporter",
+            "sts_endpoint_url": h.sim.url,
+        }
+    )
+    assert h.exporter.reload().ok
+    samples = h.cycle()
+    assert all(
+        value(samples, "iot_thing_poll_success", thing_name=n) == 1
+        for n in h.sim.fleet.thing_names()
+    )
+    used = h.sim.access_key_counts()
+    assert base_key not in used, (
+        "IoT calls must be signed with the assumed role, not the base chain"
+    )
+    assert sum(used.values()) == 4
+    assume_calls = sum(
+        n for (op, outcome), n in h.sim.request_counts().items() if op == "AssumeRole"
+    )
+    assert assume_calls >= 2, "credentials near expiry must be refreshed"
+
+
+def test_exporter_keeps_serving_through_an_outage(harness: HarnessFactory) -> None:
+    h = harness(SimulatorConfig(things=5, seed=15, quotas=False))
+    endpoints = Endpoints("/metrics", h.exporter.payload, h.exporter.ready, h.exporter.reload)
+    server = ExporterHTTPServer(("127.0.0.1", 0), endpoints)
+    server.serve_in_thread()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        h.cycle()
+        h.sim.faults.set(outage="refuse")
+        cycle = threading.Thread(target=h.cycle, kwargs={"advance": 60})
+        cycle.start()
+        status, body = http_get(url + "/metrics")
+        cycle.join()
+        assert status == 200
+        assert b"iot_thing_connected" in body
+        assert http_get(url + "/-/ready")[0] == 200
+        status, body = http_get(url + "/metrics")
+        assert b'error_code="ConnectionError"' in body
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_overrunning_cycle_is_reported_not_stacked(harness: HarnessFactory) -> None:
+    h = harness(
+        SimulatorConfig(things=6, seed=16, quotas=False),
+        faults=FaultConfig(latency=0.4),
+        concurrency=1,
+        interval="1s",
+        staleness="1m",
+    )
+    h.exporter.start()
+    wait_until(
+        lambda: h.live_value("iot_exporter_poll_cycles_overrun_total") >= 1 or None,
+        timeout=20,
+        what="an overrun",
+    )
+    h.exporter.stop()
+    counts = h.sim.request_counts()
+    # Had cycles stacked, more than one cycle's requests would be in flight at once; the
+    # single poll worker (concurrency 1) means requests equal finished-or-running cycles x 6.
+    assert sum(counts.values()) <= 6 * (h.live_value("iot_exporter_poll_cycles_total") + 1)
