@@ -225,7 +225,7 @@ def exporter_image(podman: Podman, stand_in_base: str) -> str:
     )
     print(f"image build: {time.monotonic() - started:.1f} s", file=sys.stderr)
     # Superseded test images from earlier runs; their cached layers go with them.
-    podman.run("image", "prune", "--force", "--filter", "until=24h", check=False)
+    podman.run("image", "prune", "--force", "--filter", "until=1h", check=False)
     return IMAGE
 
 
