@@ -242,6 +242,23 @@ def test_hadolint() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_dockerfile_shape() -> None:
+    """Pinned base, two stages, and a runtime stage that only copies (runs nothing)."""
+    text = (REPO_ROOT / "Dockerfile").read_text(encoding="utf-8")
+    pinned = r"^ARG PYTHON_IMAGE=python:3\.\d+\.\d+-slim-bookworm@sha256:[0-9a-f]{64}$"
+    assert re.search(pinned, text, re.M), "the default base is pinned by patch tag and digest"
+    stages = re.split(r"^FROM ", text, flags=re.M)[1:]
+    assert len(stages) == 2
+    assert stages[0].startswith("${PYTHON_IMAGE} AS build")
+    runtime = stages[1]
+    assert runtime.startswith("${PYTHON_IMAGE}\n"), "both stages share the base"
+    assert not re.search(r"^RUN ", runtime, re.M), "the runtime stage runs no command"
+    assert re.search(r"^USER 65532:65532$", runtime, re.M)
+    assert re.search(r"^EXPOSE 9689$", runtime, re.M)
+    assert "PIP_CERT" not in runtime, "build-only settings stay in the build stage"
+    assert "PIP_INDEX_URL" not in runtime
+
+
 def test_dockerignore_keeps_the_context_small() -> None:
     lines = (REPO_ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
     rules = [line for line in lines if line and not line.startswith("#")]
