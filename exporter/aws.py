@@ -81,7 +81,7 @@ def make_session(
     if settings.role_arn:
         provider = AssumeRoleProvider(session, settings)
         core.get_component("credential_provider").insert_before("env", provider)
-    if session.region_name is None:
+    if not session.region_name:
         raise AwsSetupError(
             "aws.region: no region configured; set aws.region, AWS_REGION or the profile's region"
         )

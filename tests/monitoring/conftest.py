@@ -7,19 +7,13 @@ Prometheus scrapes the exporter every second.
 
 from __future__ import annotations
 
-import shutil
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import yaml
 
-from exporter.simulator import ManualClock, Simulator, SimulatorConfig
-from tests.support.exporter_process import ExporterProcess
-from tests.support.promstack import Prometheus, ScrapeTarget, WebhookReceiver
+from tests.support.promstack import WebhookReceiver
+from tests.support.stack import require_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MONITORING = REPO_ROOT / "monitoring"
@@ -28,28 +22,6 @@ ALERTS_TEST_FILE = MONITORING / "alerts_test.yaml"
 DASHBOARD_FILE = MONITORING / "dashboard.json"
 MONITORING_DOC = REPO_ROOT / "docs" / "monitoring.md"
 CHART_FILES = REPO_ROOT / "helm" / "iot-connectivity-exporter" / "files"
-
-EXPORTER_JOB = "iot-connectivity-exporter"
-"""The scrape job name the tests use; the shipped `up` alerts match it by regex."""
-
-# The simulator accepts any well-formed signature; these keep boto3 from looking
-# for real credentials or an instance metadata service.
-AWS_TEST_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_SESSION_TOKEN": "testing",
-    "AWS_CONFIG_FILE": "/dev/null",
-    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
-
-
-def require_binary(name: str) -> str:
-    """Path of a tool the tests need; fail (never skip) with how to get it."""
-    path = shutil.which(name)
-    if path is None:
-        pytest.fail(f"{name} not found on PATH: run scripts/bootstrap (Debian package)")
-    return path
 
 
 @pytest.fixture
@@ -61,84 +33,3 @@ def promtool() -> str:
 def webhook() -> Iterator[WebhookReceiver]:
     with WebhookReceiver() as receiver:
         yield receiver
-
-
-def write_exporter_config(
-    path: Path,
-    *,
-    endpoint_url: str,
-    things: Sequence[str | Mapping[str, object]],
-    interval: str = "1s",
-    labels: Mapping[str, str] | None = None,
-    max_requests_per_second: float = 50,
-) -> Path:
-    """Write an exporter config (docs/contract.md format) polling `endpoint_url`."""
-    config = {
-        "aws": {
-            "region": "eu-west-1",
-            "endpoint_url": endpoint_url,
-            "connect_timeout": "1s",
-            "read_timeout": "2s",
-        },
-        "poll": {"interval": interval, "max_requests_per_second": max_requests_per_second},
-        "labels": dict(labels or {}),
-        "things": [t if isinstance(t, str) else dict(t) for t in things],
-    }
-    path.write_text(yaml.safe_dump(config, sort_keys=False))
-    return path
-
-
-@dataclass
-class FleetStack:
-    """A running simulator, exporter and Prometheus; see `fleet_stack`."""
-
-    sim: Simulator
-    clock: ManualClock
-    exporter: ExporterProcess
-    prometheus: Prometheus
-
-
-@contextmanager
-def fleet_stack(
-    workdir: Path,
-    *,
-    things: int,
-    config_things: Sequence[str | Mapping[str, object]] | None = None,
-    rule_files: Sequence[Path] = (),
-    alertmanager_url: str | None = None,
-) -> Iterator[FleetStack]:
-    """Start simulator -> exporter -> Prometheus and wait for the first scrape.
-
-    The simulated fleet does not churn (every thing starts connected and stays
-    so until the test acts), and its clock stands one hour in the past: whatever
-    a test disconnects now, AWS's data says happened an hour ago, which is how a
-    test gets a "long" outage without waiting (the alert thresholds read AWS's
-    timestamps). `config_things` defaults to every simulated thing.
-    """
-    clock = ManualClock(start=time.time() - 3600)
-    sim_config = SimulatorConfig(
-        things=things,
-        seed=7,
-        churn=False,
-        never_connected_fraction=0.0,
-        duplicate_clientid_things=0,
-    )
-    with ExitStack() as stack:
-        sim = stack.enter_context(Simulator(sim_config, clock=clock))
-        config = write_exporter_config(
-            workdir / "exporter.yaml",
-            endpoint_url=sim.url,
-            things=config_things if config_things is not None else sim.fleet.thing_names(),
-            labels={"env": "test"},
-        )
-        exporter = stack.enter_context(ExporterProcess(config, env=AWS_TEST_ENV))
-        prometheus = stack.enter_context(
-            Prometheus(
-                [ScrapeTarget(EXPORTER_JOB, [exporter.address])],
-                rule_files=rule_files,
-                alertmanager_url=alertmanager_url,
-            )
-        )
-        prometheus.wait_for(f'up{{job="{EXPORTER_JOB}"}} == 1')
-        prometheus.wait_for("iot_thing_connected")
-        yield FleetStack(sim=sim, clock=clock, exporter=exporter, prometheus=prometheus)

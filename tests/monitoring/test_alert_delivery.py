@@ -20,8 +20,9 @@ from typing import Any
 
 import pytest
 
-from tests.monitoring.conftest import ALERTS_FILE, fleet_stack
+from tests.monitoring.conftest import ALERTS_FILE
 from tests.support.promstack import Alertmanager, WebhookReceiver
+from tests.support.stack import fleet_stack
 
 pytestmark = pytest.mark.slow
 

@@ -17,14 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.monitoring.conftest import (
-    CHART_FILES,
-    DASHBOARD_FILE,
-    EXPORTER_JOB,
-    FleetStack,
-    fleet_stack,
-)
+from tests.monitoring.conftest import CHART_FILES, DASHBOARD_FILE
 from tests.support.promstack import Result
+from tests.support.stack import EXPORTER_JOB, FleetStack, fleet_stack
 
 pytestmark = pytest.mark.slow
 

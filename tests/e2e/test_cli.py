@@ -1,0 +1,248 @@
+"""The exporter as operators run it: flags, config checks, signals, reload, the demo."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from exporter import __version__
+from exporter.simulator import FaultConfig, Simulator, SimulatorConfig
+from tests.support.exporter_process import REPO_ROOT, ExporterProcess
+from tests.support.promstack import http_get, wait_until
+from tests.support.stack import AWS_TEST_ENV, write_exporter_config
+
+BAD_CONFIG = """\
+aws:
+  region: eu-west-1
+poll:
+  intervall: 60s
+  max_requests_per_second: lots
+things:
+  - sensor 1
+"""
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **AWS_TEST_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.fixture
+def sim() -> Iterator[Simulator]:
+    with Simulator(SimulatorConfig(things=6, seed=41, quotas=False)) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+def config(tmp_path: Path, sim: Simulator) -> Path:
+    return write_exporter_config(
+        tmp_path / "config.yaml", endpoint_url=sim.url, things=sim.fleet.thing_names()
+    )
+
+
+def metric(url: str, name: str) -> float | None:
+    _, body = http_get(url + "/metrics")
+    for line in body.decode().splitlines():
+        if line.split(" ")[0] == name:
+            return float(line.split(" ")[1])
+    return None
+
+
+def test_version() -> None:
+    result = run_cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"iot-connectivity-exporter {__version__}"
+
+
+def test_help_documents_every_flag() -> None:
+    out = run_cli("--help").stdout
+    for flag in (
+        "--config.file",
+        "--config.check",
+        "--web.listen-address",
+        "--web.telemetry-path",
+        "--log.level",
+        "--log.format",
+        "--demo",
+        "--version",
+        "IOT_EXPORTER_CONFIG_FILE",
+        ":9689",
+    ):
+        assert flag in out
+
+
+def test_config_check_accepts_the_example() -> None:
+    result = run_cli("--config.check", "--config.file", "config.example.yaml")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("config OK: config.example.yaml:")
+
+
+def test_config_check_reports_every_error_with_its_path(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_CONFIG)
+    result = run_cli("--config.check", "--config.file", str(bad))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        f'{bad}: poll.intervall: unknown key (did you mean "interval"?)',
+        f'{bad}: poll.max_requests_per_second: expected a number, got "lots"',
+        f'{bad}: things[0].name: invalid thing name "sensor 1": '
+        "use 1 to 128 letters, digits or : _ -",
+    ]
+
+
+def test_config_file_from_the_environment(tmp_path: Path, config: Path) -> None:
+    result = run_cli("--config.check", env={"IOT_EXPORTER_CONFIG_FILE": str(config)})
+    assert result.returncode == 0
+    assert str(config) in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--config.file", "/nonexistent/config.yaml"], "cannot read the file"),
+        (["--web.listen-address", "nonsense"], "--web.listen-address: expected [host]:port"),
+        (["--web.telemetry-path", "metrics"], "--web.telemetry-path: must start with /"),
+        (["--log.level", "loud"], "invalid choice: 'loud'"),
+    ],
+)
+def test_bad_start_up_input_exits_non_zero_without_traceback(args: list[str], message: str) -> None:
+    result = run_cli(*args)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_region_is_a_clear_start_up_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("things: [a]\n")
+    result = run_cli("--config.file", str(config), env={"AWS_REGION": "", "AWS_DEFAULT_REGION": ""})
+    assert result.returncode == 1
+    assert "aws.region: no region configured" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_reported(config: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("--config.file", str(config), "--web.listen-address", f"127.0.0.1:{port}")
+    assert result.returncode == 1
+    assert "cannot listen" in result.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_stops_cleanly_within_five_seconds_mid_cycle(tmp_path: Path, sig: signal.Signals) -> None:
+    # Each request takes 3 s, so a cycle is in flight when the signal arrives.
+    faults = FaultConfig(latency=3.0)
+    with Simulator(SimulatorConfig(things=4, seed=42, quotas=False), faults=faults) as sim:
+        config = write_exporter_config(
+            tmp_path / "c.yaml", endpoint_url=sim.url, things=sim.fleet.thing_names()
+        )
+        proc = ExporterProcess(config, env=AWS_TEST_ENV, wait_ready=False).start()
+        wait_until(lambda: sum(sim.request_counts().values()) or None, timeout=10, what="a request")
+        started = time.monotonic()
+        proc.send_signal(sig)
+        code = proc.stop(timeout=10)
+        assert time.monotonic() - started < 5
+        assert code == 0, proc.log_tail()
+
+
+def test_ready_only_after_the_first_cycle(tmp_path: Path) -> None:
+    faults = FaultConfig(latency=1.0)
+    with Simulator(SimulatorConfig(things=2, seed=43, quotas=False), faults=faults) as sim:
+        config = write_exporter_config(
+            tmp_path / "c.yaml", endpoint_url=sim.url, things=sim.fleet.thing_names()
+        )
+        with ExporterProcess(config, env=AWS_TEST_ENV, wait_ready=False) as proc:
+            assert http_get(proc.url + "/-/ready")[0] == 503
+            assert http_get(proc.url + "/-/healthy")[0] == 200
+            assert http_get(proc.url + "/metrics")[0] == 200
+            wait_until(
+                lambda: http_get(proc.url + "/-/ready")[0] == 200 or None,
+                timeout=15,
+                what="readiness",
+            )
+
+
+def test_sighup_and_post_reload(sim: Simulator, config: Path) -> None:
+    names = sim.fleet.thing_names()
+    with ExporterProcess(config, env=AWS_TEST_ENV) as proc:
+        assert metric(proc.url, "iot_exporter_things_targeted") == len(names)
+        write_exporter_config(config, endpoint_url=sim.url, things=names[:2])
+        proc.send_signal(signal.SIGHUP)
+        wait_until(
+            lambda: metric(proc.url, "iot_exporter_things_targeted") == 2 or None,
+            timeout=10,
+            what="SIGHUP reload",
+        )
+        config.write_text("things: [not a valid name]\n")
+        conn = http.client.HTTPConnection(
+            proc.address.split(":")[0], int(proc.address.split(":")[1])
+        )
+        conn.request("POST", "/-/reload")
+        response = conn.getresponse()
+        body = response.read().decode()
+        assert response.status == 500
+        assert 'things[0].name: invalid thing name "not a valid name"' in body
+        assert metric(proc.url, "iot_exporter_config_last_reload_successful") == 0
+        assert metric(proc.url, "iot_exporter_things_targeted") == 2
+        assert any(
+            r.get("msg") == "config reload failed; keeping the running config"
+            for r in proc.log_records()
+        )
+        assert proc.running
+
+
+def test_json_logs(config: Path) -> None:
+    with ExporterProcess(config, env=AWS_TEST_ENV, extra_args=["--log.format", "json"]) as proc:
+        wait_until(
+            lambda: any("poll cycle finished" in line for line in proc.log_lines()) or None,
+            timeout=10,
+            what="a cycle log line",
+        )
+        records = [json.loads(line) for line in proc.log_lines() if line.startswith("{")]
+        assert records
+        cycle = next(r for r in records if r["msg"] == "poll cycle finished")
+        assert {"ts", "level", "logger", "things", "duration_seconds"} <= set(cycle)
+        assert not [line for line in proc.log_lines() if line and not line.startswith("{")]
+
+
+def test_custom_telemetry_path(config: Path) -> None:
+    with ExporterProcess(
+        config, env=AWS_TEST_ENV, extra_args=["--web.telemetry-path", "/iot"]
+    ) as proc:
+        assert b"iot_thing_connected" in http_get(proc.url + "/iot")[1]
+        assert http_get(proc.url + "/metrics")[0] == 404
+        assert b'href="/iot"' in http_get(proc.url + "/")[1]
+
+
+def test_readme_demo_command_runs_the_product() -> None:
+    demo = ExporterProcess(None, python=str(REPO_ROOT / "scripts" / "demo"), start_timeout=120)
+    demo.argv = [str(REPO_ROOT / "scripts" / "demo"), "--web.listen-address", "127.0.0.1:0"]
+    with demo:
+        status, body = http_get(demo.url + "/metrics")
+        assert status == 200
+        text = body.decode()
+        assert text.count("iot_thing_connected{") >= 250
+        assert 'site="plant-a"' in text
+    assert demo.returncode == 0
