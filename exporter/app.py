@@ -194,7 +194,9 @@ class Exporter:
             stop=self._stop,
             clock=self._clock,
         )
-        return Runtime(config=config, targets=resolve_targets(config), poller=poller)
+        runtime = Runtime(config=config, targets=resolve_targets(config), poller=poller)
+        _warn_if_budget_too_small(runtime)
+        return runtime
 
     def _apply_runtime_metrics(self, runtime: Runtime) -> None:
         self.metrics.request_budget.set(runtime.config.poll.max_requests_per_second)
@@ -282,3 +284,20 @@ class Exporter:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         self._runtime.poller.close()
+
+
+def _warn_if_budget_too_small(runtime: Runtime) -> None:
+    """Say at load time, not after the first overrun, when the budget cannot fit a cycle."""
+    poll = runtime.config.poll
+    shortest_cycle = len(runtime.targets.names) / poll.max_requests_per_second
+    if shortest_cycle > poll.interval:
+        log.warning(
+            "a poll cycle cannot finish within poll.interval at this request budget; "
+            "cycles will overrun: raise poll.interval or poll.max_requests_per_second",
+            extra={
+                "things": len(runtime.targets.names),
+                "max_requests_per_second": poll.max_requests_per_second,
+                "shortest_cycle_seconds": round(shortest_cycle, 1),
+                "interval_seconds": poll.interval,
+            },
+        )

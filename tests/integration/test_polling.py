@@ -401,3 +401,16 @@ def test_overrunning_cycle_is_reported_not_stacked(harness: HarnessFactory) -> N
     # Had cycles stacked, more than one cycle's requests would be in flight at once; the
     # single poll worker (concurrency 1) means requests equal finished-or-running cycles x 6.
     assert sum(counts.values()) <= 6 * (h.live_value("iot_exporter_poll_cycles_total") + 1)
+
+
+def test_a_budget_too_small_for_the_interval_is_warned_at_load(
+    harness: HarnessFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness(SimulatorConfig(things=5, seed=17, quotas=False))
+    h.rewrite_config(poll={**h.document["poll"], "interval": "1s", "max_requests_per_second": 2})
+    with caplog.at_level(logging.WARNING, logger="exporter.app"):
+        assert h.exporter.reload().ok
+    warning = next(
+        r for r in caplog.records if "cannot finish within poll.interval" in r.getMessage()
+    )
+    assert warning.__dict__["shortest_cycle_seconds"] == 2.5
