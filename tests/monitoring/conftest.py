@@ -20,7 +20,7 @@ MONITORING = REPO_ROOT / "monitoring"
 ALERTS_FILE = MONITORING / "alerts.yaml"
 ALERTS_TEST_FILE = MONITORING / "alerts_test.yaml"
 DASHBOARD_FILE = MONITORING / "dashboard.json"
-MONITORING_DOC = REPO_ROOT / "docs" / "monitoring.md"
+MONITORING_DOC = REPO_ROOT / "README.md"
 CHART_FILES = REPO_ROOT / "helm" / "iot-connectivity-exporter" / "files"
 
 

@@ -86,4 +86,4 @@ def test_every_alert_is_annotated_and_has_a_runbook(rule: dict[str, Any]) -> Non
     assert annotations["description"]
     assert annotations["runbook_url"] == RUNBOOK_BASE + name.lower()
     headings = re.findall(r"^#+ (\S+)\s*$", MONITORING_DOC.read_text(), flags=re.MULTILINE)
-    assert name in headings, f"docs/monitoring.md has no '### {name}' runbook section"
+    assert name in headings, f"README.md has no '### {name}' runbook section"
