@@ -1,0 +1,195 @@
+"""Shared benchmark helpers: a simulator in its own process, machine facts, RSS and statistics."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import botocore
+import yaml
+
+from exporter.aws import make_iot_client
+from exporter.config import Config
+
+# The simulator accepts any signature unless told otherwise; these only have to exist.
+BENCH_CREDENTIALS = ("AKIDEXPORTERBENCH001", "exporter-bench-secret")
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatorProcess:
+    url: str
+    process: subprocess.Popen[str]
+
+
+@contextmanager
+def simulator_process(args: Sequence[str]) -> Iterator[SimulatorProcess]:
+    """`python -m exporter.simulator ARGS` on 127.0.0.1, so its CPU is not this process's."""
+    command = [sys.executable, "-m", "exporter.simulator", "--host", "127.0.0.1", "--port", "0"]
+    process = subprocess.Popen(
+        [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert process.stdout is not None
+        url = process.stdout.readline().strip()
+        if not url.startswith("http://"):
+            raise RuntimeError(f"simulator did not start (first line {url!r})")
+        yield SimulatorProcess(url=url, process=process)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def bench_client_factory(config: Config) -> Any:
+    """The production client (exporter.aws.make_iot_client) with dummy static credentials."""
+    return make_iot_client(
+        config.aws, config.poll.concurrency, static_credentials=BENCH_CREDENTIALS
+    )
+
+
+def rss_bytes(pid: int | str = "self") -> int:
+    """Resident set size now (VmRSS), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError("no VmRSS in /proc status")
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def machine() -> str:
+    """One line naming the machine and the software versions the figures depend on."""
+    model = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return (
+        f"{os.cpu_count()} x {model}; Python {platform.python_version()}; "
+        f"boto3 {boto3.__version__}; botocore {botocore.__version__}"
+    )
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (p99 of 200 samples is the 198th smallest)."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), round(fraction * len(ordered) + 0.5)))
+    return ordered[rank - 1]
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values)
+
+
+def spread(values: Sequence[float]) -> str:
+    """min..max, so a reader sees the noise next to the median."""
+    return f"{min(values):.3g}..{max(values):.3g}"
+
+
+def thing_names(count: int, prefix: str = "thing-") -> list[str]:
+    """The simulator's naming: thing-00001 ... (five digits, wider past 99,999)."""
+    return [f"{prefix}{i:05d}" for i in range(1, count + 1)]
+
+
+def now_utc() -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+
+
+def write_config(
+    path: Path,
+    *,
+    endpoint_url: str,
+    things: int,
+    budget: float,
+    concurrency: int,
+    sites: int = 0,
+) -> None:
+    """A config like an operator's: a static label, and a `site` label per thing if sites > 0."""
+    names = thing_names(things)
+    listed: list[Any] = (
+        [{"name": name, "labels": {"site": f"plant-{i % sites}"}} for i, name in enumerate(names)]
+        if sites
+        else names
+    )
+    document = {
+        "aws": {"region": "eu-west-1", "endpoint_url": endpoint_url},
+        "poll": {
+            # Cycles are driven by hand; the scheduler is never started.
+            "interval": "1h",
+            "max_requests_per_second": budget,
+            "concurrency": concurrency,
+        },
+        "labels": {"env": "bench"},
+        "things": listed,
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+
+REASONS = (
+    "CONNECTION_LOST",
+    "MQTT_KEEP_ALIVE_TIMEOUT",
+    "CLIENT_INITIATED_DISCONNECT",
+    "SERVER_INITIATED_DISCONNECT",
+    "DUPLICATE_CLIENTID",
+)
+
+
+class SyntheticIoT:
+    """Stands in for the IoT client in memory: answers shaped as boto3 parses them, no HTTP.
+
+    For measuring everything but the SDK (poller, fleet, collector, memory) at fleet sizes
+    the simulator cannot serve quickly. Per cycle: about 90% of things connected, 8%
+    disconnected with a reason, 2% never connected; each cycle about 5% of things get a
+    newer timestamp, so after a few cycles a realistic fraction carries per-thing counters.
+    """
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self.cycle = 0
+        self._start = start
+        self._lock = threading.Lock()
+
+    def next_cycle(self) -> None:
+        with self._lock:
+            self.cycle += 1
+
+    def get_thing_connectivity_data(self, *, thingName: str) -> dict[str, Any]:  # noqa: N803
+        key = zlib.crc32(thingName.encode())
+        bucket = key % 100
+        if bucket < 2:
+            return {"thingName": thingName, "connected": False}
+        # A thing "moves" in the cycles where its hash says so: that is its flap rate.
+        moves = sum(1 for c in range(1, self.cycle + 1) if (key >> 7) % 20 == c % 20)
+        seconds = self._start + (key % 86_400) + 60.0 * moves
+        answer: dict[str, Any] = {
+            "thingName": thingName,
+            "connected": bucket >= 10,
+            "timestamp": dt.datetime.fromtimestamp(seconds, dt.UTC),
+        }
+        if bucket < 10:
+            answer["disconnectReason"] = REASONS[key % len(REASONS)]
+        return answer
+
+    def close(self) -> None:
+        pass
