@@ -48,7 +48,7 @@ def write_exporter_config(
     labels: Mapping[str, str] | None = None,
     max_requests_per_second: float = 50,
 ) -> Path:
-    """Write an exporter config (the format in the README, "Configuration") polling `endpoint_url`."""
+    """Write an exporter config (see the README, "Configuration") polling `endpoint_url`."""
     config = {
         "aws": {
             "region": "eu-west-1",
