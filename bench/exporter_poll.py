@@ -39,7 +39,7 @@ from bench._common import (
     thing_names,
 )
 from exporter.app import Exporter
-from exporter.aws import client_config, make_session
+from exporter.aws import client_config, make_iot_client, make_session
 from exporter.config import AwsSettings, Config, load_config
 
 OPERATION = "GetThingConnectivityData"
@@ -56,30 +56,40 @@ def cpu_seconds() -> float:
 ClientMaker = Callable[[AwsSettings, int], Any]
 
 
-def _client(settings: AwsSettings, config: BotocoreConfig) -> Any:
-    session = make_session(settings, static_credentials=BENCH_CREDENTIALS)
+def _client(settings: AwsSettings, config: BotocoreConfig, *, epoch: bool = True) -> Any:
+    session = make_session(settings, static_credentials=BENCH_CREDENTIALS, epoch_timestamps=epoch)
     return session.client("iot", endpoint_url=settings.endpoint_url, config=config)
 
 
-def _overlay(**options: Any) -> ClientMaker:
+def _overlay(*, epoch: bool = True, **options: Any) -> ClientMaker:
     def make(settings: AwsSettings, pool: int) -> Any:
-        return _client(settings, client_config(settings, pool).merge(BotocoreConfig(**options)))
+        config = client_config(settings, pool).merge(BotocoreConfig(**options))
+        return _client(settings, config, epoch=epoch)
 
     return make
 
 
+def _production(settings: AwsSettings, pool: int) -> Any:
+    return make_iot_client(settings, pool, static_credentials=BENCH_CREDENTIALS)
+
+
 def _plain(settings: AwsSettings, pool: int) -> Any:
     # What a first implementation would write: defaults, except botocore's own retries off.
-    return _client(
-        settings,
-        BotocoreConfig(retries={"total_max_attempts": 1}, max_pool_connections=pool),
-    )
+    config = BotocoreConfig(retries={"total_max_attempts": 1}, max_pool_connections=pool)
+    return _client(settings, config, epoch=False)
 
 
 VARIANTS: dict[str, ClientMaker] = {
     "plain": _plain,
-    "production": _overlay(),
+    "production": _production,
+    # Each of these is the production client with one thing changed.
+    "datetime-timestamps": _overlay(epoch=False),
     "legacy-retries": _overlay(retries={"total_max_attempts": 1, "mode": "legacy"}),
+    "validate-params": _overlay(parameter_validation=True),
+    "checksums-default": _overlay(
+        request_checksum_calculation="when_supported",
+        response_checksum_validation="when_supported",
+    ),
     "account-id-disabled": _overlay(account_id_endpoint_mode="disabled"),
     "no-keepalive": _overlay(tcp_keepalive=False),
     "no-host-prefix": _overlay(inject_host_prefix=False),
@@ -152,17 +162,12 @@ def run_cycles(args: argparse.Namespace) -> None:
             clients[0].get_thing_connectivity_data(thingName=name)
         time.sleep(1.5)  # let the simulator's token bucket refill after the warm-up
         results: list[CycleResult] = []
-        profiler = cProfile.Profile() if args.profile else None
         for run in range(1, args.runs + 1):
             calls0 = _counter(registry, "iot_exporter_api_requests_total", operation=OPERATION)
             throttles0 = _sim_throttles(sim.url)
-            if profiler is not None and run == args.runs:
-                profiler.enable()
             cpu0, wall0 = cpu_seconds(), time.monotonic()
             exporter.poll_cycle()
             wall, cpu = time.monotonic() - wall0, cpu_seconds() - cpu0
-            if profiler is not None:
-                profiler.disable()
             calls = _counter(registry, "iot_exporter_api_requests_total", operation=OPERATION)
             result = CycleResult(
                 calls=int(calls - calls0),
@@ -186,8 +191,6 @@ def run_cycles(args: argparse.Namespace) -> None:
         f"({spread(fractions)}), throttles {sum(r.throttles for r in results)} total, "
         f"CPU {median(cpu_ms):.3f} ms/call ({spread(cpu_ms)})"
     )
-    if profiler is not None:
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(args.profile)
 
 
 # -- calls mode: sequential per-call CPU, variants interleaved so drift hits all alike ---------
@@ -211,9 +214,20 @@ def run_calls(args: argparse.Namespace) -> None:
                 for i in range(args.calls):
                     client.get_thing_connectivity_data(thingName=names[i % len(names)])
                 samples[variant].append(1000.0 * (cpu_seconds() - start) / args.calls)
+        if args.profile:
+            # Sequential calls in this thread, so cProfile sees all of botocore's work.
+            profiler = cProfile.Profile()
+            client = clients[chosen[0]]
+            profiler.enable()
+            for i in range(args.calls):
+                client.get_thing_connectivity_data(thingName=names[i % len(names)])
+            profiler.disable()
     print(f"load {load_average()}")
     for variant, values in samples.items():
         print(f"{variant:22s} median {median(values):.3f} ms/call  ({spread(values)})")
+    if args.profile:
+        print(f"# cProfile of {chosen[0]} (wall time; socket waits show as recv_into)")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
 
 
 def main() -> None:
@@ -226,6 +240,9 @@ def main() -> None:
     calls.add_argument("--calls", type=int, default=2000, help="calls per variant per round")
     calls.add_argument("--rounds", type=int, default=5)
     calls.add_argument("--variants", default="", help=f"comma-separated of {','.join(VARIANTS)}")
+    calls.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="cProfile the first variant; top N"
+    )
     args = parser.parse_args()
     if args.mode == "calls":
         run_calls(args)
@@ -240,9 +257,6 @@ def _cycle_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--latency", type=float, default=0.02, help="simulator added latency (s)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--variant", choices=sorted(VARIANTS), default="production")
-    parser.add_argument(
-        "--profile", type=int, default=0, metavar="N", help="cProfile the last run; print top N"
-    )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from botocore.exceptions import (
 )
 from botocore.model import StringShape
 from botocore.parsers import ResponseParserError
+from botocore.utils import parse_timestamp
 
 from exporter import __version__
 from exporter.config import AwsSettings
@@ -63,18 +64,41 @@ def client_config(settings: AwsSettings, max_pool_connections: int) -> BotocoreC
     )
 
 
+def epoch_or_parsed_timestamp(value: Any) -> Any:
+    """A botocore timestamp parser that keeps epoch numbers as float seconds.
+
+    GetThingConnectivityData answers with epoch seconds. botocore's default parser turns
+    them into a datetime with dateutil's tzlocal (about 9 us a call here) only for the
+    poller to turn it straight back into seconds. Anything but a number still goes to
+    botocore's parser, so a garbled value raises ValueError exactly as before.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    return parse_timestamp(value)
+
+
 def make_session(
-    settings: AwsSettings, *, static_credentials: tuple[str, str] | None = None
+    settings: AwsSettings,
+    *,
+    static_credentials: tuple[str, str] | None = None,
+    epoch_timestamps: bool = False,
 ) -> boto3.Session:
     """A boto3 session: the standard credential chain, or a refreshing assumed role on top.
 
     `static_credentials` exists for the demo's in-process simulator only; real deployments
     take credentials from the chain (environment, profile, IRSA web identity, instance role).
+    With `epoch_timestamps`, clients of this session return numeric timestamps as float
+    seconds instead of datetimes (see `epoch_or_parsed_timestamp`).
     """
     try:
         core = botocore.session.Session(profile=settings.profile)
     except BotoCoreError as error:
         raise AwsSetupError(f"aws.profile: {error}") from error
+    if epoch_timestamps:
+        # A per-session component, so only this session's clients see floats.
+        core.get_component("response_parser_factory").set_parser_defaults(
+            timestamp_parser=epoch_or_parsed_timestamp
+        )
     if static_credentials is not None:
         core.set_credentials(*static_credentials)
     session = boto3.Session(botocore_session=core, region_name=settings.region)
@@ -94,7 +118,8 @@ def make_iot_client(
     *,
     static_credentials: tuple[str, str] | None = None,
 ) -> IoTClient:
-    session = make_session(settings, static_credentials=static_credentials)
+    # The poller reads timestamps as seconds anyway (poller.parse_response takes both).
+    session = make_session(settings, static_credentials=static_credentials, epoch_timestamps=True)
     try:
         return session.client(
             "iot",
