@@ -15,14 +15,19 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import boto3
 import botocore
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.aws import make_iot_client
+from exporter.aws import known_disconnect_reasons, make_iot_client
+from exporter.collector import FleetCollector, FleetView, Payload
 from exporter.config import Config
+from exporter.fleet import FleetState
+from exporter.poller import parse_response
 
 # The simulator accepts any signature unless told otherwise; these only have to exist.
 BENCH_CREDENTIALS = ("AKIDEXPORTERBENCH001", "exporter-bench-secret")
@@ -166,6 +171,8 @@ class SyntheticIoT:
     """
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
+        # What the exporter reads of a boto3 client besides the call itself.
+        self.meta = SimpleNamespace(region_name="eu-west-1", endpoint_url=None)
         self.cycle = 0
         self._start = start
         self._lock = threading.Lock()
@@ -193,3 +200,39 @@ class SyntheticIoT:
 
     def close(self) -> None:
         pass
+
+
+def fleet_render_seconds(things: int, cycles: int = 3, repeats: int = 3) -> tuple[float, float]:
+    """The once-per-cycle cost of rendering the fleet: (exposition text s, gzip s), medians.
+
+    Built the way exporter/app.py builds it (fleet state fed with parsed answers, the
+    fleet collector in its own registry, collector.render), outside the Exporter, so the
+    cost is timed alone rather than inside a poll cycle.
+    """
+    client = SyntheticIoT()
+    fleet = FleetState(known_disconnect_reasons())
+    names = thing_names(things)
+    labels = {name: {"env": "bench", "site": f"plant-{i % 50}"} for i, name in enumerate(names)}
+    now = 1_700_000_000.0
+    for _ in range(cycles):
+        client.next_cycle()
+        fleet.apply(
+            parse_response(name, client.get_thing_connectivity_data(thingName=name), now)
+            for name in names
+        )
+    collector = FleetCollector()
+    collector.view = FleetView(
+        fleet=fleet, staleness=300.0, now=now, thing_labels=labels, label_names=("env", "site")
+    )
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    text: list[float] = []
+    compress: list[float] = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        plain = generate_latest(registry)
+        middle = time.perf_counter()
+        Payload.of(plain)
+        text.append(middle - start)
+        compress.append(time.perf_counter() - middle)
+    return median(text), median(compress)

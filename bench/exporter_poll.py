@@ -7,6 +7,7 @@ in this process; CPU is this process's user+system time across each whole cycle.
 
     .venv/bin/python bench/exporter_poll.py                      # 10,000 things, 3 cycles
     .venv/bin/python bench/exporter_poll.py calls --calls 2000   # per-call CPU, config A/B
+    .venv/bin/python bench/exporter_poll.py gaps                 # what pacing does to it
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from bench._common import (
 )
 from exporter.app import Exporter
 from exporter.aws import client_config, make_iot_client, make_session
+from exporter.collector import render
 from exporter.config import AwsSettings, Config, load_config
 
 OPERATION = "GetThingConnectivityData"
@@ -183,7 +185,15 @@ def run_cycles(args: argparse.Namespace) -> None:
                 f"load {load_average()}"
             )
             time.sleep(1.5)
+        cpu0 = cpu_seconds()
+        for _ in range(3):
+            render(registry)
+        render_cpu = (cpu_seconds() - cpu0) / 3
         exporter.stop()
+    print(
+        f"of which rendering /metrics once per cycle: {1000 * render_cpu:.0f} ms CPU "
+        f"= {1000 * render_cpu / args.things:.3f} ms/call"
+    )
     fractions = [r.rate_fraction(args.budget) for r in results]
     cpu_ms = [r.cpu_ms_per_call for r in results]
     print(
@@ -230,6 +240,33 @@ def run_calls(args: argparse.Namespace) -> None:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
 
 
+# -- gaps mode: the same sequential calls with idle gaps between them -------------------------
+
+
+def run_gaps(args: argparse.Namespace) -> None:
+    """Shows what pacing alone does to CPU per call: idle gaps make each call cost more."""
+    names = thing_names(2000)
+    gaps = [float(g) / 1000 for g in args.gaps.split(",")]
+    print(f"# exporter_poll gaps  {now_utc()}  {machine()}")
+    print(f"# {args.calls} sequential production-client calls per gap, no quota, no latency")
+    with simulator_process(["--things", str(len(names)), "--no-quotas"]) as sim:
+        client = _production(AwsSettings(region="eu-west-1", endpoint_url=sim.url), 4)
+        for name in names[:100]:
+            client.get_thing_connectivity_data(thingName=name)
+        samples: dict[float, list[float]] = {gap: [] for gap in gaps}
+        for _ in range(args.rounds):
+            for gap in gaps:
+                start = cpu_seconds()
+                for i in range(args.calls):
+                    client.get_thing_connectivity_data(thingName=names[i % len(names)])
+                    if gap:
+                        time.sleep(gap)
+                samples[gap].append(1000.0 * (cpu_seconds() - start) / args.calls)
+    print(f"load {load_average()}")
+    for gap, values in samples.items():
+        print(f"gap {1000 * gap:5.1f} ms: median {median(values):.3f} ms/call ({spread(values)})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="mode")
@@ -243,8 +280,14 @@ def main() -> None:
     calls.add_argument(
         "--profile", type=int, default=0, metavar="N", help="cProfile the first variant; top N"
     )
+    gaps = sub.add_parser("gaps", help="per-call CPU with idle gaps between sequential calls")
+    gaps.add_argument("--gaps", default="0,0.5,2.86,10,20", help="milliseconds, comma-separated")
+    gaps.add_argument("--calls", type=int, default=600)
+    gaps.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    if args.mode == "calls":
+    if args.mode == "gaps":
+        run_gaps(args)
+    elif args.mode == "calls":
         run_calls(args)
     else:
         run_cycles(args)

@@ -27,11 +27,12 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from bench._common import (
     SyntheticIoT,
     bench_client_factory,
+    fleet_render_seconds,
     load_average,
     machine,
     median,
@@ -86,20 +87,15 @@ def measure(things: int, path_kind: str, cycles: int, concurrency: int) -> dict[
             cpus.append(cpu_seconds() - cpu0)
         gc.collect()
         rss = rss_bytes() - rss0
-        renders: list[float] = []
-        for _ in range(3):
-            # The text rendering the app repeats once per cycle (gzip adds ~6% on top).
-            start = time.perf_counter()
-            generate_latest(registry)
-            renders.append(time.perf_counter() - start)
         exporter.stop()
+    render_text, render_gzip = fleet_render_seconds(things, cycles)
     steady = slice(1, None) if cycles > 1 else slice(None)
     return {
         "things": things,
         "startup_s": startup,
         "cycle_s": median(walls[steady]),
         "cycle_cpu_s": median(cpus[steady]),
-        "render_s": median(renders),
+        "render_s": render_text + render_gzip,
         "rss_mib": rss / 2**20,
         "rss_kib_per_thing": rss / things / 1024,
         "payload_mib": len(exporter.payload().plain) / 2**20,

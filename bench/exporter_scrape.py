@@ -23,10 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry
 
 from bench._common import (
     SyntheticIoT,
+    fleet_render_seconds,
     load_average,
     machine,
     median,
@@ -36,7 +37,6 @@ from bench._common import (
     write_config,
 )
 from exporter.app import Exporter
-from exporter.collector import Payload
 from exporter.config import Config, load_config
 from exporter.server import Endpoints, ExporterHTTPServer
 
@@ -95,16 +95,7 @@ def measure(things: int, scrapes: int, cycles: int) -> None:
             cycle_seconds.append(time.perf_counter() - start)
         gc.collect()
         rss_after = rss_bytes()
-        # The per-cycle rendering cost, split: exposition text, then gzip of it.
-        text_s: list[float] = []
-        gzip_s: list[float] = []
-        for _ in range(5):
-            start = time.perf_counter()
-            plain = generate_latest(registry)
-            middle = time.perf_counter()
-            Payload.of(plain)
-            text_s.append(middle - start)
-            gzip_s.append(time.perf_counter() - middle)
+        render_text, render_gzip = fleet_render_seconds(things, cycles)
         server = ExporterHTTPServer(
             ("127.0.0.1", 0),
             Endpoints(
@@ -125,7 +116,7 @@ def measure(things: int, scrapes: int, cycles: int) -> None:
     print(
         f"{things} things: {series} series; cycle (synthetic client, budget 10k/s) "
         f"{median(cycle_seconds[1:] or cycle_seconds):.2f} s; "
-        f"render {1000 * median(text_s):.0f} ms text + {1000 * median(gzip_s):.0f} ms gzip "
+        f"render {1000 * render_text:.0f} ms text + {1000 * render_gzip:.0f} ms gzip "
         f"per cycle; RSS {(rss_after - rss_before) / 2**20:.1f} MiB = "
         f"{(rss_after - rss_before) / things / 1024:.2f} KiB/thing"
     )
