@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from exporter.aws import error_code
@@ -22,13 +23,20 @@ log = logging.getLogger(__name__)
 
 OPERATION = "GetThingConnectivityData"
 THROTTLE_CODES = frozenset({"ThrottlingException", "TooManyRequestsException"})
+# AWS's reasons are upper-case enum values; one that is not shaped like one is garbage and
+# must not become an unbounded label value (it is counted as AWS's own UNKNOWN instead).
+REASON_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")
+# A host clock may lag AWS's; a timestamp a day ahead of ours is not skew but nonsense.
+MAX_CLOCK_SKEW_SECONDS = 86_400.0
 
 
 class Poller:
     """Fans one cycle out over `concurrency` worker threads sharing one rate limiter.
 
-    Workers pull names from a shared iterator rather than one future per thing, so a
-    100,000-thing cycle costs a handful of objects, not 100,000 futures.
+    Workers pull names from a shared iterator rather than one task per thing, so a
+    100,000-thing cycle costs a handful of objects. They are daemon threads made per
+    cycle: on shutdown a request stuck for up to read_timeout is abandoned, never
+    awaited, and there is no pool to leak when a reload replaces the poller.
     """
 
     def __init__(
@@ -49,31 +57,46 @@ class Poller:
         self._max_retries = max_retries
         self._stop = stop
         self._clock = clock
-        self._executor = ThreadPoolExecutor(concurrency, thread_name_prefix="poll")
         self._requests = metrics.api_requests.labels(OPERATION)
+        self._unexpected_logged = False
+
+    @property
+    def region(self) -> str | None:
+        """The region the client resolved (config, environment or profile)."""
+        return self._client.meta.region_name
 
     def poll(self, thing_names: Sequence[str]) -> list[Observation]:
-        """Poll every thing once; never raises for a thing's failure. Order is not kept."""
-        names = iter(thing_names)
-        lock = threading.Lock()
+        """Poll every thing once; never raises for a thing's failure. Order is not kept.
+
+        Returns early, with what it has, once the stop event is set.
+        """
+        self._unexpected_logged = False
+        names, lock = iter(thing_names), threading.Lock()
         workers = min(self._concurrency, max(len(thing_names), 1))
-        futures = [self._executor.submit(self._work, _locked(names, lock)) for _ in range(workers)]
-        observations: list[Observation] = []
-        for future in futures:
-            observations.extend(future.result())
-        return observations
+        buckets: list[list[Observation]] = [[] for _ in range(workers)]
+        threads = [
+            threading.Thread(
+                # Each worker gets its own generator over the shared iterator: two threads
+                # must never advance one generator at once.
+                target=self._work,
+                args=(_locked(names, lock), bucket),
+                name=f"poll-{index}",
+                daemon=True,
+            )
+            for index, bucket in enumerate(buckets)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive() and not self._stop.is_set():
+                thread.join(0.1)
+        return [observation for bucket in buckets for observation in list(bucket)]
 
-    def close(self) -> None:
-        # Shutdown must not wait on an in-flight request that may take read_timeout.
-        self._executor.shutdown(wait=False, cancel_futures=True)
-
-    def _work(self, names: Iterator[str]) -> list[Observation]:
-        done: list[Observation] = []
+    def _work(self, names: Iterator[str], done: list[Observation]) -> None:
         for name in names:
             if self._stop.is_set():
-                break
+                return
             done.append(self.poll_one(name))
-        return done
 
     def poll_one(self, thing_name: str) -> Observation:
         """Poll one thing, retrying only throttles (up to max_retries) after the shared backoff."""
@@ -95,10 +118,14 @@ class Poller:
                     if attempt < self._max_retries:
                         attempt += 1
                         continue
-                elif code == "InternalError":
+                elif code == "InternalError" and not self._unexpected_logged:
+                    # Once per cycle: a bug hit by every thing must not log 10,000 lines.
+                    self._unexpected_logged = True
                     log.error(
-                        "unexpected error polling a thing",
+                        "unexpected error polling a thing (logged once per cycle; "
+                        "iot_exporter_api_errors_total counts them all)",
                         extra={"thing": thing_name, "error": repr(error)},
+                        exc_info=error,
                     )
                 return Observation.failed(
                     thing_name,
@@ -115,27 +142,37 @@ class Poller:
 
 
 def parse_response(thing_name: str, response: Mapping[str, Any], observed_at: float) -> Observation:
-    """Turn a parsed GetThingConnectivityData answer into an observation; odd answers fail."""
+    """Turn a parsed GetThingConnectivityData answer into an observation; odd answers fail.
+
+    A failed observation never changes what the fleet believes, so anything that does
+    not make sense is better refused here than taken as the thing's state.
+    """
     connected = response.get("connected")
     if not isinstance(connected, bool):
         # Without a connected flag there is no state to report; do not guess one.
         return Observation.failed(thing_name, observed_at, "InvalidResponse")
     timestamp = response.get("timestamp")
-    seconds: float | None
+    seconds: float | None = None
     if isinstance(timestamp, dt.datetime):
         seconds = timestamp.timestamp()
     elif isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
         seconds = float(timestamp)
-    else:
-        seconds = None
+    if seconds is not None and not plausible_timestamp(seconds, observed_at):
+        # One absurd timestamp held as "newest" would make every real answer look stale.
+        return Observation.failed(thing_name, observed_at, "InvalidResponse")
     reason = response.get("disconnectReason")
     return Observation.ok(
         thing_name,
         observed_at,
         connected=connected,
         timestamp=seconds,
-        reason=reason if isinstance(reason, str) and reason else None,
+        reason=reason if isinstance(reason, str) and REASON_PATTERN.fullmatch(reason) else None,
     )
+
+
+def plausible_timestamp(seconds: float, observed_at: float) -> bool:
+    """Finite, after the epoch, and not beyond any clock skew into the future."""
+    return math.isfinite(seconds) and 0 < seconds <= observed_at + MAX_CLOCK_SKEW_SECONDS
 
 
 def _locked(names: Iterator[str], lock: threading.Lock) -> Iterator[str]:

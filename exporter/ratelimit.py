@@ -37,10 +37,6 @@ class RateLimiter:
         self._next_slot = clock()
         self._consecutive_throttles = 0
 
-    @property
-    def rate(self) -> float:
-        return 1.0 / self._interval
-
     def reserve(self) -> float:
         """Reserve the next slot; return how long the caller must wait for it."""
         with self._lock:
