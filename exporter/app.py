@@ -21,8 +21,9 @@ from apscheduler.triggers.interval import IntervalTrigger
 from prometheus_client import CollectorRegistry
 from prometheus_client.process_collector import ProcessCollector
 
+from exporter import __version__
 from exporter.aws import AwsSetupError, known_disconnect_reasons
-from exporter.collector import FleetCollector, FleetView, Payload, render
+from exporter.collector import FleetCollector, FleetView, Payload, render, render_live
 from exporter.config import Config, ConfigError
 from exporter.fleet import CycleSummary, FleetState
 from exporter.poller import Poller
@@ -40,11 +41,24 @@ JOB_ID = "poll"
 ClientFactory = Callable[[Config], "IoTClient"]
 ConfigLoader = Callable[[], Config]
 
-INDEXING_HINT = (
-    "fleet indexing of thing connectivity is not enabled in this account and region; "
-    "GetThingConnectivityData needs it. Enable it with: aws iot update-indexing-configuration "
-    "--thing-indexing-configuration thingIndexingMode=REGISTRY,thingConnectivityIndexingMode=STATUS"
-)
+# Errors that no retry fixes: the account or the identity must change. Each is explained
+# once per episode (until a cycle succeeds without it), not once per thing.
+ACCOUNT_HINTS = {
+    "IndexNotReadyException": (
+        "fleet indexing of thing connectivity is not enabled in this account and region; "
+        "GetThingConnectivityData needs it. Enable it with: aws iot update-indexing-configuration "
+        "--thing-indexing-configuration "
+        "thingIndexingMode=REGISTRY,thingConnectivityIndexingMode=STATUS --region {region}"
+    ),
+    "AccessDeniedException": (
+        "AWS denied GetThingConnectivityData: give the exporter's identity "
+        "iot:GetThingConnectivityData on arn:aws:iot:{region}:ACCOUNT:thing/* (see the README)"
+    ),
+    "UnauthorizedException": (
+        "AWS answered UnauthorizedException: check the exporter's credentials and that its "
+        "identity has iot:GetThingConnectivityData in {region}"
+    ),
+}
 
 
 class SetupError(Exception):
@@ -74,18 +88,22 @@ class Exporter:
         self._load_config = load_config
         self._client_factory = client_factory
         self._clock = clock
+        # The exporter's own metrics are small and rendered per scrape, so counters and
+        # overruns move during a long cycle; the fleet's families (nearly every byte) are
+        # rendered once per cycle into their own registry and cached.
         self._registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ExporterMetrics(self._registry)
         ProcessCollector(registry=self._registry)
-        self._collector = FleetCollector()
-        self._registry.register(self._collector)
+        self._fleet_registry = CollectorRegistry(auto_describe=False)
+        self._fleet_collector = FleetCollector()
+        self._fleet_registry.register(self._fleet_collector)
         self._fleet = FleetState(known_disconnect_reasons())
         self._stop = threading.Event()
         self._ready = threading.Event()
-        self._state_lock = threading.Lock()  # fleet, runtime swap, rendering
-        self._cycle_lock = threading.Lock()  # at most one cycle, and reload waits to close pollers
+        self._state_lock = threading.Lock()  # fleet, runtime swap, fleet rendering
+        self._cycle_lock = threading.Lock()  # at most one cycle at a time
         self._reload_lock = threading.Lock()
-        self._index_hint_logged = False
+        self._hints_logged: set[str] = set()
         self._not_found: frozenset[str] = frozenset()
         self._scheduler: BackgroundScheduler | None = None
         self._runtime = self._build(load_config())  # errors here are fatal at start-up
@@ -93,25 +111,42 @@ class Exporter:
         self.metrics.config_reload_ok.set(1)
         self.metrics.config_reload_time.set(clock())
         with self._state_lock:
-            self._payload = self._render_locked()
+            self._fleet_payload = self._render_fleet_locked()
+        config = self._runtime.config
+        log.info(
+            "exporter configured",
+            extra={
+                "version": __version__,
+                "things": len(self._runtime.targets.names),
+                "region": self._region,
+                "interval_seconds": config.poll.interval,
+                "max_requests_per_second": config.poll.max_requests_per_second,
+                "concurrency": config.poll.concurrency,
+            },
+        )
 
     # -- state the HTTP layer reads ------------------------------------------------------
 
     def payload(self) -> Payload:
-        return self._payload
+        """The cached fleet exposition behind a fresh rendering of the exporter's own metrics."""
+        return self._fleet_payload.preceded_by(render_live(self._registry))
 
     def ready(self) -> bool:
         return self._ready.is_set()
 
     @property
-    def config(self) -> Config:
-        return self._runtime.config
+    def _region(self) -> str:
+        # The region may come from boto3's chain rather than the file; the client knows.
+        region = self._runtime.poller.region
+        return region or self._runtime.config.aws.region or "<your region>"
 
     # -- polling ------------------------------------------------------------------------
 
     def poll_cycle(self) -> CycleSummary | None:
-        """Poll every target once and publish the result; None if stopped mid-cycle."""
+        """Poll every target once and publish the result; None if stopped."""
         with self._cycle_lock:
+            if self._stop.is_set():
+                return None
             runtime = self._runtime
             started = time.monotonic()
             observations = runtime.poller.poll(runtime.targets.names)
@@ -126,56 +161,61 @@ class Exporter:
                 duration = time.monotonic() - started
                 self.metrics.cycle_duration.observe(duration)
                 self.metrics.cycles.inc()
-                self.metrics.last_cycle_success.set(self._clock())
-                self._payload = self._render_locked()
-            if runtime is not self._runtime:
-                runtime.poller.close()
+                if summary.succeeded or not summary.observed:
+                    # A cycle in which every poll failed is no sign of life from AWS.
+                    self.metrics.last_cycle_success.set(self._clock())
+                self._fleet_payload = self._render_fleet_locked()
         self._ready.set()
         self._log_cycle(summary, duration)
         return summary
 
-    def _render_locked(self) -> Payload:
+    def _render_fleet_locked(self) -> Payload:
         runtime = self._runtime
-        self._collector.view = FleetView(
+        self._fleet_collector.view = FleetView(
             fleet=self._fleet,
             staleness=runtime.config.poll.staleness,
             now=self._clock(),
             thing_labels=runtime.targets.labels,
             label_names=runtime.targets.label_names,
         )
-        return render(self._registry)
+        return render(self._fleet_registry)
 
     def _log_cycle(self, summary: CycleSummary, duration: float) -> None:
-        log.info(
+        errors = ",".join(f"{code}:{n}" for code, n in sorted(summary.error_codes.items()))
+        log.log(
+            logging.WARNING if summary.failed else logging.INFO,
             "poll cycle finished",
             extra={
                 "things": summary.observed,
                 "ok": summary.succeeded,
                 "failed": summary.failed,
                 "not_found": summary.not_found,
+                "errors": errors,
                 "disconnects": sum(summary.counted.values()),
                 "duration_seconds": round(duration, 3),
             },
         )
-        if summary.error_codes.get("IndexNotReadyException"):
-            if not self._index_hint_logged:
-                region = self._runtime.config.aws.region or "<your region>"
-                log.error(INDEXING_HINT + f" --region {region}")
-                self._index_hint_logged = True
-        elif summary.succeeded:
-            self._index_hint_logged = False
-        not_found = frozenset(
-            name
-            for name, state in self._fleet.things.items()
-            if state.last_error == "ResourceNotFoundException"
-        )
-        if not_found != self._not_found:
-            self._not_found = not_found
-            if not_found:
+        self._log_hints(summary)
+        if summary.not_found_names != self._not_found:
+            self._not_found = summary.not_found_names
+            if self._not_found:
                 log.warning(
                     "things not found in AWS IoT; reported as poll failures, not disconnects",
-                    extra={"count": len(not_found), "things": ",".join(sorted(not_found)[:20])},
+                    extra={
+                        "count": len(self._not_found),
+                        "things": ",".join(sorted(self._not_found)[:20]),
+                    },
                 )
+
+    def _log_hints(self, summary: CycleSummary) -> None:
+        """Explain, once per episode, the account-level problems an operator must fix."""
+        for code, hint in ACCOUNT_HINTS.items():
+            if summary.error_codes.get(code):
+                if code not in self._hints_logged:
+                    self._hints_logged.add(code)
+                    log.error(hint.format(region=self._region))
+            elif summary.succeeded:
+                self._hints_logged.discard(code)
 
     # -- configuration ------------------------------------------------------------------
 
@@ -208,15 +248,10 @@ class Exporter:
             try:
                 runtime = self._build(self._load_config())
             except (ConfigError, SetupError) as error:
-                self.metrics.config_reload_ok.set(0)
-                log.error(
-                    "config reload failed; keeping the running config", extra={"error": str(error)}
-                )
-                with self._state_lock:
-                    self._payload = self._render_locked()
-                return ReloadResult(
-                    False, f"config reload failed; keeping the running config:\n{error}"
-                )
+                return self._reload_failed(str(error))
+            except Exception as error:  # a reload must never take the daemon down
+                log.exception("unexpected error while reloading the config")
+                return self._reload_failed(f"unexpected error: {error!r}")
             old = self._runtime
             with self._state_lock:
                 self._runtime = runtime
@@ -224,19 +259,18 @@ class Exporter:
                 self._apply_runtime_metrics(runtime)
                 self.metrics.config_reload_ok.set(1)
                 self.metrics.config_reload_time.set(self._clock())
-                self._payload = self._render_locked()
+                self._fleet_payload = self._render_fleet_locked()
             self._reschedule(old.config, runtime.config)
-            if self._cycle_lock.acquire(blocking=False):
-                # No cycle is using the old poller; otherwise that cycle closes it when done.
-                try:
-                    old.poller.close()
-                finally:
-                    self._cycle_lock.release()
             log.info(
                 "config reloaded",
                 extra={"things": len(runtime.targets.names), "removed": len(removed)},
             )
             return ReloadResult(True, f"config reloaded: {len(runtime.targets.names)} things")
+
+    def _reload_failed(self, error: str) -> ReloadResult:
+        self.metrics.config_reload_ok.set(0)
+        log.error("config reload failed; keeping the running config", extra={"error": error})
+        return ReloadResult(False, f"config reload failed; keeping the running config:\n{error}")
 
     def _reschedule(self, old: Config, new: Config) -> None:
         if self._scheduler is not None and old.poll.interval != new.poll.interval:
@@ -248,7 +282,8 @@ class Exporter:
 
     def start(self) -> None:
         """Start polling now (first cycle immediately), then every poll.interval."""
-        # Two workers so APScheduler can notice (and report) a due run while one is busy.
+        # A second worker keeps the scheduler free to run other jobs; overlap of the poll
+        # job itself is prevented by max_instances=1 and reported by the listener below.
         scheduler = BackgroundScheduler(executors={"default": SchedulerPool(2)}, timezone="UTC")
         scheduler.add_listener(self._on_overrun, EVENT_JOB_MAX_INSTANCES)
         scheduler.add_job(
@@ -283,7 +318,6 @@ class Exporter:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=False)
-        self._runtime.poller.close()
 
 
 def _warn_if_budget_too_small(runtime: Runtime) -> None:

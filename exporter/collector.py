@@ -39,6 +39,17 @@ class Payload:
         # mtime=0 keeps the bytes identical for identical input (cacheable, testable).
         return cls(plain, gzip.compress(plain, compresslevel=6, mtime=0))
 
+    def preceded_by(self, head: bytes) -> Payload:
+        """This payload with `head` (a few live families) in front, without re-compressing it.
+
+        Concatenated gzip members are one valid gzip stream (RFC 1952), which Prometheus's
+        Go reader and every common client decompress as a whole, so only `head` is
+        compressed per scrape.
+        """
+        return Payload(
+            head + self.plain, gzip.compress(head, compresslevel=6, mtime=0) + self.gzipped
+        )
+
 
 class FleetCollector(Collector):
     """A custom collector: yields families from the view it was last given; never calls AWS."""
@@ -160,3 +171,8 @@ class _ThingFamilies:
 def render(registry: CollectorRegistry) -> Payload:
     """Render every collector in the registry once; scrapes then serve these bytes."""
     return Payload.of(generate_latest(registry))
+
+
+def render_live(registry: CollectorRegistry) -> bytes:
+    """Render a small registry (the exporter's own metrics) for one scrape."""
+    return generate_latest(registry)

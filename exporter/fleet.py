@@ -153,6 +153,8 @@ class CycleSummary:
     failed: int
     counted: Mapping[str, int]
     error_codes: Mapping[str, int]
+    # Things AWS says do not exist, so the app can report the set when it changes.
+    not_found_names: frozenset[str] = frozenset()
 
 
 class FleetState:
@@ -171,7 +173,8 @@ class FleetState:
     def apply(self, observations: Iterable[Observation]) -> CycleSummary:
         counted: Counter[str] = Counter()
         error_codes: Counter[str] = Counter()
-        observed = succeeded = not_found = 0
+        observed = succeeded = 0
+        not_found: set[str] = set()
         for observation in observations:
             observed += 1
             new_state, reason = transition(self.things.get(observation.thing_name), observation)
@@ -179,7 +182,8 @@ class FleetState:
             if observation.outcome is Outcome.OK:
                 succeeded += 1
             else:
-                not_found += observation.outcome is Outcome.NOT_FOUND
+                if observation.outcome is Outcome.NOT_FOUND:
+                    not_found.add(observation.thing_name)
                 error_codes[observation.error_code or "Unknown"] += 1
             if reason is not None:
                 counted[reason] += 1
@@ -187,10 +191,11 @@ class FleetState:
         return CycleSummary(
             observed=observed,
             succeeded=succeeded,
-            not_found=not_found,
+            not_found=len(not_found),
             failed=observed - succeeded,
             counted=dict(counted),
             error_codes=dict(error_codes),
+            not_found_names=frozenset(not_found),
         )
 
     def retain(self, thing_names: Iterable[str]) -> list[str]:

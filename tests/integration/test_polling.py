@@ -179,8 +179,8 @@ def test_botocore_never_retries_behind_the_budget(harness: HarnessFactory) -> No
 def test_throttling_backs_off_retries_and_is_counted(harness: HarnessFactory) -> None:
     h = harness(SimulatorConfig(things=8, seed=7, quotas=False), max_retries=3)
     before = h.cycle()
-    # Every other request throttled: retries (after the shared backoff) get most through.
-    h.sim.faults.set(error_rates={"ThrottlingException": 0.5})
+    # A third of requests throttled: retries (after the shared backoff) get most through.
+    h.sim.faults.set(error_rates={"ThrottlingException": 0.3})
     during = h.cycle(advance=60)
     throttles = value(
         during, "iot_exporter_api_errors_total", operation=OP, error_code="ThrottlingException"
@@ -188,7 +188,15 @@ def test_throttling_backs_off_retries_and_is_counted(harness: HarnessFactory) ->
     assert throttles is not None
     assert throttles > 0
     requests = value(during, "iot_exporter_api_requests_total", operation=OP)
-    assert requests == 16 + throttles  # two clean cycles of 8, plus one retry per throttle
+    gave_up = len(
+        [
+            k
+            for k in series(during, "iot_thing_poll_error_info")
+            if ("error_code", "ThrottlingException") in k
+        ]
+    )
+    # Two cycles of 8, plus a retry per throttle except the last one of each thing given up on.
+    assert requests == 16 + throttles - gave_up
     for labels, connected in connected_by_thing(during).items():
         failed = value(
             during, "iot_thing_poll_error_info", thing_name=labels, error_code="ThrottlingException"
@@ -414,3 +422,107 @@ def test_a_budget_too_small_for_the_interval_is_warned_at_load(
         r for r in caplog.records if "cannot finish within poll.interval" in r.getMessage()
     )
     assert warning.__dict__["shortest_cycle_seconds"] == 2.5
+
+
+def test_own_metrics_move_during_a_long_cycle(harness: HarnessFactory) -> None:
+    h = harness(
+        SimulatorConfig(things=6, seed=18, quotas=False),
+        faults=FaultConfig(latency=0.3),
+        concurrency=1,
+    )
+    cycle = threading.Thread(target=h.cycle)
+    cycle.start()
+    try:
+        # Before the cycle ends (6 x 0.3 s) the scrape already shows requests being spent.
+        wait_until(
+            lambda: (
+                (value(h.samples(), "iot_exporter_api_requests_total", operation=OP) or 0) >= 2
+                or None
+            ),
+            timeout=10,
+            what="live request counter",
+        )
+        assert series(h.samples(), "iot_thing_connected") == {}  # fleet waits for the cycle
+    finally:
+        cycle.join()
+    assert len(series(h.samples(), "iot_thing_connected")) == 6
+
+
+def test_reload_during_a_cycle_drops_answers_for_removed_things(harness: HarnessFactory) -> None:
+    h = harness(
+        SimulatorConfig(things=4, seed=19, quotas=False),
+        faults=FaultConfig(latency=0.3),
+        concurrency=1,
+    )
+    names = h.sim.fleet.thing_names()
+    cycle = threading.Thread(target=h.cycle)
+    cycle.start()
+    wait_until(lambda: sum(h.sim.request_counts().values()) or None, timeout=10, what="a request")
+    h.rewrite_config(things=names[1:])
+    assert h.exporter.reload().ok
+    cycle.join()
+    samples = h.samples()
+    assert set(connected_by_thing(samples)) == set(names[1:])
+    assert all(dict(k)["thing_name"] != names[0] for k in series(samples, "iot_thing_poll_success"))
+
+
+def test_reload_reschedules_a_changed_interval(harness: HarnessFactory) -> None:
+    h = harness(SimulatorConfig(things=2, seed=20, quotas=False), interval="1h", staleness="2h")
+    h.exporter.start()
+    wait_until(
+        lambda: h.live_value("iot_exporter_poll_cycles_total") >= 1 or None,
+        timeout=10,
+        what="the first cycle",
+    )
+    h.rewrite_config(poll={**h.document["poll"], "interval": "1s", "staleness": "1m"})
+    assert h.exporter.reload().ok
+    wait_until(
+        lambda: h.live_value("iot_exporter_poll_cycles_total") >= 3 or None,
+        timeout=10,
+        what="cycles at the new 1s interval",
+    )
+    h.exporter.stop()
+
+
+def test_unexpected_reload_failure_keeps_the_daemon_and_its_config(harness: HarnessFactory) -> None:
+    h = harness(SimulatorConfig(things=2, seed=21, quotas=False))
+    h.cycle()
+
+    def broken_factory(config: object) -> object:
+        raise RuntimeError("credential helper crashed")
+
+    h.exporter._client_factory = broken_factory  # type: ignore[assignment]
+    result = h.exporter.reload()
+    assert not result.ok
+    assert "credential helper crashed" in result.message
+    samples = h.cycle(advance=60)
+    assert value(samples, "iot_exporter_config_last_reload_successful") == 0
+    assert len(connected_by_thing(samples)) == 2
+
+
+def test_last_success_timestamp_needs_a_successful_poll(harness: HarnessFactory) -> None:
+    h = harness(SimulatorConfig(things=3, seed=22, quotas=False))
+    first = h.cycle()
+    stamp = value(first, "iot_exporter_last_poll_success_timestamp_seconds")
+    assert stamp == h.clock.now()
+    h.sim.faults.set(error_rates={"UnauthorizedException": 1.0})
+    failed = h.cycle(advance=60)
+    assert value(failed, "iot_exporter_last_poll_success_timestamp_seconds") == stamp
+    assert value(failed, "iot_exporter_poll_cycles_total") == 2
+
+
+def test_unauthorized_is_explained_once(
+    harness: HarnessFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness(
+        SimulatorConfig(things=3, seed=23, quotas=False),
+        faults=FaultConfig(error_rates={"UnauthorizedException": 1.0}),
+    )
+    with caplog.at_level(logging.WARNING, logger="exporter.app"):
+        h.cycle()
+        h.cycle(advance=60)
+    hints = [r for r in caplog.records if "iot:GetThingConnectivityData" in r.getMessage()]
+    assert len(hints) == 1
+    cycles = [r for r in caplog.records if r.getMessage() == "poll cycle finished"]
+    assert [r.levelno for r in cycles] == [logging.WARNING, logging.WARNING]
+    assert cycles[0].__dict__["errors"] == "UnauthorizedException:3"

@@ -111,3 +111,11 @@ def test_payload_gzip_round_trips_and_is_deterministic() -> None:
     assert gzip.decompress(payload.gzipped) == payload.plain
     assert Payload.of(payload.plain).gzipped == payload.gzipped
     assert len(payload.gzipped) < len(payload.plain) / 10
+
+
+def test_live_head_joins_the_cached_payload_as_one_gzip_stream() -> None:
+    cached = Payload.of(b"# fleet\nb 1\n" * 100)
+    joined = cached.preceded_by(b"# live\na 1\n")
+    assert joined.plain == b"# live\na 1\n" + cached.plain
+    assert gzip.decompress(joined.gzipped) == joined.plain
+    assert joined.gzipped.endswith(cached.gzipped)  # the cached part is not compressed again

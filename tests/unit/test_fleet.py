@@ -188,6 +188,7 @@ def test_fleet_counts_every_reason_from_zero_and_sums_things() -> None:
     assert summary.counted == {"AUTH_ERROR": 1, UNOBSERVED_FLAP: 1}
     assert (summary.observed, summary.succeeded, summary.failed, summary.not_found) == (3, 2, 1, 1)
     assert summary.error_codes == {"ResourceNotFoundException": 1}
+    assert summary.not_found_names == {"c"}
     assert fleet.fleet_disconnects["AUTH_ERROR"] == 1
     assert fleet.things["a"].disconnects == {"AUTH_ERROR": 1}
 
