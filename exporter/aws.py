@@ -91,9 +91,18 @@ def make_session(
     seconds instead of datetimes (see `epoch_or_parsed_timestamp`).
     """
     try:
-        core = botocore.session.Session(profile=settings.profile)
-    except BotoCoreError as error:
-        raise AwsSetupError(f"aws.profile: {error}") from error
+        return _session(settings, static_credentials, epoch_timestamps=epoch_timestamps)
+    except BotoCoreError as error:  # e.g. ProfileNotFound: a setup error, not a crash
+        raise AwsSetupError(f"aws: {error}") from error
+
+
+def _session(
+    settings: AwsSettings,
+    static_credentials: tuple[str, str] | None,
+    *,
+    epoch_timestamps: bool,
+) -> boto3.Session:
+    core = botocore.session.Session(profile=settings.profile)
     if epoch_timestamps:
         # A per-session component, so only this session's clients see floats.
         core.get_component("response_parser_factory").set_parser_defaults(
@@ -102,13 +111,13 @@ def make_session(
     if static_credentials is not None:
         core.set_credentials(*static_credentials)
     session = boto3.Session(botocore_session=core, region_name=settings.region)
-    if settings.role_arn:
-        provider = AssumeRoleProvider(session, settings)
-        core.get_component("credential_provider").insert_before("env", provider)
     if not session.region_name:
         raise AwsSetupError(
             "aws.region: no region configured; set aws.region, AWS_REGION or the profile's region"
         )
+    if settings.role_arn:
+        provider = AssumeRoleProvider(session, settings)
+        core.get_component("credential_provider").insert_before("env", provider)
     return session
 
 
@@ -126,6 +135,9 @@ def make_iot_client(
             endpoint_url=settings.endpoint_url,
             config=client_config(settings, max_pool_connections),
         )
+    except ClientError as error:
+        # Creating the client resolves credentials, which assumes role_arn through STS.
+        raise AwsSetupError(f"aws.role_arn: cannot assume the role: {error}") from error
     except (NoRegionError, BotoCoreError, ValueError) as error:
         raise AwsSetupError(f"aws: cannot create the IoT client: {error}") from error
 

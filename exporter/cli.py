@@ -98,13 +98,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if args.config_check:
         return check_config(args.config_file)
+    # Signals are wired before the slow part (assuming a role can wait on STS), so an
+    # early SIGTERM still ends in a clean exit 0 and an early SIGHUP is not fatal.
+    signals = Signals.install()
     with ExitStack() as stack:
         try:
             exporter = build_exporter(args, stack)
         except (ConfigError, SetupError) as error:
             print(error, file=sys.stderr)
             return 1
-        return serve(exporter, address, args.telemetry_path)
+        if signals.stopping.is_set():
+            return 0
+        signals.exporter = exporter
+        return serve(exporter, address, args.telemetry_path, signals.stopping)
+
+
+class Signals:
+    """SIGTERM/SIGINT ask for a stop; SIGHUP reloads once an exporter is running."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self.exporter: Exporter | None = None
+
+    @classmethod
+    def install(cls) -> Signals:
+        signals = cls()
+        signal.signal(signal.SIGTERM, signals.on_stop)
+        signal.signal(signal.SIGINT, signals.on_stop)
+        if hasattr(signal, "SIGHUP"):
+            signal.signal(signal.SIGHUP, signals.on_reload)
+        return signals
+
+    def on_stop(self, signum: int, frame: FrameType | None) -> None:
+        self.stopping.set()
+
+    def on_reload(self, signum: int, frame: FrameType | None) -> None:
+        if self.exporter is None:
+            log.warning("SIGHUP during start-up ignored; the config is being loaded now")
+            return
+        # Reload off the signal handler's frame so a slow config read never blocks it.
+        threading.Thread(target=self.exporter.reload, name="reload", daemon=True).start()
 
 
 def check_config(path: str) -> int:
@@ -136,7 +169,9 @@ def build_exporter(args: argparse.Namespace, stack: ExitStack) -> Exporter:
     )
 
 
-def serve(exporter: Exporter, address: tuple[str, int], telemetry_path: str) -> int:
+def serve(
+    exporter: Exporter, address: tuple[str, int], telemetry_path: str, stopping: threading.Event
+) -> int:
     endpoints = Endpoints(
         telemetry_path=telemetry_path,
         payload=exporter.payload,
@@ -150,19 +185,6 @@ def serve(exporter: Exporter, address: tuple[str, int], telemetry_path: str) -> 
             "cannot listen", extra={"address": f"{address[0]}:{address[1]}", "error": str(error)}
         )
         return 1
-    stopping = threading.Event()
-
-    def on_stop(signum: int, frame: FrameType | None) -> None:
-        stopping.set()
-
-    def on_reload(signum: int, frame: FrameType | None) -> None:
-        # Reload off the signal handler's frame so a slow config read never blocks it.
-        threading.Thread(target=exporter.reload, name="reload", daemon=True).start()
-
-    signal.signal(signal.SIGTERM, on_stop)
-    signal.signal(signal.SIGINT, on_stop)
-    if hasattr(signal, "SIGHUP"):
-        signal.signal(signal.SIGHUP, on_reload)
     server.serve_in_thread()
     log.info("listening", extra={"address": server.address, "telemetry_path": telemetry_path})
     exporter.start()

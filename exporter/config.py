@@ -634,11 +634,15 @@ def _load_yaml(text: str, source: str) -> _Document:
         node = loader.get_single_node()
         if node is None:
             return _Document(None, {}, [])
-        document = _Document(loader.construct_document(node), {}, [])
-        _walk(node, "", document, set())
-        return document
+        # Walk the nodes before constructing: constructing applies merge keys (<<) in
+        # place, which would make a merged-then-overridden key look like a duplicate.
+        layout = _Document(None, {}, [])
+        _walk(node, "", layout, set())
+        return layout._replace(data=loader.construct_document(node))
     except yaml.YAMLError as exc:
         raise ConfigError([_yaml_problem(exc)], source) from exc
+    except RecursionError as exc:
+        raise ConfigError(["the YAML nests too deeply to be a config file"], source) from exc
     finally:
         loader.dispose()
 

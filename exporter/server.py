@@ -82,6 +82,8 @@ def landing_page(telemetry_path: str) -> bytes:
 class _Handler(BaseHTTPRequestHandler):
     server: ExporterHTTPServer
     protocol_version = "HTTP/1.1"
+    # An idle keep-alive connection must not hold a thread forever.
+    timeout = 30
     server_version = f"iot-connectivity-exporter/{__version__}"
 
     def do_GET(self) -> None:
@@ -95,6 +97,10 @@ class _Handler(BaseHTTPRequestHandler):
         if path != "/-/reload":
             self._method_not_allowed_or_missing(path)
             return
+        if self.headers.get("Transfer-Encoding"):
+            # Rather than parse chunking for a body we ignore, answer and close the
+            # connection so no unread bytes are taken for the next request.
+            self.close_connection = True
         length = self.headers.get("Content-Length", "0")
         if not length.isdigit() or int(length) > MAX_BODY_BYTES:
             self._text(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "reload takes no body\n")

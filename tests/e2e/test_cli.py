@@ -151,12 +151,16 @@ def test_port_in_use_is_reported(config: Path) -> None:
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_stops_cleanly_within_five_seconds_mid_cycle(tmp_path: Path, sig: signal.Signals) -> None:
-    # Each request takes 3 s, so a cycle is in flight when the signal arrives.
-    faults = FaultConfig(latency=3.0)
+def test_stops_cleanly_within_five_seconds_mid_request(tmp_path: Path, sig: signal.Signals) -> None:
+    # AWS takes 30 s to answer and the exporter would wait 20 s for it: a stop must
+    # abandon the request in flight, not wait for it.
+    faults = FaultConfig(latency=30.0)
     with Simulator(SimulatorConfig(things=4, seed=42, quotas=False), faults=faults) as sim:
         config = write_exporter_config(
-            tmp_path / "c.yaml", endpoint_url=sim.url, things=sim.fleet.thing_names()
+            tmp_path / "c.yaml",
+            endpoint_url=sim.url,
+            things=sim.fleet.thing_names(),
+            read_timeout="20s",
         )
         proc = ExporterProcess(config, env=AWS_TEST_ENV, wait_ready=False).start()
         wait_until(lambda: sum(sim.request_counts().values()) or None, timeout=10, what="a request")

@@ -47,6 +47,7 @@ def write_exporter_config(
     interval: str = "1s",
     labels: Mapping[str, str] | None = None,
     max_requests_per_second: float = 50,
+    read_timeout: str = "2s",
 ) -> Path:
     """Write an exporter config (see the README, "Configuration") polling `endpoint_url`."""
     config = {
@@ -54,7 +55,7 @@ def write_exporter_config(
             "region": "eu-west-1",
             "endpoint_url": endpoint_url,
             "connect_timeout": "1s",
-            "read_timeout": "2s",
+            "read_timeout": read_timeout,
         },
         "poll": {"interval": interval, "max_requests_per_second": max_requests_per_second},
         "labels": dict(labels or {}),

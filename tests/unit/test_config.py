@@ -809,3 +809,18 @@ def test_format_duration_inverts_parse(seconds: float) -> None:
 def test_format_duration_rejects(seconds: float) -> None:
     with pytest.raises(ValueError, match="duration"):
         format_duration(seconds)
+
+
+def test_yaml_merge_key_override_is_not_a_duplicate() -> None:
+    text = "things:\n  - &t {name: a, labels: {site: x}}\n  - <<: *t\n    name: b\n"
+    config = parse_config(text)
+    assert [(t.name, dict(t.labels)) for t in config.things] == [
+        ("a", {"site": "x"}),
+        ("b", {"site": "x"}),
+    ]
+
+
+def test_absurdly_nested_yaml_is_an_error_not_a_crash() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config("things: " + "[" * 5000 + "]" * 5000)
+    assert caught.value.errors == ("the YAML nests too deeply to be a config file",)
