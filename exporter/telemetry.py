@@ -64,7 +64,8 @@ class ExporterMetrics:
         )
         self.last_cycle_success = Gauge(
             "iot_exporter_last_poll_success_timestamp_seconds",
-            "When the last poll cycle completed, in seconds since the epoch.",
+            "When the last poll cycle in which at least one poll succeeded completed, "
+            "in seconds since the epoch.",
             registry=registry,
         )
         self.things_targeted = Gauge(

@@ -250,3 +250,12 @@ def test_readme_demo_command_runs_the_product() -> None:
         assert text.count("iot_thing_connected{") >= 250
         assert 'site="plant-a"' in text
     assert demo.returncode == 0
+
+
+def test_missing_aws_profile_is_a_clear_start_up_error(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text("aws: {region: eu-west-1, profile: no-such-profile}\nthings: [a]\n")
+    result = run_cli("--config.file", str(config))
+    assert result.returncode == 1
+    assert "aws: The config profile (no-such-profile) could not be found" in result.stderr
+    assert "Traceback" not in result.stderr

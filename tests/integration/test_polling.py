@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -526,3 +527,61 @@ def test_unauthorized_is_explained_once(
     cycles = [r for r in caplog.records if r.getMessage() == "poll cycle finished"]
     assert [r.levelno for r in cycles] == [logging.WARNING, logging.WARNING]
     assert cycles[0].__dict__["errors"] == "UnauthorizedException:3"
+
+
+def test_external_id_is_sent_and_a_refused_role_fails_the_reload(
+    harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDBASECHAIN0000002")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "base-chain-secret")
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    sim_config = SimulatorConfig(things=2, seed=24, quotas=False, sts_external_id="ext-7f3a")
+    h = harness(sim_config, factory=lambda c: make_iot_client(c.aws, c.poll.concurrency))
+    role = {
+        **h.document["aws"],
+        "role_arn": "arn:aws:iam::123456789012:role/iot-exporter",
+        "sts_endpoint_url": h.sim.url,
+        "role_session_name": "fleet-monitor",
+    }
+    h.rewrite_config(aws={**role, "external_id": "ext-7f3a"})
+    assert h.exporter.reload().ok
+    samples = h.cycle()
+    assert all(
+        value(samples, "iot_thing_poll_success", thing_name=n) == 1
+        for n in h.sim.fleet.thing_names()
+    )
+    assert all(key.startswith("ASIA") for key in h.sim.access_key_counts())
+    h.rewrite_config(aws={**role, "external_id": "wrong-id"})
+    result = h.exporter.reload()
+    assert not result.ok
+    assert "aws.role_arn: cannot assume the role" in result.message
+    assert "AccessDenied" in result.message
+
+
+def test_named_profile_from_the_shared_files(
+    harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key, secret = "AKIDPROFILE000000001", "profile-secret"
+    credentials = tmp_path / "credentials"
+    credentials.write_text(
+        f"[iot-reader]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n"
+    )
+    empty = tmp_path / "aws-config"
+    empty.write_text("")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(empty))
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    sim_config = SimulatorConfig(things=2, seed=25, quotas=False, credentials={key: secret})
+    h = harness(
+        sim_config,
+        factory=lambda c: make_iot_client(c.aws, c.poll.concurrency),
+        aws={"profile": "iot-reader"},
+    )
+    samples = h.cycle()
+    assert all(
+        value(samples, "iot_thing_poll_success", thing_name=n) == 1
+        for n in h.sim.fleet.thing_names()
+    )
+    assert h.sim.access_key_counts() == {key: 2}
