@@ -23,10 +23,9 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import IO, Self
 
-from tests.support.promstack import http_get, wait_until
+from tests.support.promstack import StartStop, http_get, wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,7 +58,7 @@ def _unescape(text: str) -> str:
     return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m.group(1), m.group(1)), text)
 
 
-class ExporterProcess:
+class ExporterProcess(StartStop):
     """Start, wait for and stop the exporter process.
 
     config_file: the YAML config; it is passed as `--config.file`.
@@ -204,18 +203,3 @@ class ExporterProcess:
             reader.join(timeout=5)
         self._proc = None
         return self.returncode
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()

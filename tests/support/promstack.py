@@ -28,6 +28,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -96,14 +97,59 @@ def _http_ok(url: str) -> bool | None:
     return True if status == 200 else None
 
 
-class _ManagedProcess:
+class StartStop(ABC):
+    """The context-manager protocol for anything with start() and stop().
+
+    Leaving the block stops it; a start that fails half-way is stopped too, so no
+    process or thread outlives a failed test.
+    """
+
+    @abstractmethod
+    def start(self) -> Self:
+        """Start, and return self once usable."""
+
+    @abstractmethod
+    def stop(self) -> object:
+        """Stop; safe to call twice and after a failed start."""
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+class _ManagedProcess(StartStop):
     """A child process with its output in a log file inside a private temp directory."""
+
+    start_timeout: float
+    port: int
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
         self.log_path = self.workdir / f"{name}.log"
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @abstractmethod
+    def _argv(self, port: int) -> list[str]:
+        """The command line to run, listening on `port`."""
+
+    def start(self) -> Self:
+        self.port = self._start_on_free_port(self._argv, "/-/ready", self.start_timeout)
+        return self
+
+    def stop(self) -> None:
+        self._cleanup()
 
     def _spawn(self, argv: Sequence[str]) -> None:
         with self.log_path.open("ab") as log:
@@ -275,28 +321,6 @@ class Prometheus(_ManagedProcess):
             argv.append(f"--rules.alert.resend-delay={self.evaluation_interval}")
         return argv + self.extra_args
 
-    def start(self) -> Self:
-        self.port = self._start_on_free_port(self._argv, "/-/ready", self.start_timeout)
-        return self
-
-    def stop(self) -> None:
-        self._cleanup()
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def api(self, path: str, params: Mapping[str, str] | None = None) -> Any:
         """GET /api/v1/<path> and return its "data"; PromQLError if Prometheus says error."""
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
@@ -440,28 +464,6 @@ class Alertmanager(_ManagedProcess):
             *self.extra_args,
         ]
 
-    def start(self) -> Self:
-        self.port = self._start_on_free_port(self._argv, "/-/ready", self.start_timeout)
-        return self
-
-    def stop(self) -> None:
-        self._cleanup()
-
-    def __enter__(self) -> Self:
-        try:
-            return self.start()
-        except BaseException:
-            self.stop()
-            raise
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
     def alerts(self) -> list[dict[str, Any]]:
         """Alerts Alertmanager holds now (API v2)."""
         _, body = http_get(f"{self.url}/api/v2/alerts", timeout=10.0)
@@ -469,7 +471,7 @@ class Alertmanager(_ManagedProcess):
         return alerts
 
 
-class WebhookReceiver:
+class WebhookReceiver(StartStop):
     """An HTTP server on 127.0.0.1 that records Alertmanager webhook notifications.
 
     `url` is the address to give Alertmanager. `payloads()` returns every POSTed
@@ -528,17 +530,6 @@ class WebhookReceiver:
             self._server.shutdown()
             self._thread.join(timeout=5)
         self._server.server_close()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     def payloads(self) -> list[dict[str, Any]]:
         with self._changed:
