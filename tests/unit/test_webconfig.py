@@ -1,0 +1,584 @@
+"""Tables of web config files (--web.config.file) against what they give or the exact errors."""
+
+import base64
+import shutil
+import ssl
+import subprocess
+import textwrap
+from pathlib import Path
+
+import bcrypt
+import pytest
+
+from exporter.config import ConfigError
+from exporter.webconfig import (
+    BasicAuth,
+    TLSServerConfig,
+    WebConfig,
+    load_web_security,
+    parse_web_config,
+)
+
+# Cost 4, bcrypt's minimum, keeps the tests fast; operators use 10 or more.
+ALICE_PASSWORD = "wonderland"
+ALICE_HASH = bcrypt.hashpw(ALICE_PASSWORD.encode(), bcrypt.gensalt(4)).decode()
+# htpasswd writes $2y$; Python's bcrypt must read it as exporter-toolkit does.
+BOB_HASH_2Y = bcrypt.hashpw(b"builder", bcrypt.gensalt(4)).decode().replace("$2b$", "$2y$", 1)
+
+
+def yaml_text(text: str) -> str:
+    return textwrap.dedent(text).lstrip("\n")
+
+
+def basic(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+# --- valid configs ----------------------------------------------------------------------------
+
+
+def test_empty_file_means_plain_http_without_auth() -> None:
+    config = parse_web_config("")
+    assert config == WebConfig()
+    assert config.tls_server_config is None
+    assert config.basic_auth_users == {}
+    assert config.http_server_config.headers.items() == ()
+
+
+def test_every_supported_key() -> None:
+    config = parse_web_config(
+        yaml_text(
+            f"""
+            tls_server_config:
+              cert_file: server.crt
+              key_file: /etc/exporter/server.key
+              client_auth_type: RequireAndVerifyClientCert
+              client_ca_file: ca.crt
+              min_version: TLS13
+              max_version: TLS13
+              prefer_server_cipher_suites: false
+            http_server_config:
+              http2: false
+              headers:
+                Content-Security-Policy: default-src 'self'
+                X-Frame-Options: DENY
+                X-Content-Type-Options: nosniff
+                X-XSS-Protection: 1; mode=block
+                Strict-Transport-Security: max-age=31536000
+            basic_auth_users:
+              alice: {ALICE_HASH}
+              bob: {BOB_HASH_2Y}
+            """
+        )
+    )
+    assert config.tls_server_config == TLSServerConfig(
+        cert_file="server.crt",
+        key_file="/etc/exporter/server.key",
+        client_auth_type="RequireAndVerifyClientCert",
+        client_ca_file="ca.crt",
+        min_version="TLS13",
+        max_version="TLS13",
+        prefer_server_cipher_suites=False,
+    )
+    assert config.basic_auth_users == {"alice": ALICE_HASH, "bob": BOB_HASH_2Y}
+    assert config.http_server_config.headers.items() == (
+        ("Content-Security-Policy", "default-src 'self'"),
+        ("X-Frame-Options", "DENY"),
+        ("X-Content-Type-Options", "nosniff"),
+        ("X-XSS-Protection", "1; mode=block"),
+        ("Strict-Transport-Security", "max-age=31536000"),
+    )
+
+
+def test_tls_defaults() -> None:
+    config = parse_web_config("tls_server_config: {cert_file: c.pem, key_file: k.pem}")
+    assert config.tls_server_config == TLSServerConfig(cert_file="c.pem", key_file="k.pem")
+    tls = config.tls_server_config
+    assert (tls.client_auth_type, tls.min_version, tls.max_version) == (
+        "NoClientCert",
+        "TLS12",
+        "TLS13",
+    )
+
+
+def test_blank_sections_and_headers_are_allowed() -> None:
+    # As in exporter-toolkit, a tls_server_config with everything commented out means no TLS.
+    config = parse_web_config(
+        "tls_server_config:\n"
+        "http_server_config:\n  headers:\n    X-Frame-Options:\nbasic_auth_users:\n"
+    )
+    assert config == WebConfig()
+
+
+# --- invalid configs --------------------------------------------------------------------------
+
+INVALID: list[tuple[str, str, list[str]]] = [
+    ("top-level-list", "- a", ["expected a mapping at the top level, got a list"]),
+    (
+        "unknown-keys-with-hints",
+        """
+        tls_server_config:
+          cert_file: c.pem
+          key_file: k.pem
+          client_auth: RequireAndVerifyClientCert
+        basic_auth_user: {}
+        http_server_config:
+          headerz: {}
+        """,
+        [
+            'tls_server_config.client_auth: unknown key (did you mean "client_auth_type"?)',
+            'basic_auth_user: unknown key (did you mean "basic_auth_users"?)',
+            'http_server_config.headerz: unknown key (did you mean "headers"?)',
+        ],
+    ),
+    (
+        "cert-and-key-required",
+        "tls_server_config: {min_version: TLS13}",
+        [
+            "tls_server_config.cert_file: required key is missing",
+            "tls_server_config.key_file: required key is missing",
+        ],
+    ),
+    (
+        "not-a-mapping",
+        "tls_server_config: yes\nhttp_server_config: [a]\nbasic_auth_users: alice",
+        [
+            "tls_server_config: expected a mapping, got true",
+            "http_server_config: expected a mapping, got a list",
+            'basic_auth_users: expected a mapping of user names to bcrypt hashes, got "alice"',
+        ],
+    ),
+    (
+        "file-names",
+        "tls_server_config: {cert_file: '', key_file: 3, client_auth_type: "
+        "VerifyClientCertIfGiven, client_ca_file: [a]}",
+        [
+            "tls_server_config.cert_file: must not be empty",
+            "tls_server_config.key_file: expected a file name, got 3",
+            "tls_server_config.client_ca_file: expected a file name, got a list",
+        ],
+    ),
+    (
+        "client-auth-type-and-versions",
+        """
+        tls_server_config:
+          cert_file: c.pem
+          key_file: k.pem
+          client_auth_type: requireandverifyclientcert
+          min_version: TLS1.2
+          max_version: SSL3
+        """,
+        [
+            "tls_server_config.client_auth_type: expected one of NoClientCert,"
+            " RequestClientCert, VerifyClientCertIfGiven, RequireAnyClientCert,"
+            ' RequireAndVerifyClientCert, got "requireandverifyclientcert"',
+            "tls_server_config.min_version: expected one of TLS10, TLS11, TLS12, TLS13,"
+            ' got "TLS1.2"',
+            'tls_server_config.max_version: expected one of TLS10, TLS11, TLS12, TLS13, got "SSL3"',
+        ],
+    ),
+    (
+        "max-below-min",
+        "tls_server_config: {cert_file: c, key_file: k, min_version: TLS13, max_version: TLS12}",
+        ["tls_server_config.max_version: must not be below min_version (TLS13), got TLS12"],
+    ),
+    (
+        "max-below-default-min",
+        "tls_server_config: {cert_file: c, key_file: k, max_version: TLS11}",
+        ["tls_server_config.max_version: must not be below min_version (TLS12), got TLS11"],
+    ),
+    (
+        "verifying-needs-a-ca",
+        "tls_server_config: {cert_file: c, key_file: k, client_auth_type: "
+        "RequireAndVerifyClientCert}",
+        [
+            "tls_server_config.client_ca_file: required when client_auth_type is"
+            " RequireAndVerifyClientCert"
+        ],
+    ),
+    (
+        "require-any-needs-a-ca-in-python",
+        "tls_server_config: {cert_file: c, key_file: k, client_auth_type: RequireAnyClientCert}",
+        [
+            "tls_server_config.client_ca_file: required when client_auth_type is"
+            " RequireAnyClientCert (Python's ssl verifies every certificate it requires)"
+        ],
+    ),
+    (
+        "ca-without-verification",
+        "tls_server_config: {cert_file: c, key_file: k, client_ca_file: ca.pem}",
+        [
+            "tls_server_config.client_ca_file: only used when client_auth_type is one of"
+            " VerifyClientCertIfGiven, RequireAnyClientCert, RequireAndVerifyClientCert"
+        ],
+    ),
+    (
+        "exporter-toolkit-keys-not-supported-here",
+        """
+        tls_server_config:
+          cert: "-----BEGIN CERTIFICATE-----"
+          key: "-----BEGIN PRIVATE KEY-----"
+          client_ca: "-----BEGIN CERTIFICATE-----"
+          client_allowed_sans: [scraper.example.com]
+          cipher_suites: [TLS_AES_128_GCM_SHA256]
+          curve_preferences: [X25519]
+        rate_limit: {interval: 1s, burst: 10}
+        """,
+        [
+            "tls_server_config.cert_file: required key is missing",
+            "tls_server_config.key_file: required key is missing",
+            "tls_server_config.cert: not supported by this exporter:"
+            " inline PEM; put it in a file and use cert_file",
+            "tls_server_config.key: not supported by this exporter:"
+            " inline PEM; put it in a file and use key_file",
+            "tls_server_config.client_ca: not supported by this exporter:"
+            " inline PEM; put it in a file and use client_ca_file",
+            "tls_server_config.client_allowed_sans: not supported by this exporter:"
+            " sign the allowed clients' certificates with a CA of their own",
+            "tls_server_config.cipher_suites: not supported by this exporter:"
+            " OpenSSL's default cipher suites apply",
+            "tls_server_config.curve_preferences: not supported by this exporter:"
+            " OpenSSL's default curves apply",
+            "rate_limit: not supported by this exporter: rate-limit in a reverse proxy",
+        ],
+    ),
+    (
+        "booleans",
+        "tls_server_config: {cert_file: c, key_file: k, prefer_server_cipher_suites: 1}\n"
+        "http_server_config: {http2: 'true'}",
+        [
+            "tls_server_config.prefer_server_cipher_suites: expected true or false, got 1",
+            'http_server_config.http2: expected true or false, got "true"',
+        ],
+    ),
+    (
+        "headers",
+        """
+        http_server_config:
+          headers:
+            x-frame-options: deny
+            X-Frame-Options: allow-from
+            X-Content-Type-Options: sniff
+            X-XSS-Protection: 1
+            Server: me
+            Strict-Transport-Security: "max-age=1\\r\\nSet-Cookie: a=b"
+        """,
+        [
+            "http_server_config.headers.x-frame-options: unknown key"
+            ' (did you mean "X-Frame-Options"?)',
+            "http_server_config.headers.X-Frame-Options: expected deny or sameorigin,"
+            ' got "allow-from"',
+            'http_server_config.headers.X-Content-Type-Options: expected nosniff, got "sniff"',
+            "http_server_config.headers.X-XSS-Protection: expected a string, got 1",
+            "http_server_config.headers.Server: unknown key",
+            "http_server_config.headers.Strict-Transport-Security: must be one line",
+        ],
+    ),
+    (
+        "basic-auth-users",
+        f"""
+        basic_auth_users:
+          alice: {ALICE_HASH}
+          bob: builder
+          carol: "$2y$10$tooShort"
+          dave: "{ALICE_HASH.replace("$04$", "$03$")}"
+          "eve:admin": {ALICE_HASH}
+          frank: 42
+          gina:
+        """,
+        [
+            "basic_auth_users.bob: not a bcrypt hash ($2y$10$ and 53 more characters),"
+            ' got "builder"; make one with: htpasswd -nBC 10 "" | tr -d \':\\n\'',
+            "basic_auth_users.carol: not a bcrypt hash ($2y$10$ and 53 more characters),"
+            " got a string; make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
+            "basic_auth_users.dave: not a bcrypt hash ($2y$10$ and 53 more characters),"
+            " got a string; make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
+            'basic_auth_users.eve:admin: user name "eve:admin" contains a colon,'
+            " which basic auth cannot carry",
+            "basic_auth_users.frank: expected a bcrypt hash, got 42;"
+            " make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
+            "basic_auth_users.gina: expected a bcrypt hash, got null;"
+            " make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
+        ],
+    ),
+    (
+        "duplicate-users",
+        f"basic_auth_users:\n  alice: {ALICE_HASH}\n  alice: {ALICE_HASH}\n",
+        ["basic_auth_users.alice: duplicate key at line 3 (first at line 2)"],
+    ),
+    ("bad-yaml", "tls_server_config: [", None),  # type: ignore[list-item]
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
+def test_invalid_web_config(text: str, expected: list[str] | None) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_web_config(yaml_text(text), "web.yml")
+    if expected is None:  # the YAML parser's own words; only their shape is ours
+        assert len(caught.value.errors) == 1
+        assert caught.value.errors[0].startswith("line 1, column 21: invalid YAML:")
+        return
+    assert list(caught.value.errors) == expected
+    assert str(caught.value) == "\n".join(f"web.yml: {line}" for line in expected)
+    for word in ("pydantic", "Input should", "validation error", "Traceback"):
+        assert word not in str(caught.value)
+
+
+# --- files: the config itself, certificates and keys ------------------------------------------
+
+
+def openssl(*args: str | Path) -> None:
+    binary = shutil.which("openssl")
+    if binary is None:
+        pytest.fail("openssl not found on PATH: install the Debian package openssl")
+    subprocess.run([binary, *map(str, args)], check=True, capture_output=True, timeout=60)
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-days", "1", "-subj", f"/CN={name}", "-keyout", key, "-out", cert,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    directory = tmp_path_factory.mktemp("pki")
+    self_signed(directory, "server")
+    self_signed(directory, "other")
+    openssl(
+        "pkey", "-in", directory / "server.key", "-aes256", "-passout", "pass:secret",
+        "-out", directory / "encrypted.key",
+    )  # fmt: skip
+    (directory / "garbage.pem").write_text("not PEM\n")
+    return directory
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(yaml_text(text), encoding="utf-8")
+    return path
+
+
+def file_errors(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_web_security(path)
+    assert str(caught.value) == "\n".join(f"{path}: {line}" for line in caught.value.errors)
+    return list(caught.value.errors)
+
+
+def test_tls_context_from_files_relative_to_the_web_config(pki: Path) -> None:
+    web = write(
+        pki / "web.yml",
+        """
+        tls_server_config:
+          cert_file: server.crt
+          key_file: server.key
+          client_auth_type: RequireAndVerifyClientCert
+          client_ca_file: other.crt
+          min_version: TLS13
+        """,
+    )
+    security = load_web_security(web)
+    assert security.tls is not None
+    assert security.tls.verify_mode == ssl.CERT_REQUIRED
+    assert security.tls.minimum_version == ssl.TLSVersion.TLSv1_3
+    assert security.tls.maximum_version == ssl.TLSVersion.TLSv1_3
+    assert security.auth is None
+    assert security.describe() == {
+        "tls": True,
+        "client_auth_type": "RequireAndVerifyClientCert",
+        "basic_auth": False,
+    }
+
+
+@pytest.mark.parametrize(
+    ("auth_type", "mode"),
+    [
+        ("NoClientCert", ssl.CERT_NONE),
+        ("RequestClientCert", ssl.CERT_NONE),
+        ("VerifyClientCertIfGiven", ssl.CERT_OPTIONAL),
+        ("RequireAnyClientCert", ssl.CERT_REQUIRED),
+        ("RequireAndVerifyClientCert", ssl.CERT_REQUIRED),
+    ],
+)
+def test_client_auth_types_map_to_ssl(pki: Path, auth_type: str, mode: ssl.VerifyMode) -> None:
+    ca = "" if mode == ssl.CERT_NONE else "client_ca_file: other.crt"
+    web = write(
+        pki / f"{auth_type}.yml",
+        f"""
+        tls_server_config:
+          cert_file: server.crt
+          key_file: server.key
+          client_auth_type: {auth_type}
+          {ca}
+        """,
+    )
+    security = load_web_security(web)
+    assert security.tls is not None
+    assert security.tls.verify_mode == mode
+
+
+def test_missing_files_are_all_reported(pki: Path) -> None:
+    web = write(
+        pki / "missing.yml",
+        f"""
+        tls_server_config:
+          cert_file: {pki}/nope.crt
+          key_file: nope.key
+          client_auth_type: VerifyClientCertIfGiven
+          client_ca_file: {pki}
+        """,
+    )
+    assert file_errors(web) == [
+        "tls_server_config.cert_file: cannot read the file: No such file or directory",
+        "tls_server_config.key_file: cannot read the file: No such file or directory"
+        f" (looked for {pki}/nope.key)",
+        "tls_server_config.client_ca_file: cannot read the file: Is a directory",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cert", "key", "ca", "expected"),
+    [
+        (
+            "server.crt",
+            "other.key",
+            "other.crt",
+            ["tls_server_config.key_file: the key does not match the cert_file"],
+        ),
+        (
+            "server.crt",
+            "encrypted.key",
+            "other.crt",
+            ["tls_server_config.key_file: the key is encrypted; give it unencrypted"],
+        ),
+        (
+            "server.key",
+            "server.crt",
+            "garbage.pem",
+            [
+                "tls_server_config.cert_file: no PEM certificate in the file"
+                " (no certificate or crl found)",
+                "tls_server_config.client_ca_file: no PEM certificate in the file"
+                " (no certificate or crl found)",
+            ],
+        ),
+        (
+            "server.crt",
+            "garbage.pem",
+            "other.crt",
+            ["tls_server_config.key_file: no PEM private key in the file"],
+        ),
+    ],
+    ids=["key-mismatch", "encrypted-key", "swapped-and-bad-ca", "garbage-key"],
+)
+def test_unusable_certificates_and_keys(
+    pki: Path, cert: str, key: str, ca: str, expected: list[str]
+) -> None:
+    web = write(
+        pki / "bad.yml",
+        f"""
+        tls_server_config:
+          cert_file: {cert}
+          key_file: {key}
+          client_auth_type: RequireAndVerifyClientCert
+          client_ca_file: {ca}
+        """,
+    )
+    assert file_errors(web) == expected
+
+
+def test_unreadable_web_config(tmp_path: Path) -> None:
+    assert file_errors(tmp_path / "nope.yml") == ["cannot read the file: No such file or directory"]
+    latin1 = tmp_path / "latin1.yml"
+    latin1.write_bytes(b"basic_auth_users: {caf\xe9: x}\n")
+    assert file_errors(latin1) == ["not UTF-8 text (byte 22: invalid continuation byte)"]
+
+
+def test_security_from_a_plain_http_config(tmp_path: Path) -> None:
+    web = write(
+        tmp_path / "web.yml",
+        f"""
+        http_server_config:
+          headers: {{X-Content-Type-Options: nosniff, X-Frame-Options: ""}}
+        basic_auth_users: {{alice: "{ALICE_HASH}"}}
+        """,
+    )
+    security = load_web_security(web)
+    assert security.tls is None
+    assert security.auth is not None
+    assert security.headers == (("X-Content-Type-Options", "nosniff"),)
+    assert security.source == str(web)
+
+
+# --- basic auth -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def checks(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The passwords bcrypt was asked to check, in order."""
+    seen: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def counting(password: bytes, hashed: bytes) -> bool:
+        seen.append(password)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", counting)
+    return seen
+
+
+def test_basic_auth_accepts_the_right_password_only(checks: list[bytes]) -> None:
+    auth = BasicAuth({"alice": ALICE_HASH, "bob": BOB_HASH_2Y})
+    assert auth.allows(basic("alice", ALICE_PASSWORD))
+    assert auth.allows(basic("bob", "builder"))
+    assert not auth.allows(basic("alice", "wrong"))
+    assert not auth.allows(basic("bob", ALICE_PASSWORD))
+    assert not auth.allows(basic("Alice", ALICE_PASSWORD))
+
+
+def test_unknown_user_still_costs_a_bcrypt_check(checks: list[bytes]) -> None:
+    auth = BasicAuth({"alice": ALICE_HASH})
+    assert not auth.allows(basic("mallory", ALICE_PASSWORD))
+    assert checks == [ALICE_PASSWORD.encode()]
+
+
+def test_successes_are_cached_failures_are_not(checks: list[bytes]) -> None:
+    auth = BasicAuth({"alice": ALICE_HASH})
+    for _ in range(3):
+        assert auth.allows(basic("alice", ALICE_PASSWORD))
+        assert not auth.allows(basic("alice", "wrong"))
+    assert checks == [ALICE_PASSWORD.encode(), b"wrong", b"wrong", b"wrong"]
+
+
+def test_a_cached_password_does_not_outlive_its_hash(checks: list[bytes]) -> None:
+    assert BasicAuth({"alice": ALICE_HASH}).allows(basic("alice", ALICE_PASSWORD))
+    rotated = BasicAuth({"alice": bcrypt.hashpw(b"new", bcrypt.gensalt(4)).decode()})
+    assert not rotated.allows(basic("alice", ALICE_PASSWORD))
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        None,
+        "",
+        "Basic",
+        "Basic !!!",
+        "Bearer " + base64.b64encode(f"alice:{ALICE_PASSWORD}".encode()).decode(),
+        "Basic " + base64.b64encode(b"alice").decode(),  # no colon
+        "Basic " + base64.b64encode(b"alice:\xff").decode(),  # not UTF-8
+        basic("alice", "x" * 100),  # bcrypt 5 refuses passwords over 72 bytes
+    ],
+)
+def test_malformed_authorization_is_refused(header: str | None) -> None:
+    assert not BasicAuth({"alice": ALICE_HASH}).allows(header)
+
+
+def test_scheme_is_case_insensitive_and_passwords_may_hold_colons() -> None:
+    hashed = bcrypt.hashpw(b"a:b:c", bcrypt.gensalt(4)).decode()
+    auth = BasicAuth({"alice": hashed})
+    assert auth.allows("basic " + base64.b64encode(b"alice:a:b:c").decode())
