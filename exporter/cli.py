@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from types import FrameType
 
@@ -19,7 +19,8 @@ from exporter.app import Exporter, SetupError
 from exporter.aws import make_iot_client
 from exporter.config import ConfigError, load_config
 from exporter.logs import FORMATS, LEVELS, setup_logging
-from exporter.server import Endpoints, ExporterHTTPServer
+from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
+from exporter.webconfig import WebSecurity, load_web_security
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
         dest="telemetry_path",
         default="/metrics",
         help="path under which to expose metrics",
+    )
+    parser.add_argument(
+        "--web.config.file",
+        dest="web_config_file",
+        default="",
+        help="web configuration file in the Prometheus exporter-toolkit format: TLS, basic"
+        " auth and response headers (see README); empty serves plain HTTP without auth."
+        " Re-read on SIGHUP and POST /-/reload",
     )
     parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument("--log.format", dest="log_format", choices=FORMATS, default="logfmt")
@@ -97,20 +106,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     if args.config_check:
-        return check_config(args.config_file)
+        return check_config(args.config_file, args.web_config_file)
     # Signals are wired before the slow part (assuming a role can wait on STS), so an
     # early SIGTERM still ends in a clean exit 0 and an early SIGHUP is not fatal.
     signals = Signals.install()
     with ExitStack() as stack:
         try:
+            # First: a bad web config fails at once, before any wait on AWS credentials.
+            security = load_web_security(args.web_config_file) if args.web_config_file else None
             exporter = build_exporter(args, stack)
         except (ConfigError, SetupError) as error:
             print(error, file=sys.stderr)
             return 1
         if signals.stopping.is_set():
             return 0
-        signals.exporter = exporter
-        return serve(exporter, address, args.telemetry_path, signals.stopping)
+        signals.reload = exporter.reload
+        return serve(exporter, address, args.telemetry_path, signals, security)
 
 
 class Signals:
@@ -118,7 +129,7 @@ class Signals:
 
     def __init__(self) -> None:
         self.stopping = threading.Event()
-        self.exporter: Exporter | None = None
+        self.reload: Callable[[], ReloadResult] | None = None
 
     @classmethod
     def install(cls) -> Signals:
@@ -133,21 +144,50 @@ class Signals:
         self.stopping.set()
 
     def on_reload(self, signum: int, frame: FrameType | None) -> None:
-        if self.exporter is None:
+        if self.reload is None:
             log.warning("SIGHUP during start-up ignored; the config is being loaded now")
             return
         # Reload off the signal handler's frame so a slow config read never blocks it.
-        threading.Thread(target=self.exporter.reload, name="reload", daemon=True).start()
+        threading.Thread(target=self.reload, name="reload", daemon=True).start()
 
 
-def check_config(path: str) -> int:
+def check_config(path: str, web_config_path: str = "") -> int:
+    code = 0
     try:
         config = load_config(path)
+        print(f"config OK: {path}: {len(config.things)} things")
     except ConfigError as error:
         print(error, file=sys.stderr)
-        return 1
-    print(f"config OK: {path}: {len(config.things)} things")
-    return 0
+        code = 1
+    if web_config_path:
+        try:
+            security = load_web_security(web_config_path)
+            print(f"web config OK: {web_config_path}: {_describe(security)}")
+        except ConfigError as error:
+            print(error, file=sys.stderr)
+            code = 1
+    return code
+
+
+def _describe(security: WebSecurity) -> str:
+    tls = f"TLS ({security.client_auth_type})" if security.tls else "plain HTTP"
+    return f"{tls}, basic auth {'on' if security.auth else 'off'}"
+
+
+def reload_web_config(server: ExporterHTTPServer, path: str) -> ReloadResult:
+    """Re-read the web config; on any error the server keeps the one it has."""
+    try:
+        security = load_web_security(path)
+    except ConfigError as error:
+        log.error("web config reload failed; keeping the running one", extra={"error": str(error)})
+        return ReloadResult(False, str(error))
+    if (security.tls is None) != (server.security is None or server.security.tls is None):
+        message = f"{path}: turning TLS on or off needs a restart; keeping the running web config"
+        log.error("web config reload failed; keeping the running one", extra={"error": message})
+        return ReloadResult(False, message)
+    server.security = security
+    log.info("web config reloaded", extra=security.describe())
+    return ReloadResult(True, f"web config reloaded: {_describe(security)}")
 
 
 def build_exporter(args: argparse.Namespace, stack: ExitStack) -> Exporter:
@@ -170,25 +210,39 @@ def build_exporter(args: argparse.Namespace, stack: ExitStack) -> Exporter:
 
 
 def serve(
-    exporter: Exporter, address: tuple[str, int], telemetry_path: str, stopping: threading.Event
+    exporter: Exporter,
+    address: tuple[str, int],
+    telemetry_path: str,
+    signals: Signals,
+    security: WebSecurity | None = None,
 ) -> int:
+    def reload() -> ReloadResult:
+        results = [exporter.reload()]
+        if security is not None:
+            results.append(reload_web_config(server, security.source))
+        return ReloadResult(all(r.ok for r in results), "\n".join(r.message for r in results))
+
     endpoints = Endpoints(
         telemetry_path=telemetry_path,
         payload=exporter.payload,
         ready=exporter.ready,
-        reload=exporter.reload,
+        reload=reload,
     )
     try:
-        server = ExporterHTTPServer(address, endpoints)
+        server = ExporterHTTPServer(address, endpoints, security)
     except OSError as error:
         log.error(
             "cannot listen", extra={"address": f"{address[0]}:{address[1]}", "error": str(error)}
         )
         return 1
+    signals.reload = reload
     server.serve_in_thread()
-    log.info("listening", extra={"address": server.address, "telemetry_path": telemetry_path})
+    web = security.describe() if security is not None else {"tls": False, "basic_auth": False}
+    log.info(
+        "listening", extra={"address": server.address, "telemetry_path": telemetry_path, **web}
+    )
     exporter.start()
-    while not stopping.wait(1.0):
+    while not signals.stopping.wait(1.0):
         pass
     log.info("shutting down")
     exporter.stop()

@@ -1,10 +1,12 @@
-"""HTTP endpoints: cached /metrics (gzip on request), landing page, health, readiness, reload."""
+"""HTTP(S) endpoints: cached /metrics (gzip on request), landing page, health, readiness, reload."""
 
 from __future__ import annotations
 
 import html
 import logging
 import socket
+import ssl
+import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,11 +16,19 @@ from typing import Any
 
 from exporter import __version__
 from exporter.collector import CONTENT_TYPE, Payload
+from exporter.webconfig import REALM, WebSecurity
 
 log = logging.getLogger(__name__)
 
 # A reload request carries no meaningful body; refuse anything large rather than read it.
 MAX_BODY_BYTES = 64 * 1024
+# A client that opens a connection and says nothing must not hold a thread for long.
+TLS_HANDSHAKE_TIMEOUT = 10.0
+_TLS_HANDSHAKE_RECORD = 0x16
+_PLAIN_HTTP_ANSWER = (
+    b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Connection: close\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +52,43 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     # Let a restarted exporter bind its port while the old socket sits in TIME_WAIT.
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], endpoints: Endpoints) -> None:
+    def __init__(
+        self,
+        address: tuple[str, int],
+        endpoints: Endpoints,
+        security: WebSecurity | None = None,
+    ) -> None:
         self.endpoints = endpoints
+        # Read once per connection (TLS) and per request (auth, headers); a reload replaces
+        # it whole, so a connection never sees half of an old and half of a new config.
+        self.security = security
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        # Runs in the connection's own thread: a slow or broken TLS handshake costs that
+        # thread and nothing else, never the accept loop.
+        context = self.security.tls if self.security is not None else None
+        if context is None:
+            super().finish_request(request, client_address)
+            return
+        tls = _handshake(request, client_address, context)
+        if tls is None:
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            self.shutdown_request(tls)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up mid-response is routine; say so at debug, not as a traceback.
+        error = sys.exc_info()[1]
+        client = client_address[0] if client_address else ""
+        if isinstance(error, OSError):
+            log.debug("http connection error", extra={"client": client, "error": str(error)})
+        else:
+            log.error("http request failed", extra={"client": client}, exc_info=True)
 
     @property
     def address(self) -> str:
@@ -60,6 +102,36 @@ class ExporterHTTPServer(ThreadingHTTPServer):
         )
         thread.start()
         return thread
+
+
+def _handshake(
+    request: socket.socket, client_address: Any, context: ssl.SSLContext
+) -> ssl.SSLSocket | None:
+    """The TLS connection on request, or None (connection closed) when the handshake fails."""
+    client = client_address[0] if client_address else ""
+    try:
+        request.settimeout(TLS_HANDSHAKE_TIMEOUT)
+        first = request.recv(1, socket.MSG_PEEK)
+        if first and first[0] != _TLS_HANDSHAKE_RECORD:
+            # Plain HTTP on the TLS port: answer it in plain text, as Go's servers do, so
+            # the operator sees why rather than a reset connection.
+            request.recv(MAX_BODY_BYTES)
+            request.sendall(_PLAIN_HTTP_ANSWER)
+            log.debug("plain HTTP request on the TLS port", extra={"client": client})
+            return None
+        if not first:
+            return None
+        tls = context.wrap_socket(request, server_side=True, do_handshake_on_connect=False)
+    except OSError as error:
+        log.debug("tls connection failed", extra={"client": client, "error": str(error)})
+        return None
+    try:
+        tls.do_handshake()
+    except OSError as error:  # ssl.SSLError too: no client certificate, bad version, ...
+        log.debug("tls handshake failed", extra={"client": client, "error": str(error)})
+        tls.close()
+        return None
+    return tls
 
 
 def landing_page(telemetry_path: str) -> bytes:
@@ -85,6 +157,34 @@ class _Handler(BaseHTTPRequestHandler):
     # An idle keep-alive connection must not hold a thread forever.
     timeout = 30
     server_version = f"iot-connectivity-exporter/{__version__}"
+
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        security = self.server.security
+        if security is None or security.auth is None:
+            return True
+        if security.auth.allows(self.headers.get("Authorization")):
+            return True
+        # Any request body stays unread; closing keeps it from being taken for a request.
+        self.close_connection = True
+        body = b"Unauthorized\n"
+        self.send_response(HTTPStatus.UNAUTHORIZED)
+        self.send_header("WWW-Authenticate", f'Basic realm="{REALM}"')
+        self.send_header("Content-Type", "text/plain; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        return False
+
+    def end_headers(self) -> None:
+        security = self.server.security
+        if security is not None:
+            for name, value in security.headers:
+                self.send_header(name, value)
+        super().end_headers()
 
     def do_GET(self) -> None:
         self._route(head=False)
