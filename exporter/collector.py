@@ -29,26 +29,40 @@ class FleetView:
 
 @dataclass(frozen=True, slots=True)
 class Payload:
-    """One rendering of /metrics, plain and gzip-compressed, served as-is to every scrape."""
+    """One rendering of /metrics, plain and gzip-compressed, kept as parts.
 
-    plain: bytes
-    gzipped: bytes
+    Parts let a scrape put the exporter's own freshly rendered families in front of the
+    cached fleet bytes without copying 30 MB per scrape at 100,000 things: the server
+    writes the parts one after another.
+    """
+
+    plain_parts: tuple[bytes, ...]
+    gzip_parts: tuple[bytes, ...]
 
     @classmethod
     def of(cls, plain: bytes) -> Payload:
-        # mtime=0 keeps the bytes identical for identical input (cacheable, testable).
-        return cls(plain, gzip.compress(plain, compresslevel=6, mtime=0))
+        return cls((plain,), (_gzip(plain),))
 
     def preceded_by(self, head: bytes) -> Payload:
-        """This payload with `head` (a few live families) in front, without re-compressing it.
+        """This payload with `head` (a few live families) in front, compressing only `head`.
 
         Concatenated gzip members are one valid gzip stream (RFC 1952), which Prometheus's
-        Go reader and every common client decompress as a whole, so only `head` is
-        compressed per scrape.
+        Go reader and every common client decompress as a whole.
         """
-        return Payload(
-            head + self.plain, gzip.compress(head, compresslevel=6, mtime=0) + self.gzipped
-        )
+        return Payload((head, *self.plain_parts), (_gzip(head), *self.gzip_parts))
+
+    @property
+    def plain(self) -> bytes:
+        return b"".join(self.plain_parts)
+
+    @property
+    def gzipped(self) -> bytes:
+        return b"".join(self.gzip_parts)
+
+
+def _gzip(data: bytes) -> bytes:
+    # mtime=0 keeps the bytes identical for identical input (cacheable, testable).
+    return gzip.compress(data, compresslevel=6, mtime=0)
 
 
 class FleetCollector(Collector):

@@ -156,6 +156,9 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # An idle keep-alive connection must not hold a thread forever.
     timeout = 30
+    # Headers and body go out in separate writes; with Nagle on, a small body waits for
+    # the client's delayed ACK (40 ms per gzip scrape of a small fleet, measured).
+    disable_nagle_algorithm = True
     server_version = f"iot-connectivity-exporter/{__version__}"
 
     def parse_request(self) -> bool:
@@ -251,13 +254,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._text(HTTPStatus.NOT_FOUND, f"not found: {path}\n", head=head)
 
     def _metrics(self, payload: Payload, *, head: bool) -> None:
-        body = (
-            payload.gzipped
-            if accepts_gzip(self.headers.get("Accept-Encoding", ""))
-            else payload.plain
-        )
-        extra = {"Content-Encoding": "gzip"} if body is payload.gzipped else {}
-        self._send(HTTPStatus.OK, body, CONTENT_TYPE, head=head, vary="Accept-Encoding", **extra)
+        if accepts_gzip(self.headers.get("Accept-Encoding", "")):
+            parts, extra = payload.gzip_parts, {"Content-Encoding": "gzip"}
+        else:
+            parts, extra = payload.plain_parts, {}
+        self._send(HTTPStatus.OK, parts, CONTENT_TYPE, head=head, vary="Accept-Encoding", **extra)
 
     def _method_not_allowed_or_missing(self, path: str) -> None:
         known = {self.server.endpoints.telemetry_path, "/", "/-/healthy", "/-/ready", "/-/reload"}
@@ -278,20 +279,22 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self,
         status: HTTPStatus,
-        body: bytes,
+        body: bytes | tuple[bytes, ...],
         content_type: str,
         *,
         head: bool = False,
         **headers: str,
     ) -> None:
+        parts = (body,) if isinstance(body, bytes) else body
         self.send_response(status)
         self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Content-Length", str(sum(len(part) for part in parts)))
         for name, value in headers.items():
             self.send_header(name.replace("_", "-").title(), value)
         self.end_headers()
         if not head:
-            self.wfile.write(body)
+            for part in parts:
+                self.wfile.write(part)
 
     def log_message(self, format: str, *args: Any) -> None:
         # Scrapes are frequent and uninteresting; errors still reach log_error below.

@@ -118,4 +118,6 @@ def test_live_head_joins_the_cached_payload_as_one_gzip_stream() -> None:
     joined = cached.preceded_by(b"# live\na 1\n")
     assert joined.plain == b"# live\na 1\n" + cached.plain
     assert gzip.decompress(joined.gzipped) == joined.plain
-    assert joined.gzipped.endswith(cached.gzipped)  # the cached part is not compressed again
+    # The cached parts are reused as they are: neither compressed again nor copied.
+    assert joined.gzip_parts[1:] == cached.gzip_parts
+    assert joined.plain_parts[1] is cached.plain_parts[0]
