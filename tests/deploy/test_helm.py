@@ -98,6 +98,15 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
                             "port": {"type": "string"},
                             "path": {"type": "string"},
                             "scheme": {"enum": ["http", "https"]},
+                            "tlsConfig": {"type": "object"},
+                            "basicAuth": {
+                                "type": "object",
+                                "additionalProperties": False,
+                                "properties": {
+                                    "username": {"type": "object"},
+                                    "password": {"type": "object"},
+                                },
+                            },
                             "interval": _DURATION,
                             "scrapeTimeout": _DURATION,
                             "honorLabels": {"type": "boolean"},
@@ -433,6 +442,28 @@ def test_service_monitor_targets_the_service(render: Renderer, find: Find) -> No
     endpoint = monitor["spec"]["endpoints"][0]
     assert endpoint["port"] == service["spec"]["ports"][0]["name"]
     assert endpoint["path"] == "/metrics"
+    assert endpoint["scheme"] == "http"
+    assert "tlsConfig" not in endpoint
+    assert "basicAuth" not in endpoint
+
+
+def test_service_monitor_scrapes_tls_and_basic_auth_when_asked(
+    render: Renderer, find: Find
+) -> None:
+    tls = {"ca": {"secret": {"name": "exporter-tls", "key": "ca.crt"}}}
+    auth = {
+        "username": {"name": "exporter-auth", "key": "username"},
+        "password": {"name": "exporter-auth", "key": "password"},
+    }
+    values = {
+        "serviceMonitor": {"enabled": True, "scheme": "https", "tlsConfig": tls, "basicAuth": auth}
+    }
+    endpoint = find(render(values), "ServiceMonitor")["spec"]["endpoints"][0]
+    assert (endpoint["scheme"], endpoint["tlsConfig"], endpoint["basicAuth"]) == (
+        "https",
+        tls,
+        auth,
+    )
 
 
 def test_prometheus_rule_carries_the_shipped_alerts(render: Renderer, find: Find) -> None:
@@ -543,6 +574,7 @@ def test_notes_warn_about_more_than_one_replica(render_raw: Callable[..., dict[s
         ({"logLevel": "verbose"}, "/logLevel'"),
         ({"image": {"digest": "latest"}}, "/image/digest'"),
         ({"extraArgs": [{"flag": 1}]}, "/extraArgs/0'"),
+        ({"serviceMonitor": {"scheme": "ftp"}}, "/serviceMonitor/scheme'"),
     ],
 )
 def test_schema_rejects_bad_values(
