@@ -14,14 +14,14 @@ from typing import TYPE_CHECKING, Any
 from exporter.aws import error_code
 from exporter.fleet import Observation
 from exporter.ratelimit import RateLimiter
-from exporter.telemetry import ExporterMetrics
+from exporter.telemetry import POLL_OPERATION, ExporterMetrics
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
 
 log = logging.getLogger(__name__)
 
-OPERATION = "GetThingConnectivityData"
+OPERATION = POLL_OPERATION
 THROTTLE_CODES = frozenset({"ThrottlingException", "TooManyRequestsException"})
 # AWS's reasons are upper-case enum values; one that is not shaped like one is garbage and
 # must not become an unbounded label value (it is counted as AWS's own UNKNOWN instead).

@@ -10,6 +10,9 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from exporter import __version__
 
+# The one AWS operation the poller spends its budget on; its series exist from the start.
+POLL_OPERATION = "GetThingConnectivityData"
+
 # Cycles range from well under a second (a handful of things) to minutes (100k things at
 # the default budget); the buckets cover both ends.
 CYCLE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
@@ -84,5 +87,5 @@ class ExporterMetrics:
             registry=registry,
         )
         # Pre-create the series operators alert on, so rate() works from the first scrape.
-        self.api_requests.labels("GetThingConnectivityData")
-        self.api_errors.labels("GetThingConnectivityData", "ThrottlingException")
+        self.api_requests.labels(POLL_OPERATION)
+        self.api_errors.labels(POLL_OPERATION, "ThrottlingException")
