@@ -681,14 +681,18 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     return config
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """The config in a YAML file; ConfigError also when the file cannot be read."""
+def read_config_text(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """A config file's text and its name for messages; ConfigError if it cannot be read."""
     source = os.fspath(path)
     try:
         with open(source, encoding="utf-8") as file:
-            text = file.read()
+            return file.read(), source
     except OSError as exc:
         raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], source) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError([f"not UTF-8 text (byte {exc.start}: {exc.reason})"], source) from exc
-    return parse_config(text, source)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """The config in a YAML file; ConfigError also when the file cannot be read."""
+    return parse_config(*read_config_text(path))

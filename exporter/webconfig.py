@@ -38,6 +38,7 @@ from exporter.config import (
     _load_yaml,
     _Section,
     _show,
+    read_config_text,
 )
 
 REALM = "iot-connectivity-exporter"
@@ -488,12 +489,5 @@ def build_security(config: WebConfig, source: str) -> WebSecurity:
 
 def load_web_security(path: str | os.PathLike[str]) -> WebSecurity:
     """Read, validate and build the web config file; ConfigError lists everything wrong."""
-    source = os.fspath(path)
-    try:
-        with open(source, encoding="utf-8") as file:
-            text = file.read()
-    except OSError as exc:
-        raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], source) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"not UTF-8 text (byte {exc.start}: {exc.reason})"], source) from exc
+    text, source = read_config_text(path)
     return build_security(parse_web_config(text, source), source)

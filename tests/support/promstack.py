@@ -144,6 +144,15 @@ class _ManagedProcess(StartStop):
     def _argv(self, port: int) -> list[str]:
         """The command line to run, listening on `port`."""
 
+    @property
+    def address(self) -> str:
+        """host:port, e.g. for a ScrapeTarget."""
+        return f"{_LOOPBACK}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
     def start(self) -> Self:
         self.port = self._start_on_free_port(self._argv, "/-/ready", self.start_timeout)
         return self
@@ -268,15 +277,6 @@ class Prometheus(_ManagedProcess):
         self.extra_args = list(extra_args)
         self.start_timeout = start_timeout
         self.port = 0
-
-    @property
-    def address(self) -> str:
-        """host:port, e.g. for a ScrapeTarget."""
-        return f"{_LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
 
     def config(self, port: int) -> dict[str, Any]:
         """The prometheus.yml this server runs with, for a given listen port."""
@@ -423,14 +423,6 @@ class Alertmanager(_ManagedProcess):
         self.extra_args = list(extra_args)
         self.start_timeout = start_timeout
         self.port = 0
-
-    @property
-    def address(self) -> str:
-        return f"{_LOOPBACK}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
 
     def config(self) -> dict[str, Any]:
         """The alertmanager.yml this server runs with."""
