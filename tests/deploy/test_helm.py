@@ -63,101 +63,100 @@ _RELABEL = {
         "targetLabel": {"type": "string"},
     },
 }
-SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "metadata": _METADATA,
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["selector", "endpoints"],
-            "properties": {
-                "jobLabel": {"type": "string"},
-                "namespaceSelector": {
+
+
+def _crd(spec: dict[str, Any]) -> dict[str, Any]:
+    """A monitoring.coreos.com/v1 object whose spec must match `spec` (closed)."""
+    return {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "properties": {
+            "apiVersion": {"const": "monitoring.coreos.com/v1"},
+            "metadata": _METADATA,
+            "spec": {"type": "object", "additionalProperties": False, **spec},
+        },
+    }
+
+
+SERVICE_MONITOR_SCHEMA = _crd(
+    {
+        "required": ["selector", "endpoints"],
+        "properties": {
+            "jobLabel": {"type": "string"},
+            "namespaceSelector": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "any": {"type": "boolean"},
+                    "matchNames": {"type": "array", "items": {"type": "string"}},
+                },
+            },
+            "selector": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {"matchLabels": _STR_MAP, "matchExpressions": {"type": "array"}},
+            },
+            "endpoints": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
                     "type": "object",
                     "additionalProperties": False,
                     "properties": {
-                        "any": {"type": "boolean"},
-                        "matchNames": {"type": "array", "items": {"type": "string"}},
+                        "port": {"type": "string"},
+                        "path": {"type": "string"},
+                        "scheme": {"enum": ["http", "https"]},
+                        "tlsConfig": {"type": "object"},
+                        "basicAuth": {
+                            "type": "object",
+                            "additionalProperties": False,
+                            "properties": {
+                                "username": {"type": "object"},
+                                "password": {"type": "object"},
+                            },
+                        },
+                        "interval": _DURATION,
+                        "scrapeTimeout": _DURATION,
+                        "honorLabels": {"type": "boolean"},
+                        "relabelings": {"type": "array", "items": _RELABEL},
+                        "metricRelabelings": {"type": "array", "items": _RELABEL},
                     },
                 },
-                "selector": {
+            },
+        },
+    }
+)
+PROMETHEUS_RULE_SCHEMA = _crd(
+    {
+        "required": ["groups"],
+        "properties": {
+            "groups": {
+                "type": "array",
+                "minItems": 1,
+                "items": {
                     "type": "object",
                     "additionalProperties": False,
-                    "properties": {"matchLabels": _STR_MAP, "matchExpressions": {"type": "array"}},
-                },
-                "endpoints": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "properties": {
-                            "port": {"type": "string"},
-                            "path": {"type": "string"},
-                            "scheme": {"enum": ["http", "https"]},
-                            "tlsConfig": {"type": "object"},
-                            "basicAuth": {
+                    "required": ["name", "rules"],
+                    "properties": {
+                        "name": {"type": "string", "minLength": 1},
+                        "interval": _DURATION,
+                        "limit": {"type": "integer"},
+                        "partial_response_strategy": {"type": "string"},
+                        "rules": {
+                            "type": "array",
+                            "items": {
                                 "type": "object",
                                 "additionalProperties": False,
+                                "required": ["expr"],
+                                "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
                                 "properties": {
-                                    "username": {"type": "object"},
-                                    "password": {"type": "object"},
-                                },
-                            },
-                            "interval": _DURATION,
-                            "scrapeTimeout": _DURATION,
-                            "honorLabels": {"type": "boolean"},
-                            "relabelings": {"type": "array", "items": _RELABEL},
-                            "metricRelabelings": {"type": "array", "items": _RELABEL},
-                        },
-                    },
-                },
-            },
-        },
-    },
-}
-PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["apiVersion", "kind", "metadata", "spec"],
-    "properties": {
-        "apiVersion": {"const": "monitoring.coreos.com/v1"},
-        "metadata": _METADATA,
-        "spec": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["groups"],
-            "properties": {
-                "groups": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["name", "rules"],
-                        "properties": {
-                            "name": {"type": "string", "minLength": 1},
-                            "interval": _DURATION,
-                            "limit": {"type": "integer"},
-                            "partial_response_strategy": {"type": "string"},
-                            "rules": {
-                                "type": "array",
-                                "items": {
-                                    "type": "object",
-                                    "additionalProperties": False,
-                                    "required": ["expr"],
-                                    "oneOf": [{"required": ["alert"]}, {"required": ["record"]}],
-                                    "properties": {
-                                        "alert": {"type": "string"},
-                                        "record": {"type": "string"},
-                                        "expr": {"type": ["string", "integer"]},
-                                        "for": _DURATION,
-                                        "keep_firing_for": _DURATION,
-                                        "labels": _STR_MAP,
-                                        "annotations": _STR_MAP,
-                                    },
+                                    "alert": {"type": "string"},
+                                    "record": {"type": "string"},
+                                    "expr": {"type": ["string", "integer"]},
+                                    "for": _DURATION,
+                                    "keep_firing_for": _DURATION,
+                                    "labels": _STR_MAP,
+                                    "annotations": _STR_MAP,
                                 },
                             },
                         },
@@ -165,8 +164,8 @@ PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
                 },
             },
         },
-    },
-}
+    }
+)
 CRD_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
 
 

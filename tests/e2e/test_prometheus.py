@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from exporter.simulator import SimulatorConfig
 from tests.support.promstack import http_get
-from tests.support.stack import EXPORTER_JOB, fleet_stack, require_binary
+from tests.support.stack import EXPORTER_JOB, fleet_stack, promtool
 
 pytestmark = pytest.mark.slow
 
@@ -67,11 +66,6 @@ def test_prometheus_sees_the_simulated_fleet(tmp_path: Path) -> None:
         # The live exposition passes promtool's lint.
         status, body = http_get(stack.exporter.url + "/metrics")
         assert status == 200
-        result = subprocess.run(
-            [require_binary("promtool"), "check", "metrics"],
-            input=body,
-            capture_output=True,
-            check=False,
-        )
+        result = promtool("check", "metrics", stdin=body.decode())
         assert result.returncode == 0, result.stdout + result.stderr
         assert stack.exporter.stop() == 0

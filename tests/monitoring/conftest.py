@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from tests.support.promstack import WebhookReceiver
-from tests.support.stack import require_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MONITORING = REPO_ROOT / "monitoring"
@@ -22,11 +21,6 @@ ALERTS_TEST_FILE = MONITORING / "alerts_test.yaml"
 DASHBOARD_FILE = MONITORING / "dashboard.json"
 MONITORING_DOC = REPO_ROOT / "README.md"
 CHART_FILES = REPO_ROOT / "helm" / "iot-connectivity-exporter" / "files"
-
-
-@pytest.fixture
-def promtool() -> str:
-    return require_binary("promtool")
 
 
 @pytest.fixture

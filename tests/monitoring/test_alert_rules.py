@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 import yaml
 
 from tests.monitoring.conftest import ALERTS_FILE, ALERTS_TEST_FILE, MONITORING_DOC
+from tests.support.stack import promtool
 
 RUNBOOK_BASE = "https://github.com/aws-iot-connectivity-exporter/aws-iot-connectivity-exporter#"
 SEVERITIES = {"critical", "warning", "info"}
@@ -24,42 +24,24 @@ def alert_rules() -> list[dict[str, Any]]:
 ALERT_NAMES = [rule["alert"] for rule in alert_rules()]
 
 
-def test_promtool_check_rules(promtool: str) -> None:
-    result = subprocess.run(
-        [promtool, "check", "rules", str(ALERTS_FILE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+def test_promtool_check_rules() -> None:
+    result = promtool("check", "rules", str(ALERTS_FILE))
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"SUCCESS: {len(alert_rules())} rules found" in result.stdout
 
 
-def test_promtool_unit_tests_pass(promtool: str) -> None:
-    result = subprocess.run(
-        [promtool, "test", "rules", str(ALERTS_TEST_FILE)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+def test_promtool_unit_tests_pass() -> None:
+    result = promtool("test", "rules", str(ALERTS_TEST_FILE))
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_promtool_unit_tests_can_fail(promtool: str, tmp_path: Path) -> None:
+def test_promtool_unit_tests_can_fail(tmp_path: Path) -> None:
     """Guard against a vacuous test file: a rule file with a broken threshold fails it."""
     broken = ALERTS_FILE.read_text().replace(") > 600\n", ") > 6000\n", 1)
     assert broken != ALERTS_FILE.read_text()
     (tmp_path / "alerts.yaml").write_text(broken)
     (tmp_path / "alerts_test.yaml").write_text(ALERTS_TEST_FILE.read_text())
-    result = subprocess.run(
-        [promtool, "test", "rules", str(tmp_path / "alerts_test.yaml")],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = promtool("test", "rules", str(tmp_path / "alerts_test.yaml"))
     assert result.returncode != 0
     assert "IoTThingDisconnected" in result.stdout + result.stderr
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -37,6 +38,18 @@ def require_binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} not found on PATH: run scripts/bootstrap (Debian package)")
     return path
+
+
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """Run Prometheus's promtool (check metrics, check rules, test rules) and capture it."""
+    return subprocess.run(
+        [require_binary("promtool"), *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def write_exporter_config(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import gzip
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -13,6 +11,7 @@ from prometheus_client import CollectorRegistry
 from exporter.collector import FleetCollector, FleetView, Payload, render
 from exporter.fleet import FleetState, Observation
 from exporter.telemetry import ExporterMetrics
+from tests.support.stack import promtool
 
 GOLDEN = Path(__file__).parent / "golden" / "fleet.prom"
 T0 = 1_700_000_000.0
@@ -96,14 +95,10 @@ def test_full_exposition_passes_promtool() -> None:
     registry.register(collector)
     collector.view = sample_view()
     body = render(registry).plain
-    promtool = shutil.which("promtool")
-    assert promtool, "promtool is installed by scripts/bootstrap (Debian package prometheus)"
-    result = subprocess.run(
-        [promtool, "check", "metrics"], input=body, capture_output=True, check=False
-    )
-    assert result.returncode == 0, result.stdout.decode() + result.stderr.decode()
-    assert result.stdout.decode().strip() == ""
-    assert result.stderr.decode().strip() == ""
+    result = promtool("check", "metrics", stdin=body.decode())
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == ""
+    assert result.stderr.strip() == ""
 
 
 def test_payload_gzip_round_trips_and_is_deterministic() -> None:
