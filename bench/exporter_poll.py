@@ -7,7 +7,7 @@ in this process; CPU is this process's user+system time across each whole cycle.
 
     .venv/bin/python bench/exporter_poll.py                      # 10,000 things, 3 cycles
     .venv/bin/python bench/exporter_poll.py calls --calls 2000   # per-call CPU, config A/B
-    .venv/bin/python bench/exporter_poll.py gaps                 # what pacing does to it
+    .venv/bin/python bench/exporter_poll.py gaps                 # what runs between calls
 """
 
 from __future__ import annotations
@@ -238,31 +238,64 @@ def run_calls(args: argparse.Namespace) -> None:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(args.profile)
 
 
-# -- gaps mode: the same sequential calls with idle gaps between them -------------------------
+# -- gaps mode: the same sequential calls with something between them -----------------------
+
+# What happens between two calls: nothing (back to back), an idle sleep, or other Python
+# work in the same thread. Only the calls' own CPU is counted (thread time around each
+# call), so a busy gap's spinning does not add to the figure.
+GAP_KINDS = ("sleep", "busy")
+
+
+def _gap(kind: str, seconds: float) -> None:
+    if kind == "sleep":
+        time.sleep(seconds)
+        return
+    deadline, scratch = time.perf_counter() + seconds, list[str]()
+    while time.perf_counter() < deadline:
+        scratch.append(str(len(scratch)))  # ordinary interpreter work, nothing to do with AWS
+
+
+def _calls_with_gaps(
+    client: Any, names: list[str], calls: int, *, kind: str, gap: float, burst: int
+) -> float:
+    """ms of this thread's CPU per call, for `burst` calls back to back then burst x gap."""
+    spent = 0.0
+    for i in range(calls):
+        if gap and i % burst == 0:
+            _gap(kind, gap * burst)
+        start = time.thread_time()
+        client.get_thing_connectivity_data(thingName=names[i % len(names)])
+        spent += time.thread_time() - start
+    return 1000.0 * spent / calls
 
 
 def run_gaps(args: argparse.Namespace) -> None:
-    """Shows what pacing alone does to CPU per call: idle gaps make each call cost more."""
+    """Shows that a call's CPU depends on what ran just before it, not on idling alone."""
     names = thing_names(2000)
     gaps = [float(g) / 1000 for g in args.gaps.split(",")]
+    bursts = [int(b) for b in args.bursts.split(",")]
+    scenarios = [("back to back", 0.0, 1)] + [
+        (kind, gap, burst) for gap in gaps if gap for kind in GAP_KINDS for burst in bursts
+    ]
     print(f"# exporter_poll gaps  {now_utc()}  {machine()}")
-    print(f"# {args.calls} sequential production-client calls per gap, no quota, no latency")
+    print(f"# {args.calls} sequential production-client calls per scenario, no quota, no latency")
     with simulator_process(["--things", str(len(names)), "--no-quotas"]) as sim:
         client = _production(AwsSettings(region="eu-west-1", endpoint_url=sim.url), 4)
         for name in names[:100]:
             client.get_thing_connectivity_data(thingName=name)
-        samples: dict[float, list[float]] = {gap: [] for gap in gaps}
+        samples: dict[tuple[str, float, int], list[float]] = {s: [] for s in scenarios}
         for _ in range(args.rounds):
-            for gap in gaps:
-                start = cpu_seconds()
-                for i in range(args.calls):
-                    client.get_thing_connectivity_data(thingName=names[i % len(names)])
-                    if gap:
-                        time.sleep(gap)
-                samples[gap].append(1000.0 * (cpu_seconds() - start) / args.calls)
+            for kind, gap, burst in scenarios:
+                samples[kind, gap, burst].append(
+                    _calls_with_gaps(client, names, args.calls, kind=kind, gap=gap, burst=burst)
+                )
     print(f"load {load_average()}")
-    for gap, values in samples.items():
-        print(f"gap {1000 * gap:5.1f} ms: median {median(values):.3f} ms/call ({spread(values)})")
+    print(f"{'between calls':14s} {'gap':>8s} {'burst':>5s}  CPU per call (thread time)")
+    for (kind, gap, burst), values in samples.items():
+        print(
+            f"{kind:14s} {1000 * gap:6.2f}ms {burst:5d}  "
+            f"median {median(values):.3f} ms ({spread(values)})"
+        )
 
 
 def main() -> None:
@@ -278,8 +311,11 @@ def main() -> None:
     calls.add_argument(
         "--profile", type=int, default=0, metavar="N", help="cProfile the first variant; top N"
     )
-    gaps = sub.add_parser("gaps", help="per-call CPU with idle gaps between sequential calls")
-    gaps.add_argument("--gaps", default="0,0.5,2.86,10,20", help="milliseconds, comma-separated")
+    gaps = sub.add_parser("gaps", help="per-call CPU with idle or busy gaps between calls")
+    gaps.add_argument("--gaps", default="2.86,20", help="milliseconds per call, comma-separated")
+    gaps.add_argument(
+        "--bursts", default="1,10,50", help="calls back to back between gaps, comma-separated"
+    )
     gaps.add_argument("--calls", type=int, default=600)
     gaps.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
