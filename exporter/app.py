@@ -24,13 +24,14 @@ from prometheus_client.process_collector import ProcessCollector
 from exporter import __version__
 from exporter.aws import AwsSetupError, known_disconnect_reasons
 from exporter.collector import FleetCollector, FleetView, Payload, render, render_live
-from exporter.config import Config, ConfigError
+from exporter.config import Config
 from exporter.fleet import CycleSummary, FleetState
 from exporter.poller import Poller
 from exporter.ratelimit import RateLimiter
 from exporter.server import ReloadResult
 from exporter.targets import Targets, resolve_targets
 from exporter.telemetry import ExporterMetrics
+from exporter.yamlfile import ConfigError
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient

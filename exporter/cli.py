@@ -17,10 +17,11 @@ from prometheus_client import disable_created_metrics
 from exporter import __version__
 from exporter.app import Exporter, SetupError
 from exporter.aws import make_iot_client
-from exporter.config import ConfigError, load_config
+from exporter.config import load_config
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
 from exporter.webconfig import WebSecurity, load_web_security
+from exporter.yamlfile import ConfigError
 
 log = logging.getLogger(__name__)
 

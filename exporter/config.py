@@ -1,20 +1,17 @@
 """The YAML config: frozen pydantic models, loading, and every error at once with its path."""
 
 import difflib
-import json
 import math
 import os
 import re
-from collections.abc import Iterable, Iterator
-from typing import Annotated, Any, NamedTuple, NoReturn, Self, get_args, get_origin
+from collections.abc import Iterator
+from typing import Annotated, Any, NoReturn, get_args, get_origin
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -23,6 +20,19 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
+
+from exporter.yamlfile import (
+    ERROR_TYPE,
+    ConfigError,
+    Document,
+    StrictSection,
+    fail,
+    line_of,
+    load_yaml,
+    number_text,
+    read_config_text,
+    show,
+)
 
 DEFAULT_ROLE_SESSION_NAME = "iot-connectivity-exporter"
 DEFAULT_CONNECT_TIMEOUT = 2.0
@@ -47,7 +57,6 @@ RESERVED_LABELS = {
     "instance": "Prometheus sets it when it scrapes",
 }
 
-_ERROR_TYPE = "config"  # pydantic error type of every message written in this module
 _FROM_FILE = "from_file"  # validation-context key: the data came from YAML, not Python code
 _DERIVED = object()  # staleness not given: derive it from the interval
 
@@ -77,7 +86,6 @@ _UNITS_MS = (
 )
 # Prometheus keeps durations as int64 nanoseconds; agree with it on what is too long.
 _MAX_DURATION_MS = (2**63 - 1) // 1_000_000
-_SHOW_MAX = 60
 
 
 # --- durations --------------------------------------------------------------------------------
@@ -118,75 +126,7 @@ def format_duration(seconds: float) -> str:
     return "".join(parts)
 
 
-# --- YAML numbers as written ------------------------------------------------------------------
-
-
-class _WrittenInt(int):
-    """An int YAML 1.1 spelled unusually (010 is 8, 1:30 is 90), with its text."""
-
-    text: str
-
-    def __new__(cls, value: int, text: str) -> Self:
-        number = super().__new__(cls, value)
-        number.text = text
-        return number
-
-
-class _WrittenFloat(float):
-    """A float whose YAML text differs from Python's repr (1.10, .inf), with its text."""
-
-    text: str
-
-    def __new__(cls, value: float, text: str) -> Self:
-        number = super().__new__(cls, value)
-        number.text = text
-        return number
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that remembers how numbers were written, so text fields can keep it."""
-
-
-def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
-    value: int = loader.construct_yaml_int(node)
-    return value if node.value == str(value) else _WrittenInt(value, node.value)
-
-
-def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
-    value: float = loader.construct_yaml_float(node)
-    return value if node.value == repr(value) else _WrittenFloat(value, node.value)
-
-
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
-
-
-def _number_text(value: float) -> str:
-    text = getattr(value, "text", None)
-    return text if isinstance(text, str) else str(value)
-
-
-def _show(value: Any) -> str:
-    """A value as the YAML author would recognise it, for error messages."""
-    if value is None or isinstance(value, bool):
-        return json.dumps(value)  # null, true, false
-    if isinstance(value, int | float):
-        return _number_text(value)
-    if isinstance(value, str):
-        shown = value if len(value) <= _SHOW_MAX else value[: _SHOW_MAX - 3] + "..."
-        return json.dumps(shown, ensure_ascii=False)
-    if isinstance(value, list | tuple):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    return f"{value} (a {type(value).__name__})"
-
-
 # --- field validators -------------------------------------------------------------------------
-
-
-def _fail(message: str) -> NoReturn:
-    raise PydanticCustomError(_ERROR_TYPE, "{message}", {"message": message})
 
 
 def _is_number(value: Any) -> bool:
@@ -196,7 +136,7 @@ def _is_number(value: Any) -> bool:
 
 def _not_a_string(value: Any) -> NoReturn:
     hint = " (quote it: YAML reads yes, no, on, off, true, false as booleans)"
-    _fail(f"expected a string, got {_show(value)}{hint if isinstance(value, bool) else ''}")
+    fail(f"expected a string, got {show(value)}{hint if isinstance(value, bool) else ''}")
 
 
 def _text(value: Any) -> str:
@@ -204,7 +144,7 @@ def _text(value: Any) -> str:
     if isinstance(value, str):
         return value
     if _is_number(value):
-        return _number_text(value)
+        return number_text(value)
     _not_a_string(value)
 
 
@@ -213,7 +153,7 @@ def _matching(pattern: re.Pattern[str], message: str) -> AfterValidator:
 
     def check(value: str) -> str:
         if pattern.fullmatch(value) is None:
-            _fail(message.format(got=_show(value)))
+            fail(message.format(got=show(value)))
         return value
 
     return AfterValidator(check)
@@ -227,13 +167,13 @@ def _check_url(value: str) -> str:
     except ValueError:
         valid = False
     if not valid:
-        _fail(f"expected an http:// or https:// URL, got {_show(value)}")
+        fail(f"expected an http:// or https:// URL, got {show(value)}")
     return value
 
 
 def _check_not_empty(value: str) -> str:
     if not value:
-        _fail("must not be empty")
+        fail("must not be empty")
     return value
 
 
@@ -244,11 +184,11 @@ def _duration(value: Any, info: ValidationInfo) -> float:
         try:
             return parse_duration(value)
         except ValueError:
-            _fail(f"{expected}, got {_show(value)}")
+            fail(f"{expected}, got {show(value)}")
     from_file = bool(info.context and info.context.get(_FROM_FILE))
-    if _is_number(value) and not from_file:
-        return float(value)
-    _fail(f"{expected}, got {_show(value)}{_unit_hint(value)}")
+    if not _is_number(value) or from_file:
+        fail(f"{expected}, got {show(value)}{_unit_hint(value)}")
+    return float(value)
 
 
 def _unit_hint(value: Any) -> str:
@@ -261,7 +201,7 @@ def _unit_hint(value: Any) -> str:
 def _at_least(minimum: float) -> AfterValidator:
     def check(seconds: float) -> float:
         if seconds < minimum:
-            _fail(f"must be at least {format_duration(minimum)}, got {format_duration(seconds)}")
+            fail(f"must be at least {format_duration(minimum)}, got {format_duration(seconds)}")
         return seconds
 
     return AfterValidator(check)
@@ -269,7 +209,7 @@ def _at_least(minimum: float) -> AfterValidator:
 
 def _check_positive_duration(seconds: float) -> float:
     if seconds <= 0:
-        _fail(f"must be longer than 0s, got {format_duration(seconds)}")
+        fail(f"must be longer than 0s, got {format_duration(seconds)}")
     return seconds
 
 
@@ -278,10 +218,10 @@ def _number_in(low: float, high: float, *, low_open: bool = False) -> BeforeVali
 
     def check(value: Any) -> float:
         if not _is_number(value):
-            _fail(f"expected a number, got {_show(value)}")
+            fail(f"expected a number, got {show(value)}")
         # Written so that NaN fails too.
         if not ((low < value if low_open else low <= value) and value <= high):
-            _fail(f"must be {bounds}, got {_show(value)}")
+            fail(f"must be {bounds}, got {show(value)}")
         return float(value)
 
     return BeforeValidator(check)
@@ -290,9 +230,9 @@ def _number_in(low: float, high: float, *, low_open: bool = False) -> BeforeVali
 def _integer_in(low: int, high: int) -> BeforeValidator:
     def check(value: Any) -> int:
         if not _is_number(value) or not isinstance(value, int):
-            _fail(f"expected an integer, got {_show(value)}")
+            fail(f"expected an integer, got {show(value)}")
         if not low <= value <= high:
-            _fail(f"must be between {low} and {high}, got {_show(value)}")
+            fail(f"must be between {low} and {high}, got {show(value)}")
         return int(value)
 
     return BeforeValidator(check)
@@ -300,13 +240,13 @@ def _integer_in(low: int, high: int) -> BeforeValidator:
 
 def _label_name(value: Any) -> str:
     if not isinstance(value, str):
-        _fail(f"expected a label name (a string), got {_show(value)}")
+        fail(f"expected a label name (a string), got {show(value)}")
     if _LABEL_NAME_RE.fullmatch(value) is None:
-        _fail(f"invalid label name {_show(value)}: use letters, digits and _, not a digit first")
+        fail(f"invalid label name {show(value)}: use letters, digits and _, not a digit first")
     if value in RESERVED_LABELS:
-        _fail(f'reserved label name "{value}": {RESERVED_LABELS[value]}')
+        fail(f'reserved label name "{value}": {RESERVED_LABELS[value]}')
     if value.startswith("__"):
-        _fail(f'reserved label name "{value}": names starting with __ belong to Prometheus')
+        fail(f'reserved label name "{value}": names starting with __ belong to Prometheus')
     return value
 
 
@@ -320,15 +260,15 @@ def _labels(value: Any) -> Any:
     if value is None:  # "labels:" with everything under it commented out
         return {}
     if not isinstance(value, dict):
-        _fail(f"expected a mapping of label names to values, got {_show(value)}")
+        fail(f"expected a mapping of label names to values, got {show(value)}")
     return value
 
 
 def _things(value: Any) -> Any:
     if value is None or (isinstance(value, list | tuple) and not value):
-        _fail("list at least one thing")
+        fail("list at least one thing")
     if not isinstance(value, list | tuple):
-        _fail(f"expected a list of things, got {_show(value)}")
+        fail(f"expected a list of things, got {show(value)}")
     return tuple(value)
 
 
@@ -365,22 +305,7 @@ Labels = Annotated[dict[LabelName, LabelValue], BeforeValidator(_labels)]
 # --- models -----------------------------------------------------------------------------------
 
 
-class _Section(BaseModel):
-    """A mapping in the file: frozen, and strict about its keys."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _mapping(cls, data: Any) -> Any:
-        if data is None:  # a section with everything under it commented out
-            return {}
-        if not isinstance(data, dict | cls):
-            _fail(f"expected a mapping, got {_show(data)}")
-        return data
-
-
-class AwsSettings(_Section):
+class AwsSettings(StrictSection):
     """How to reach AWS; credentials come from boto3's standard chain unless a role is given."""
 
     region: Region | None = None
@@ -398,11 +323,11 @@ class AwsSettings(_Section):
     def _external_id_needs_role(cls, value: str | None, info: ValidationInfo) -> str | None:
         # A role_arn that failed its own check is missing from info.data: one error is enough.
         if value is not None and "role_arn" in info.data and info.data["role_arn"] is None:
-            _fail("only allowed together with role_arn")
+            fail("only allowed together with role_arn")
         return value
 
 
-class PollSettings(_Section):
+class PollSettings(StrictSection):
     """How often and how hard to poll; the request budget protects the shared API quota."""
 
     interval: Annotated[Duration, _at_least(MIN_INTERVAL)] = DEFAULT_INTERVAL
@@ -424,14 +349,14 @@ class PollSettings(_Section):
             return STALENESS_INTERVALS * (DEFAULT_INTERVAL if interval is None else interval)
         staleness: float = handler(value)
         if interval is not None and staleness < interval:
-            _fail(
+            fail(
                 f"must be at least poll.interval ({format_duration(interval)}),"
                 f" got {format_duration(staleness)}"
             )
         return staleness
 
 
-class ThingSettings(_Section):
+class ThingSettings(StrictSection):
     """One thing to poll, with labels for its iot_thing_connected series."""
 
     name: ThingName
@@ -443,11 +368,11 @@ class ThingSettings(_Section):
         if isinstance(data, str | int | float):  # booleans too, so the name check explains them
             return {"name": data}
         if not isinstance(data, dict | cls):
-            _fail(f"expected a thing name or a mapping with name and labels, got {_show(data)}")
+            fail(f"expected a thing name or a mapping with name and labels, got {show(data)}")
         return data
 
 
-class Config(_Section):
+class Config(StrictSection):
     """The whole config file."""
 
     aws: AwsSettings = Field(default_factory=AwsSettings)
@@ -494,7 +419,7 @@ def _duplicate_things(items: Any) -> Iterator[InitErrorDetails]:
         if name in first:
             message = f'duplicate thing "{name}" (first at things[{first[name]}])'
             yield {
-                "type": PydanticCustomError(_ERROR_TYPE, "{message}", {"message": message}),
+                "type": PydanticCustomError(ERROR_TYPE, "{message}", {"message": message}),
                 "loc": (index, "name"),
                 "input": item,
             }
@@ -508,8 +433,8 @@ def _reraise(title: str, errors: list[ErrorDetails], extra: list[InitErrorDetail
 
 
 def _init_details(error: ErrorDetails) -> InitErrorDetails:
-    if error["type"] == _ERROR_TYPE:
-        custom = PydanticCustomError(_ERROR_TYPE, "{message}", {"message": error["msg"]})
+    if error["type"] == ERROR_TYPE:
+        custom = PydanticCustomError(ERROR_TYPE, "{message}", {"message": error["msg"]})
         return {"type": custom, "loc": error["loc"], "input": error["input"]}
     details: InitErrorDetails = {
         "type": error["type"],
@@ -522,18 +447,6 @@ def _init_details(error: ErrorDetails) -> InitErrorDetails:
 
 
 # --- errors -----------------------------------------------------------------------------------
-
-
-class ConfigError(Exception):
-    """Everything wrong with a config file, each error as "path: message"."""
-
-    def __init__(self, errors: Iterable[str], source: str = "<config>") -> None:
-        self.errors: tuple[str, ...] = tuple(errors)
-        self.source = source
-        super().__init__(str(self))
-
-    def __str__(self) -> str:
-        return "\n".join(f"{self.source}: {error}" for error in self.errors)
 
 
 def _locate(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel] | None]:
@@ -565,113 +478,35 @@ def _message(error: ErrorDetails) -> tuple[str, str]:
     """The path and the wording of one pydantic error."""
     path, owner = _locate(error["loc"])
     kind = error["type"]
-    if kind == _ERROR_TYPE:
+    if kind == ERROR_TYPE:
         text = error["msg"]
     elif kind in ("extra_forbidden", "invalid_key"):
         text = _unknown_key(error["loc"][-1], owner)
     elif kind == "missing":
         text = "required key is missing"
     else:  # every field has a validator with its own wording; this is a safety net
-        text = f"invalid value {_show(error['input'])}"
+        text = f"invalid value {show(error['input'])}"
     return path, text
 
 
 # --- loading ----------------------------------------------------------------------------------
 
-_MERGE_TAG = "tag:yaml.org,2002:merge"
-_LAST_SEGMENT_RE = re.compile(r"(?:\.[^.\[]*|\[[0-9]+\])$")
-_UNPLACED = 1 << 62  # errors about keys absent from the file sort last
 
-
-class _Document(NamedTuple):
-    """A parsed YAML document, where each path starts, and its duplicate keys."""
-
-    data: Any
-    lines: dict[str, int]
-    duplicates: list[tuple[int, str]]
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
-        mark = exc.problem_mark
-        context = f" ({exc.context})" if exc.context else ""
-        return (
-            f"line {mark.line + 1}, column {mark.column + 1}: invalid YAML: {exc.problem}{context}"
-        )
-    return "invalid YAML: " + " ".join(str(exc).split())
-
-
-def _walk(node: yaml.Node, path: str, document: _Document, seen: set[int]) -> None:
-    """Record where each key and item starts, and the keys given twice in one mapping."""
-    if id(node) in seen:  # aliases share nodes and may even loop
-        return
-    seen.add(id(node))
-    if isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            child = f"{path}[{index}]"
-            document.lines[child] = item.start_mark.line + 1
-            _walk(item, child, document, seen)
-    elif isinstance(node, yaml.MappingNode):
-        first_line: dict[tuple[str, Any], int] = {}
-        for key, value in node.value:
-            child = f"{path}.{key.value}" if path else str(key.value)
-            line = key.start_mark.line + 1
-            # PyYAML lets the last of duplicate keys win, so errors point at that one.
-            document.lines[child] = line
-            identity = (key.tag, key.value)
-            if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE_TAG:
-                if identity in first_line:
-                    message = f"duplicate key at line {line} (first at line {first_line[identity]})"
-                    document.duplicates.append((line, f"{child}: {message}"))
-                else:
-                    first_line[identity] = line
-            _walk(value, child, document, seen)
-
-
-def _load_yaml(text: str, source: str) -> _Document:
-    loader = _Loader(text)
-    try:
-        node = loader.get_single_node()
-        if node is None:
-            return _Document(None, {}, [])
-        # Walk the nodes before constructing: constructing applies merge keys (<<) in
-        # place, which would make a merged-then-overridden key look like a duplicate.
-        layout = _Document(None, {}, [])
-        _walk(node, "", layout, set())
-        return layout._replace(data=loader.construct_document(node))
-    except yaml.YAMLError as exc:
-        raise ConfigError([_yaml_problem(exc)], source) from exc
-    except RecursionError as exc:
-        raise ConfigError(["the YAML nests too deeply to be a config file"], source) from exc
-    finally:
-        loader.dispose()
-
-
-def _line_of(path: str, lines: dict[str, int]) -> int:
-    """The line of path, or of its nearest ancestor in the file (a missing key has none)."""
-    while path:
-        if path in lines:
-            return lines[path]
-        parent = _LAST_SEGMENT_RE.sub("", path)
-        path = "" if parent == path else parent  # a top-level key has no parent
-    return _UNPLACED
-
-
-def _validate(document: _Document) -> tuple[Config | None, list[tuple[int, str]]]:
+def _validate(document: Document) -> tuple[Config | None, list[tuple[int, str]]]:
     try:
         return Config.model_validate(document.data, context={_FROM_FILE: True}), []
     except ValidationError as exc:
         located = (_message(error) for error in exc.errors(include_url=False))
-        return None, [(_line_of(path, document.lines), f"{path}: {text}") for path, text in located]
+        return None, [(line_of(path, document.lines), f"{path}: {text}") for path, text in located]
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
     """The config in YAML text; ConfigError lists everything wrong with it, in file order."""
-    document = _load_yaml(text, source)
+    document = load_yaml(text, source)
     if document.data is None:
         raise ConfigError(["the file is empty: it needs at least a list of things"], source)
     if not isinstance(document.data, dict):
-        problem = f"expected a mapping at the top level, got {_show(document.data)}"
+        problem = f"expected a mapping at the top level, got {show(document.data)}"
         raise ConfigError([problem], source)
     config, problems = _validate(document)
     errors = [*document.duplicates, *problems]
@@ -679,18 +514,6 @@ def parse_config(text: str, source: str = "<config>") -> Config:
         # A stable sort keeps pydantic's order among errors on the same line.
         raise ConfigError([message for _, message in sorted(errors, key=lambda e: e[0])], source)
     return config
-
-
-def read_config_text(path: str | os.PathLike[str]) -> tuple[str, str]:
-    """A config file's text and its name for messages; ConfigError if it cannot be read."""
-    source = os.fspath(path)
-    try:
-        with open(source, encoding="utf-8") as file:
-            return file.read(), source
-    except OSError as exc:
-        raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], source) from exc
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"not UTF-8 text (byte {exc.start}: {exc.reason})"], source) from exc
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

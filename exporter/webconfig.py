@@ -28,17 +28,15 @@ from pydantic import (
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 
-# The YAML loading, the strict mapping sections and the error style are config.py's, so
-# both files read and complain alike.
-from exporter.config import (
-    _ERROR_TYPE,
+from exporter.yamlfile import (
+    ERROR_TYPE,
     ConfigError,
-    _fail,
-    _line_of,
-    _load_yaml,
-    _Section,
-    _show,
+    StrictSection,
+    fail,
+    line_of,
+    load_yaml,
     read_config_text,
+    show,
 )
 
 REALM = "iot-connectivity-exporter"
@@ -76,7 +74,7 @@ _CACHE_LIMIT = 1024
 def _one_of(choices: Mapping[str, object]) -> BeforeValidator:
     def check(value: Any) -> str:
         if not isinstance(value, str) or value not in choices:
-            _fail(f"expected one of {', '.join(choices)}, got {_show(value)}")
+            fail(f"expected one of {', '.join(choices)}, got {show(value)}")
         return value
 
     return BeforeValidator(check)
@@ -84,21 +82,21 @@ def _one_of(choices: Mapping[str, object]) -> BeforeValidator:
 
 def _boolean(value: Any) -> bool:
     if not isinstance(value, bool):
-        _fail(f"expected true or false, got {_show(value)}")
+        fail(f"expected true or false, got {show(value)}")
     return value
 
 
 def _file_name(value: Any) -> str:
     if not isinstance(value, str):
-        _fail(f"expected a file name, got {_show(value)}")
+        fail(f"expected a file name, got {show(value)}")
     if not value:
-        _fail("must not be empty")
+        fail("must not be empty")
     return value
 
 
 def _unsupported(why: str) -> BeforeValidator:
     def refuse(value: Any) -> NoReturn:
-        _fail(f"not supported by this exporter: {why}")
+        fail(f"not supported by this exporter: {why}")
 
     return BeforeValidator(refuse)
 
@@ -108,7 +106,7 @@ def _mapping_or_empty(what: str) -> BeforeValidator:
         if value is None:
             return {}
         if not isinstance(value, dict):
-            _fail(f"expected a mapping of {what}, got {_show(value)}")
+            fail(f"expected a mapping of {what}, got {show(value)}")
         return value
 
     return BeforeValidator(check)
@@ -116,18 +114,18 @@ def _mapping_or_empty(what: str) -> BeforeValidator:
 
 def _user_name(value: Any) -> str:
     if not isinstance(value, str) or not value:
-        _fail(f"expected a user name, got {_show(value)}")
+        fail(f"expected a user name, got {show(value)}")
     if ":" in value:
-        _fail(f"user name {_show(value)} contains a colon, which basic auth cannot carry")
+        fail(f"user name {show(value)} contains a colon, which basic auth cannot carry")
     return value
 
 
 def _bcrypt_hash(value: Any) -> str:
     if not isinstance(value, str):
-        _fail(f"expected a bcrypt hash, got {_show(value)}; {_HASH_HINT}")
+        fail(f"expected a bcrypt hash, got {show(value)}; {_HASH_HINT}")
     if _BCRYPT_RE.fullmatch(value) is None:
-        shown = "a string" if value.startswith("$2") else _show(value)
-        _fail(f"not a bcrypt hash ($2y$10$ and 53 more characters), got {shown}; {_HASH_HINT}")
+        shown = "a string" if value.startswith("$2") else show(value)
+        fail(f"not a bcrypt hash ($2y$10$ and 53 more characters), got {shown}; {_HASH_HINT}")
     return value
 
 
@@ -135,16 +133,16 @@ def _header_value(value: Any) -> str:
     if value is None:  # blank: the header is not sent
         return ""
     if not isinstance(value, str):
-        _fail(f"expected a string, got {_show(value)}")
+        fail(f"expected a string, got {show(value)}")
     if any(c in value for c in "\r\n"):
-        _fail("must be one line")
+        fail("must be one line")
     return value
 
 
 def _header_choice(*choices: str) -> AfterValidator:
     def check(value: str) -> str:
         if value and value.lower() not in choices:
-            _fail(f"expected {' or '.join(choices)}, got {_show(value)}")
+            fail(f"expected {' or '.join(choices)}, got {show(value)}")
         return value
 
     return AfterValidator(check)
@@ -160,7 +158,7 @@ HeaderValue = Annotated[str, BeforeValidator(_header_value)]
 # --- models -----------------------------------------------------------------------------------
 
 
-class TLSServerConfig(_Section):
+class TLSServerConfig(StrictSection):
     """tls_server_config: serve HTTPS, optionally checking client certificates."""
 
     cert_file: FileName
@@ -197,9 +195,9 @@ class TLSServerConfig(_Section):
                 if auth == "RequireAnyClientCert"
                 else ""
             )
-            _fail(f"required when client_auth_type is {auth}{why}")
+            fail(f"required when client_auth_type is {auth}{why}")
         if value is not None and auth not in _VERIFYING:
-            _fail(f"only used when client_auth_type is one of {', '.join(_VERIFYING)}")
+            fail(f"only used when client_auth_type is one of {', '.join(_VERIFYING)}")
         return value
 
     @field_validator("max_version")
@@ -207,11 +205,11 @@ class TLSServerConfig(_Section):
     def _max_not_below_min(cls, value: str, info: ValidationInfo) -> str:
         low = info.data.get("min_version")
         if low is not None and TLS_VERSIONS[value] < TLS_VERSIONS[low]:
-            _fail(f"must not be below min_version ({low}), got {value}")
+            fail(f"must not be below min_version ({low}), got {value}")
         return value
 
 
-class ResponseHeaders(_Section):
+class ResponseHeaders(StrictSection):
     """http_server_config.headers: exporter-toolkit's fixed set; a blank value is not sent."""
 
     content_security_policy: HeaderValue = Field("", alias="Content-Security-Policy")
@@ -233,14 +231,14 @@ class ResponseHeaders(_Section):
         )
 
 
-class HTTPServerConfig(_Section):
+class HTTPServerConfig(StrictSection):
     """http_server_config: extra response headers; http2 is accepted and has no effect."""
 
     http2: Boolean = True
     headers: ResponseHeaders = Field(default_factory=lambda: ResponseHeaders.model_validate({}))
 
 
-class WebConfig(_Section):
+class WebConfig(StrictSection):
     """The whole web config file; an empty file means plain HTTP and no auth."""
 
     tls_server_config: TLSServerConfig | None = None
@@ -285,7 +283,7 @@ def _field(model: type[BaseModel], key: str) -> FieldInfo | None:
 def _message(error: ErrorDetails) -> tuple[str, str]:
     path, owner = _locate(error["loc"])
     kind = error["type"]
-    if kind == _ERROR_TYPE:
+    if kind == ERROR_TYPE:
         return path, error["msg"]
     if kind == "extra_forbidden":
         fields = owner.model_fields.items() if owner else ()
@@ -294,17 +292,17 @@ def _message(error: ErrorDetails) -> tuple[str, str]:
         return path, f'unknown key (did you mean "{close[0]}"?)' if close else "unknown key"
     if kind == "missing":
         return path, "required key is missing"
-    return path, f"invalid value {_show(error['input'])}"
+    return path, f"invalid value {show(error['input'])}"
 
 
 def parse_web_config(text: str, source: str = "<web config>") -> WebConfig:
     """The web config in YAML text; ConfigError lists everything wrong with it, in file order."""
-    document = _load_yaml(text, source)
+    document = load_yaml(text, source)
     if document.data is None:
         return WebConfig()
     if not isinstance(document.data, dict):
         raise ConfigError(
-            [f"expected a mapping at the top level, got {_show(document.data)}"], source
+            [f"expected a mapping at the top level, got {show(document.data)}"], source
         )
     problems: list[tuple[int, str]] = list(document.duplicates)
     config: WebConfig | None = None
@@ -313,7 +311,7 @@ def parse_web_config(text: str, source: str = "<web config>") -> WebConfig:
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
             path, text_ = _message(error)
-            problems.append((_line_of(path, document.lines), f"{path}: {text_}"))
+            problems.append((line_of(path, document.lines), f"{path}: {text_}"))
     if config is None or problems:
         raise ConfigError([message for _, message in sorted(problems, key=lambda p: p[0])], source)
     return config

@@ -11,7 +11,6 @@ from exporter.config import (
     DEFAULT_ROLE_SESSION_NAME,
     AwsSettings,
     Config,
-    ConfigError,
     PollSettings,
     ThingSettings,
     format_duration,
@@ -19,6 +18,7 @@ from exporter.config import (
     parse_config,
     parse_duration,
 )
+from exporter.yamlfile import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,7 +10,6 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.config import ConfigError
 from exporter.webconfig import (
     BasicAuth,
     TLSServerConfig,
@@ -18,6 +17,7 @@ from exporter.webconfig import (
     load_web_security,
     parse_web_config,
 )
+from exporter.yamlfile import ConfigError
 
 # Cost 4, bcrypt's minimum, keeps the tests fast; operators use 10 or more.
 ALICE_PASSWORD = "wonderland"

@@ -1,0 +1,206 @@
+"""Strict YAML files: reading, loading with line numbers, and the error style config files share."""
+
+import json
+import os
+import re
+from collections.abc import Iterable
+from typing import Any, NamedTuple, NoReturn, Self
+
+import yaml
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
+
+ERROR_TYPE = "config"  # pydantic error type of every message written by our validators
+_SHOW_MAX = 60
+
+
+# --- YAML numbers as written ------------------------------------------------------------------
+
+
+class _WrittenInt(int):
+    """An int YAML 1.1 spelled unusually (010 is 8, 1:30 is 90), with its text."""
+
+    text: str
+
+    def __new__(cls, value: int, text: str) -> Self:
+        number = super().__new__(cls, value)
+        number.text = text
+        return number
+
+
+class _WrittenFloat(float):
+    """A float whose YAML text differs from Python's repr (1.10, .inf), with its text."""
+
+    text: str
+
+    def __new__(cls, value: float, text: str) -> Self:
+        number = super().__new__(cls, value)
+        number.text = text
+        return number
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that remembers how numbers were written, so text fields can keep it."""
+
+
+def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    value: int = loader.construct_yaml_int(node)
+    return value if node.value == str(value) else _WrittenInt(value, node.value)
+
+
+def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
+    value: float = loader.construct_yaml_float(node)
+    return value if node.value == repr(value) else _WrittenFloat(value, node.value)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+
+
+def number_text(value: float) -> str:
+    text = getattr(value, "text", None)
+    return text if isinstance(text, str) else str(value)
+
+
+def show(value: Any) -> str:
+    """A value as the YAML author would recognise it, for error messages."""
+    if value is None or isinstance(value, bool):
+        return json.dumps(value)  # null, true, false
+    if isinstance(value, int | float):
+        return number_text(value)
+    if isinstance(value, str):
+        shown = value if len(value) <= _SHOW_MAX else value[: _SHOW_MAX - 3] + "..."
+        return json.dumps(shown, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return f"{value} (a {type(value).__name__})"
+
+
+def fail(message: str) -> NoReturn:
+    raise PydanticCustomError(ERROR_TYPE, "{message}", {"message": message})
+
+
+# --- the strict mapping ---------------------------------------------------------------------
+
+
+class StrictSection(BaseModel):
+    """A mapping in the file: frozen, and strict about its keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mapping(cls, data: Any) -> Any:
+        if data is None:  # a section with everything under it commented out
+            return {}
+        if not isinstance(data, dict | cls):
+            fail(f"expected a mapping, got {show(data)}")
+        return data
+
+
+# --- errors and loading ----------------------------------------------------------------------
+
+
+class ConfigError(Exception):
+    """Everything wrong with a config file, each error as "path: message"."""
+
+    def __init__(self, errors: Iterable[str], source: str = "<config>") -> None:
+        self.errors: tuple[str, ...] = tuple(errors)
+        self.source = source
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(f"{self.source}: {error}" for error in self.errors)
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_LAST_SEGMENT_RE = re.compile(r"(?:\.[^.\[]*|\[[0-9]+\])$")
+UNPLACED = 1 << 62  # errors about keys absent from the file sort last
+
+
+class Document(NamedTuple):
+    """A parsed YAML document, where each path starts, and its duplicate keys."""
+
+    data: Any
+    lines: dict[str, int]
+    duplicates: list[tuple[int, str]]
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    if isinstance(exc, yaml.MarkedYAMLError) and exc.problem_mark is not None:
+        mark = exc.problem_mark
+        context = f" ({exc.context})" if exc.context else ""
+        return (
+            f"line {mark.line + 1}, column {mark.column + 1}: invalid YAML: {exc.problem}{context}"
+        )
+    return "invalid YAML: " + " ".join(str(exc).split())
+
+
+def _walk(node: yaml.Node, path: str, document: Document, seen: set[int]) -> None:
+    """Record where each key and item starts, and the keys given twice in one mapping."""
+    if id(node) in seen:  # aliases share nodes and may even loop
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = f"{path}[{index}]"
+            document.lines[child] = item.start_mark.line + 1
+            _walk(item, child, document, seen)
+    elif isinstance(node, yaml.MappingNode):
+        first_line: dict[tuple[str, Any], int] = {}
+        for key, value in node.value:
+            child = f"{path}.{key.value}" if path else str(key.value)
+            line = key.start_mark.line + 1
+            # PyYAML lets the last of duplicate keys win, so errors point at that one.
+            document.lines[child] = line
+            identity = (key.tag, key.value)
+            if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE_TAG:
+                if identity in first_line:
+                    message = f"duplicate key at line {line} (first at line {first_line[identity]})"
+                    document.duplicates.append((line, f"{child}: {message}"))
+                else:
+                    first_line[identity] = line
+            _walk(value, child, document, seen)
+
+
+def load_yaml(text: str, source: str) -> Document:
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return Document(None, {}, [])
+        # Walk the nodes before constructing: constructing applies merge keys (<<) in
+        # place, which would make a merged-then-overridden key look like a duplicate.
+        layout = Document(None, {}, [])
+        _walk(node, "", layout, set())
+        return layout._replace(data=loader.construct_document(node))
+    except yaml.YAMLError as exc:
+        raise ConfigError([_yaml_problem(exc)], source) from exc
+    except RecursionError as exc:
+        raise ConfigError(["the YAML nests too deeply to be a config file"], source) from exc
+    finally:
+        loader.dispose()
+
+
+def line_of(path: str, lines: dict[str, int]) -> int:
+    """The line of path, or of its nearest ancestor in the file (a missing key has none)."""
+    while path:
+        if path in lines:
+            return lines[path]
+        parent = _LAST_SEGMENT_RE.sub("", path)
+        path = "" if parent == path else parent  # a top-level key has no parent
+    return UNPLACED
+
+
+def read_config_text(path: str | os.PathLike[str]) -> tuple[str, str]:
+    """A config file's text and its name for messages; ConfigError if it cannot be read."""
+    source = os.fspath(path)
+    try:
+        with open(source, encoding="utf-8") as file:
+            return file.read(), source
+    except OSError as exc:
+        raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], source) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text (byte {exc.start}: {exc.reason})"], source) from exc
