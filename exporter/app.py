@@ -312,6 +312,11 @@ class Exporter:
             "poll cycle overran its interval; skipping this run instead of stacking cycles",
             extra={"interval_seconds": self._runtime.config.poll.interval},
         )
+        # The running cycle publishes nothing until it ends, and one stuck on a request
+        # that never times out (a hung DNS lookup) may not end at all. Rendering here
+        # withdraws state older than poll.staleness on time all the same.
+        with self._state_lock:
+            self._fleet_payload = self._render_fleet_locked()
 
     def stop(self) -> None:
         """Stop polling; safe to call twice. In-flight requests are abandoned, not awaited."""

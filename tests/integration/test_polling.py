@@ -412,6 +412,25 @@ def test_overrunning_cycle_is_reported_not_stacked(harness: HarnessFactory) -> N
     assert sum(counts.values()) <= 6 * (h.live_value("iot_exporter_poll_cycles_total") + 1)
 
 
+def test_state_goes_stale_while_a_cycle_hangs(harness: HarnessFactory) -> None:
+    h = harness(quiet(3, seed=21), aws={"read_timeout": "10m"}, interval="1s", staleness="1m")
+    assert len(connected_by_thing(h.cycle())) == 3
+    # Every answer now takes longer than the test: the scheduled cycle hangs on it.
+    h.sim.faults.set(latency=600)
+    h.exporter.start()
+    h.clock.advance(61)
+    wait_until(
+        lambda: connected_by_thing(h.samples()) == {} or None,
+        timeout=20,
+        what="stale state withdrawn during the hung cycle",
+    )
+    samples = h.samples()
+    assert h.live_value("iot_exporter_poll_cycles_overrun_total") >= 1
+    assert series(samples, "iot_thing_connectivity_timestamp_seconds") == {}
+    # Withdrawn, not forgotten: when the last good poll was is still shown.
+    assert len(series(samples, "iot_thing_last_successful_poll_timestamp_seconds")) == 3
+
+
 def test_a_budget_too_small_for_the_interval_is_warned_at_load(
     harness: HarnessFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
