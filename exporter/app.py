@@ -25,7 +25,7 @@ from exporter import __version__
 from exporter.aws import AwsSetupError, known_disconnect_reasons
 from exporter.collector import FleetCollector, FleetView, Payload, render, render_live
 from exporter.config import Config
-from exporter.fleet import CycleSummary, FleetState
+from exporter.fleet import CycleSummary, FleetState, went_stale_between
 from exporter.poller import Poller
 from exporter.ratelimit import RateLimiter
 from exporter.server import ReloadResult
@@ -102,6 +102,7 @@ class Exporter:
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._state_lock = threading.Lock()  # fleet, runtime swap, fleet rendering
+        self._rendered_at = clock()  # when the cached fleet bytes were rendered
         self._cycle_lock = threading.Lock()  # at most one cycle at a time
         self._reload_lock = threading.Lock()
         self._hints_logged: set[str] = set()
@@ -172,10 +173,11 @@ class Exporter:
 
     def _render_fleet_locked(self) -> Payload:
         runtime = self._runtime
+        self._rendered_at = self._clock()
         self._fleet_collector.view = FleetView(
             fleet=self._fleet,
             staleness=runtime.config.poll.staleness,
-            now=self._clock(),
+            now=self._rendered_at,
             thing_labels=runtime.targets.labels,
             label_names=runtime.targets.label_names,
         )
@@ -314,9 +316,13 @@ class Exporter:
         )
         # The running cycle publishes nothing until it ends, and one stuck on a request
         # that never times out (a hung DNS lookup) may not end at all. Rendering here
-        # withdraws state older than poll.staleness on time all the same.
+        # withdraws state older than poll.staleness all the same; only when some has
+        # crossed the window, as an overrun is also routine for a budget too small.
         with self._state_lock:
-            self._fleet_payload = self._render_fleet_locked()
+            staleness = self._runtime.config.poll.staleness
+            things = self._fleet.things.values()
+            if went_stale_between(things, self._rendered_at, self._clock(), staleness):
+                self._fleet_payload = self._render_fleet_locked()
 
     def stop(self) -> None:
         """Stop polling; safe to call twice. In-flight requests are abandoned, not awaited."""

@@ -210,3 +210,13 @@ class FleetState:
 def is_fresh(state: ThingState, now: float, staleness: float) -> bool:
     """Whether the thing's connectivity is recent enough to be shown as current."""
     return state.last_success_at is not None and now - state.last_success_at <= staleness
+
+
+def went_stale_between(
+    states: Iterable[ThingState], since: float, until: float, staleness: float
+) -> bool:
+    """Whether a thing shown as current at `since` is past the staleness window at `until`."""
+    return any(
+        state.known and is_fresh(state, since, staleness) and not is_fresh(state, until, staleness)
+        for state in states
+    )

@@ -15,6 +15,7 @@ from exporter.fleet import (
     ThingState,
     is_fresh,
     transition,
+    went_stale_between,
 )
 
 T0 = 1_700_000_000.0
@@ -217,3 +218,25 @@ def test_retain_forgets_removed_things_but_keeps_fleet_counters() -> None:
 def test_staleness_window(last_success_at: float | None, now: float, fresh: bool) -> None:
     state = ThingState(known=True, last_success_at=last_success_at)
     assert is_fresh(state, now, staleness=300) is fresh
+
+
+@pytest.mark.parametrize(
+    ("state", "since", "until", "went_stale"),
+    [
+        # Shown at the last render, past the window now: a new render would withdraw it.
+        (ThingState(known=True, last_success_at=T0), T0 + 300, T0 + 301, True),
+        (ThingState(known=True, last_success_at=T0), T0 + 10, T0 + 900, True),
+        # Still inside the window: nothing would change.
+        (ThingState(known=True, last_success_at=T0), T0 + 10, T0 + 300, False),
+        # Already withdrawn at the last render: withdrawing again changes nothing.
+        (ThingState(known=True, last_success_at=T0), T0 + 301, T0 + 900, False),
+        # Never shown: unknown, or never polled successfully.
+        (ThingState(known=False, last_success_at=T0), T0 + 10, T0 + 900, False),
+        (ThingState(known=True, last_success_at=None), T0 + 10, T0 + 900, False),
+    ],
+)
+def test_went_stale_between_renders(
+    state: ThingState, since: float, until: float, went_stale: bool
+) -> None:
+    fresh_elsewhere = ThingState(known=True, last_success_at=until)
+    assert went_stale_between([fresh_elsewhere, state], since, until, staleness=300) is went_stale
