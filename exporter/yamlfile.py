@@ -117,7 +117,7 @@ class ConfigError(Exception):
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _LAST_SEGMENT_RE = re.compile(r"(?:\.[^.\[]*|\[[0-9]+\])$")
-UNPLACED = 1 << 62  # errors about keys absent from the file sort last
+_UNPLACED = 1 << 62  # errors about keys absent from the file sort last
 
 
 class Document(NamedTuple):
@@ -191,7 +191,7 @@ def line_of(path: str, lines: dict[str, int]) -> int:
             return lines[path]
         parent = _LAST_SEGMENT_RE.sub("", path)
         path = "" if parent == path else parent  # a top-level key has no parent
-    return UNPLACED
+    return _UNPLACED
 
 
 def read_config_text(path: str | os.PathLike[str]) -> tuple[str, str]:
