@@ -163,8 +163,9 @@ class Exporter:
                 duration = time.monotonic() - started
                 self.metrics.cycle_duration.observe(duration)
                 self.metrics.cycles.inc()
-                if summary.succeeded or not summary.observed:
-                    # A cycle in which every poll failed is no sign of life from AWS.
+                if summary.succeeded:
+                    # A cycle in which every poll failed, or none was made, is no sign of
+                    # life from AWS.
                     self.metrics.last_cycle_success.set(self._clock())
                 self._fleet_payload = self._render_fleet_locked()
         self._ready.set()

@@ -96,7 +96,24 @@ class Poller:
         for name in names:
             if self._stop.is_set():
                 return
-            done.append(self.poll_one(name))
+            try:
+                observation = self.poll_one(name)
+            except Exception as error:  # a bug outside the AWS call must not end the worker
+                self._log_unexpected(name, error)
+                observation = Observation.failed(name, self._clock(), "InternalError")
+            done.append(observation)
+
+    def _log_unexpected(self, thing_name: str, error: BaseException) -> None:
+        if self._unexpected_logged:
+            return
+        # Once per cycle: a bug hit by every thing must not log 10,000 lines.
+        self._unexpected_logged = True
+        log.error(
+            "unexpected error polling a thing (logged once per cycle; "
+            "iot_thing_poll_error_info shows every thing it hit)",
+            extra={"thing": thing_name, "error": repr(error)},
+            exc_info=error,
+        )
 
     def poll_one(self, thing_name: str) -> Observation:
         """Poll one thing, retrying only throttles (up to max_retries) after the shared backoff."""
@@ -118,15 +135,8 @@ class Poller:
                     if attempt < self._max_retries:
                         attempt += 1
                         continue
-                elif code == "InternalError" and not self._unexpected_logged:
-                    # Once per cycle: a bug hit by every thing must not log 10,000 lines.
-                    self._unexpected_logged = True
-                    log.error(
-                        "unexpected error polling a thing (logged once per cycle; "
-                        "iot_exporter_api_errors_total counts them all)",
-                        extra={"thing": thing_name, "error": repr(error)},
-                        exc_info=error,
-                    )
+                elif code == "InternalError":
+                    self._log_unexpected(thing_name, error)
                 return Observation.failed(
                     thing_name,
                     self._clock(),

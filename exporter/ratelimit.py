@@ -35,7 +35,9 @@ class RateLimiter:
         self._wait = wait if wait is not None else _sleep
         self._lock = threading.Lock()
         self._next_slot = clock()
-        self._consecutive_throttles = 0
+        # The pause the next throttle applies; kept rather than derived from a count of
+        # throttles, whose power of two would overflow a float after ~1,000 of them.
+        self._next_pause = BACKOFF_INITIAL_SECONDS
 
     def reserve(self) -> float:
         """Reserve the next slot; return how long the caller must wait for it."""
@@ -55,18 +57,16 @@ class RateLimiter:
     def throttled(self) -> float:
         """Record a throttle: push every future slot back; return the pause applied."""
         with self._lock:
-            pause = min(
-                BACKOFF_INITIAL_SECONDS * 2**self._consecutive_throttles, BACKOFF_MAX_SECONDS
-            )
-            self._consecutive_throttles += 1
+            pause = self._next_pause
+            self._next_pause = min(pause * 2, BACKOFF_MAX_SECONDS)
             self._next_slot = max(self._next_slot, self._clock() + pause)
-            return float(pause)
+            return pause
 
     def succeeded(self) -> None:
         """A request went through: the next throttle starts the backoff from the beginning."""
-        if self._consecutive_throttles:
+        if self._next_pause != BACKOFF_INITIAL_SECONDS:
             with self._lock:
-                self._consecutive_throttles = 0
+                self._next_pause = BACKOFF_INITIAL_SECONDS
 
 
 def _sleep(seconds: float) -> bool:

@@ -59,6 +59,16 @@ def test_throttle_pushes_everyone_back_and_doubles_until_success() -> None:
     assert limiter.throttled() == BACKOFF_INITIAL_SECONDS
 
 
+def test_backoff_stays_capped_however_long_throttling_lasts() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(1000, clock=clock, wait=clock.wait)
+    # Hours of throttling with no success in between: 16 workers throttled every 20 s.
+    pauses = {limiter.throttled() for _ in range(5000)}
+    assert max(pauses) == BACKOFF_MAX_SECONDS
+    limiter.succeeded()
+    assert limiter.throttled() == BACKOFF_INITIAL_SECONDS
+
+
 def test_acquire_reports_a_stop_during_the_wait() -> None:
     limiter = RateLimiter(1, wait=lambda seconds: True)
     assert limiter.acquire()  # first slot is immediate
