@@ -23,7 +23,7 @@ from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__
 from exporter.aws import AwsSetupError, known_disconnect_reasons
-from exporter.collector import FleetCollector, FleetView, Payload, render, render_live
+from exporter.collector import FleetView, Payload, render_fleet, render_live
 from exporter.config import Config
 from exporter.fleet import CycleSummary, FleetState, went_stale_between
 from exporter.poller import Poller
@@ -91,18 +91,14 @@ class Exporter:
         self._clock = clock
         # The exporter's own metrics are small and rendered per scrape, so counters and
         # overruns move during a long cycle; the fleet's families (nearly every byte) are
-        # rendered once per cycle into their own registry and cached.
+        # rendered once per cycle and cached.
         self._registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ExporterMetrics(self._registry)
         ProcessCollector(registry=self._registry)
-        self._fleet_registry = CollectorRegistry(auto_describe=False)
-        self._fleet_collector = FleetCollector()
-        self._fleet_registry.register(self._fleet_collector)
         self._fleet = FleetState(known_disconnect_reasons())
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._state_lock = threading.Lock()  # fleet, runtime swap, fleet rendering
-        self._rendered_at = clock()  # when the cached fleet bytes were rendered
         self._cycle_lock = threading.Lock()  # at most one cycle at a time
         self._reload_lock = threading.Lock()
         self._hints_logged: set[str] = set()
@@ -174,15 +170,14 @@ class Exporter:
 
     def _render_fleet_locked(self) -> Payload:
         runtime = self._runtime
-        self._rendered_at = self._clock()
-        self._fleet_collector.view = FleetView(
+        self._rendered_view = FleetView(
             fleet=self._fleet,
             staleness=runtime.config.poll.staleness,
-            now=self._rendered_at,
+            now=self._clock(),
             thing_labels=runtime.targets.labels,
             label_names=runtime.targets.label_names,
         )
-        return render(self._fleet_registry)
+        return render_fleet(self._rendered_view)
 
     def _log_cycle(self, summary: CycleSummary, duration: float) -> None:
         errors = ",".join(f"{code}:{n}" for code, n in sorted(summary.error_codes.items()))
@@ -320,9 +315,9 @@ class Exporter:
         # withdraws state older than poll.staleness all the same; only when some has
         # crossed the window, as an overrun is also routine for a budget too small.
         with self._state_lock:
-            staleness = self._runtime.config.poll.staleness
+            shown = self._rendered_view
             things = self._fleet.things.values()
-            if went_stale_between(things, self._rendered_at, self._clock(), staleness):
+            if went_stale_between(things, shown.now, self._clock(), shown.staleness):
                 self._fleet_payload = self._render_fleet_locked()
 
     def stop(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -66,18 +66,18 @@ def _gzip(data: bytes) -> bytes:
 
 
 class FleetCollector(Collector):
-    """A custom collector: yields families from the view it was last given; never calls AWS."""
+    """A custom collector over one view of the fleet's in-memory state; never calls AWS."""
 
-    def __init__(self) -> None:
-        self.view: FleetView | None = None
-
-    def describe(self) -> Iterable[Metric]:
-        # Registering must not collect: the fleet may be empty or mid-update then.
-        return []
+    def __init__(self, view: FleetView) -> None:
+        self.view = view
 
     def collect(self) -> Iterator[Metric]:
-        if self.view is not None:
-            yield from fleet_families(self.view)
+        yield from fleet_families(self.view)
+
+
+def render_fleet(view: FleetView) -> Payload:
+    """Render the fleet once per cycle; scrapes then serve these bytes."""
+    return Payload.of(generate_latest(FleetCollector(view)))
 
 
 def fleet_families(view: FleetView) -> list[Metric]:
@@ -180,11 +180,6 @@ class _ThingFamilies:
             self.poll_error.add_metric([name, state.last_error or "Unknown"], 1)
         if state.last_success_at is not None:
             self.last_success.add_metric([name], state.last_success_at)
-
-
-def render(registry: CollectorRegistry) -> Payload:
-    """Render every collector in the registry once; scrapes then serve these bytes."""
-    return Payload.of(generate_latest(registry))
 
 
 def render_live(registry: CollectorRegistry) -> bytes:

@@ -6,9 +6,9 @@ import gzip
 import os
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.collector import FleetCollector, FleetView, Payload, render
+from exporter.collector import FleetCollector, FleetView, Payload, render_fleet
 from exporter.fleet import FleetState, Observation
 from exporter.telemetry import ExporterMetrics
 from tests.support.stack import promtool
@@ -51,11 +51,7 @@ def sample_view(now: float = T0 + 61) -> FleetView:
 
 
 def render_view(view: FleetView) -> str:
-    registry = CollectorRegistry()
-    collector = FleetCollector()
-    registry.register(collector)
-    collector.view = view
-    return render(registry).plain.decode()
+    return render_fleet(view).plain.decode()
 
 
 def test_exposition_matches_golden_file() -> None:
@@ -91,10 +87,8 @@ def test_missing_thing_is_a_poll_failure_not_a_disconnect() -> None:
 def test_full_exposition_passes_promtool() -> None:
     registry = CollectorRegistry()
     ExporterMetrics(registry)
-    collector = FleetCollector()
-    registry.register(collector)
-    collector.view = sample_view()
-    body = render(registry).plain
+    registry.register(FleetCollector(sample_view()))
+    body = generate_latest(registry)
     result = promtool("check", "metrics", stdin=body.decode())
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.strip() == ""
