@@ -75,10 +75,8 @@ class Group:
     """A thing group; ``parent`` is None for a top-level group."""
 
     name: str
-    group_id: str
     arn: str
     parent: str | None
-    description: str
 
 
 class UnknownThingError(KeyError):
@@ -155,14 +153,7 @@ class Fleet:
                 self._add_group(f"{top}-{j}", top)
 
     def _add_group(self, name: str, parent: str | None) -> None:
-        rng = random.Random(f"{self._config.seed}:group:{name}")
-        self._groups[name] = Group(
-            name=name,
-            group_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            arn=self._arn(f"thinggroup/{name}"),
-            parent=parent,
-            description=f"simulated group {name}",
-        )
+        self._groups[name] = Group(name=name, arn=self._arn(f"thinggroup/{name}"), parent=parent)
 
     def _build_things(self) -> None:
         config = self._config

@@ -151,10 +151,6 @@ class CredentialStore:
         with self._lock:
             self._temporary[credentials.access_key] = credentials
 
-    def issued(self) -> list[TemporaryCredentials]:
-        with self._lock:
-            return list(self._temporary.values())
-
     def _signing_key(self, secret: str, auth: Authorization) -> bytes:
         cache_key = (secret, auth.date, auth.region, auth.service, auth.access_key)
         with self._lock:
