@@ -162,7 +162,7 @@ class _ThingFamilies:
     def add(self, view: FleetView, name: str, state: ThingState) -> None:
         # Unknown or stale connectivity is withdrawn rather than shown as current: an
         # absent series is honest, a frozen 1 is not. Counters and poll status stay.
-        if state.known and is_fresh(state, view.now, view.staleness):
+        if is_fresh(state, view.now, view.staleness):
             labels = view.thing_labels.get(name, {})
             values = [name, *(labels.get(label, "") for label in view.label_names)]
             self.connected.add_metric(values, 1 if state.connected else 0)

@@ -65,8 +65,6 @@ class Observation:
 class ThingState:
     """What the exporter believes about one thing."""
 
-    # False until the first successful poll: before that nothing is known, not "disconnected".
-    known: bool = False
     connected: bool = False
     timestamp: float | None = None
     reason: str | None = None
@@ -76,6 +74,15 @@ class ThingState:
     last_error: str | None = None
     # The outcome of the last poll, so NOT_FOUND reads differently from a transient error.
     last_outcome: Outcome | None = None
+
+    @property
+    def known(self) -> bool:
+        """False until the first successful poll: before that nothing is known, not "disconnected".
+
+        Derived, not stored: a successful poll is exactly what sets last_success_at, so a
+        separate flag could only ever agree with it or contradict it.
+        """
+        return self.last_success_at is not None
 
 
 def counted_reason(previous: ThingState, observation: Observation) -> str | None:
@@ -132,7 +139,6 @@ def transition(
         updated[reason] = updated.get(reason, 0) + 1
         disconnects = updated
     return ThingState(
-        known=True,
         connected=observation.connected,
         timestamp=observation.timestamp,
         reason=None if observation.connected else observation.reason,
@@ -217,6 +223,6 @@ def went_stale_between(
 ) -> bool:
     """Whether a thing shown as current at `since` is past the staleness window at `until`."""
     return any(
-        state.known and is_fresh(state, since, staleness) and not is_fresh(state, until, staleness)
+        is_fresh(state, since, staleness) and not is_fresh(state, until, staleness)
         for state in states
     )

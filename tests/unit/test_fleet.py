@@ -30,9 +30,7 @@ def down(ts: float | None, reason: str | None = "CONNECTION_LOST") -> Observatio
 
 
 def known(*, connected: bool, ts: float | None, reason: str | None = None) -> ThingState:
-    return ThingState(
-        known=True, connected=connected, timestamp=ts, reason=reason, last_success_at=T0
-    )
+    return ThingState(connected=connected, timestamp=ts, reason=reason, last_success_at=T0)
 
 
 @dataclass(frozen=True)
@@ -168,6 +166,15 @@ def test_failed_poll_keeps_connectivity_and_marks_failure(
     assert state.last_success_at == T0  # unchanged: the failure is not a success
 
 
+def test_known_only_after_a_successful_poll() -> None:
+    state, _ = transition(None, Observation.failed("t", T0, "Timeout"))
+    assert not state.known
+    state, _ = transition(state, up(100))
+    assert state.known
+    state, _ = transition(state, Observation.failed("t", T0 + 60, "Timeout"))
+    assert state.known  # a later failure does not forget what a success established
+
+
 def test_reason_kept_only_while_disconnected() -> None:
     state, _ = transition(known(connected=True, ts=100), down(200, "AUTH_ERROR"))
     assert state.reason == "AUTH_ERROR"
@@ -216,7 +223,7 @@ def test_retain_forgets_removed_things_but_keeps_fleet_counters() -> None:
     [(None, T0, False), (T0, T0 + 299, True), (T0, T0 + 300, True), (T0, T0 + 301, False)],
 )
 def test_staleness_window(last_success_at: float | None, now: float, fresh: bool) -> None:
-    state = ThingState(known=True, last_success_at=last_success_at)
+    state = ThingState(last_success_at=last_success_at)
     assert is_fresh(state, now, staleness=300) is fresh
 
 
@@ -224,19 +231,19 @@ def test_staleness_window(last_success_at: float | None, now: float, fresh: bool
     ("state", "since", "until", "went_stale"),
     [
         # Shown at the last render, past the window now: a new render would withdraw it.
-        (ThingState(known=True, last_success_at=T0), T0 + 300, T0 + 301, True),
-        (ThingState(known=True, last_success_at=T0), T0 + 10, T0 + 900, True),
+        (ThingState(last_success_at=T0), T0 + 300, T0 + 301, True),
+        (ThingState(last_success_at=T0), T0 + 10, T0 + 900, True),
         # Still inside the window: nothing would change.
-        (ThingState(known=True, last_success_at=T0), T0 + 10, T0 + 300, False),
+        (ThingState(last_success_at=T0), T0 + 10, T0 + 300, False),
         # Already withdrawn at the last render: withdrawing again changes nothing.
-        (ThingState(known=True, last_success_at=T0), T0 + 301, T0 + 900, False),
-        # Never shown: unknown, or never polled successfully.
-        (ThingState(known=False, last_success_at=T0), T0 + 10, T0 + 900, False),
-        (ThingState(known=True, last_success_at=None), T0 + 10, T0 + 900, False),
+        (ThingState(last_success_at=T0), T0 + 301, T0 + 900, False),
+        # Never shown: never polled successfully, whether never polled or only failing.
+        (ThingState(), T0 + 10, T0 + 900, False),
+        (ThingState(last_error="Timeout", last_outcome=Outcome.ERROR), T0 + 10, T0 + 900, False),
     ],
 )
 def test_went_stale_between_renders(
     state: ThingState, since: float, until: float, went_stale: bool
 ) -> None:
-    fresh_elsewhere = ThingState(known=True, last_success_at=until)
+    fresh_elsewhere = ThingState(last_success_at=until)
     assert went_stale_between([fresh_elsewhere, state], since, until, staleness=300) is went_stale
