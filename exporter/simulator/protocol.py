@@ -69,6 +69,17 @@ class Route:
 
 
 @dataclass(frozen=True)
+class HttpRequest:
+    """One request as read off the wire, which is also what a SigV4 signature covers."""
+
+    method: str
+    path: str  # raw, still percent-encoded
+    query: str  # raw
+    headers: Mapping[str, str]  # lower-case names
+    body: bytes
+
+
+@dataclass(frozen=True)
 class Response:
     """A complete HTTP response."""
 

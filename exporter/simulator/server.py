@@ -11,8 +11,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from exporter.simulator.protocol import Response
-from exporter.simulator.service import HttpRequest, Outcome
+from exporter.simulator.protocol import HttpRequest, Response
+from exporter.simulator.service import Outcome
 
 ADMIN_PREFIX = "/_simulator/"
 _REASONS = BaseHTTPRequestHandler.responses

@@ -17,9 +17,9 @@ from botocore.model import OperationModel, StructureShape
 from exporter.simulator.config import SimulatorConfig
 from exporter.simulator.faults import Decision, Faults, Malformed
 from exporter.simulator.operations import OPERATIONS, IotApi
-from exporter.simulator.protocol import ApiError, Response, RestJson
+from exporter.simulator.protocol import ApiError, HttpRequest, Response, RestJson
 from exporter.simulator.quotas import Quotas
-from exporter.simulator.sigv4 import AuthError, CredentialStore, SignedRequest
+from exporter.simulator.sigv4 import AuthError, CredentialStore
 from exporter.simulator.sts import QUERY_CODES, Sts, StsError, error_xml
 
 UNKNOWN_OPERATION = "Unknown"
@@ -37,17 +37,6 @@ _WRONG_TYPES: Mapping[str, object] = {
     "long": "many",
     "string": {"not": "a string"},
 }
-
-
-@dataclass(frozen=True)
-class HttpRequest:
-    """One request as read off the wire (header names lower-case)."""
-
-    method: str
-    path: str
-    query: str
-    headers: Mapping[str, str]
-    body: bytes
 
 
 @dataclass(frozen=True)
@@ -114,11 +103,6 @@ class Service:
         self.internal_errors: list[str] = []
         self._errors_lock = threading.Lock()
 
-    def _signed(self, request: HttpRequest) -> SignedRequest:
-        return SignedRequest(
-            request.method, request.path, request.query, request.headers, request.body
-        )
-
     def handle(self, request: HttpRequest) -> Outcome:
         if request.method == "POST" and request.path == "/":
             return self._handle_sts(request)
@@ -130,7 +114,7 @@ class Service:
         name = operation.name
         try:
             auth = self._credentials.authenticate(
-                self._signed(request), region=self._config.region, service="iot"
+                request, region=self._config.region, service="iot"
             )
         except AuthError as error:
             self._counters.add(name, error.code)
@@ -200,7 +184,7 @@ class Service:
             form = {}
         action = form.get("Action", UNKNOWN_OPERATION)
         try:
-            self._credentials.authenticate(self._signed(request), region=None, service="sts")
+            self._credentials.authenticate(request, region=None, service="sts")
         except AuthError as error:
             code = QUERY_CODES.get(error.code, error.code)
             self._counters.add(action, code)

@@ -12,6 +12,8 @@ from urllib.parse import quote, unquote
 
 from botocore.utils import normalize_url_path
 
+from exporter.simulator.protocol import HttpRequest
+
 ALGORITHM = "AWS4-HMAC-SHA256"
 
 
@@ -47,17 +49,6 @@ class TemporaryCredentials:
     expiration: float  # epoch seconds, wall-clock time (botocore refreshes on real time)
     role_arn: str
     session_name: str
-
-
-@dataclass(frozen=True)
-class SignedRequest:
-    """What the signature covers, as received."""
-
-    method: str
-    path: str  # raw, still percent-encoded
-    query: str  # raw
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
 
 
 def parse_authorization(header: str) -> Authorization:
@@ -108,7 +99,7 @@ def _canonical_query(query: str) -> str:
     return "&".join(f"{k}={v}" for k, v in sorted(pairs))
 
 
-def canonical_request(request: SignedRequest, signed_headers: tuple[str, ...]) -> str:
+def canonical_request(request: HttpRequest, signed_headers: tuple[str, ...]) -> str:
     """The canonical request as botocore's SigV4Auth builds it."""
     headers = "".join(
         f"{name}:{' '.join(request.headers.get(name, '').split())}\n" for name in signed_headers
@@ -191,7 +182,7 @@ class CredentialStore:
         return secret
 
     def authenticate(
-        self, request: SignedRequest, *, region: str | None, service: str
+        self, request: HttpRequest, *, region: str | None, service: str
     ) -> Authorization:
         """Check the request's SigV4 signature; return who signed it or raise AuthError."""
         header = request.headers.get("authorization")
