@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, unquote
 from exporter.simulator.clock import ManualClock
 from exporter.simulator.faults import FaultConfig
 from exporter.simulator.model import UnknownThingError
-from exporter.simulator.protocol import Response
+from exporter.simulator.protocol import Response, json_error
 
 if TYPE_CHECKING:
     from exporter.simulator.instance import Simulator
@@ -60,18 +60,11 @@ class Admin:
         try:
             return self._route(method, path.strip("/"), parse_qs(query), body)
         except AdminError as error:
-            return self._error(error.status, error.code, error.message)
+            return json_error(error.code, error.message, error.status)
         except UnknownThingError as error:
-            return self._error(404, "ResourceNotFoundException", f"no thing {error.args[0]}")
+            return json_error("ResourceNotFoundException", f"no thing {error.args[0]}", 404)
         except (ValueError, TypeError, KeyError) as error:
-            return self._error(400, "InvalidRequestException", str(error))
-
-    @staticmethod
-    def _error(status: int, code: str, message: str) -> Response:
-        body = json.dumps({"message": message}).encode()
-        return Response(
-            status, (("x-amzn-ErrorType", code), ("Content-Type", "application/json")), body
-        )
+            return json_error("InvalidRequestException", str(error), 400)
 
     def _route(self, method: str, path: str, query: dict[str, list[str]], body: bytes) -> Response:
         parts = [unquote(p) for p in path.split("/")] if path else []

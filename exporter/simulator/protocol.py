@@ -88,6 +88,16 @@ class Response:
     body: bytes
 
 
+def json_error(code: str, message: str, status: int) -> Response:
+    """An AWS REST-JSON error: x-amzn-ErrorType header, ``{"message": ...}`` body."""
+    body = json.dumps({"message": message}, separators=(",", ":")).encode()
+    return Response(
+        status=status,
+        headers=(("x-amzn-ErrorType", code), ("Content-Type", "application/json")),
+        body=body,
+    )
+
+
 def _compile(uri: str) -> tuple[re.Pattern[str], int]:
     path = uri.split("?", 1)[0]
     regex, literal = [], 0
@@ -322,13 +332,8 @@ class RestJson:
         return self._status.get(code, 400)
 
     def error(self, code: str, message: str, status: int | None = None) -> Response:
-        """An AWS-style error: x-amzn-ErrorType header, JSON message, modelled status."""
-        body = json.dumps({"message": message}, separators=(",", ":")).encode()
-        return Response(
-            status=status or self.status_of(code),
-            headers=(("x-amzn-ErrorType", code), ("Content-Type", "application/json")),
-            body=body,
-        )
+        """json_error with the code's modelled status unless ``status`` is given."""
+        return json_error(code, message, status or self.status_of(code))
 
     def ok(self, body: bytes) -> Response:
         return Response(200, (("Content-Type", "application/json"),), body)

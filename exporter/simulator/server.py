@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import struct
 import threading
@@ -11,19 +10,12 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from exporter.simulator.protocol import HttpRequest, Response
+from exporter.simulator.protocol import HttpRequest, Response, json_error
 from exporter.simulator.service import Outcome
 
 ADMIN_PREFIX = "/_simulator/"
 _REASONS = BaseHTTPRequestHandler.responses
 _LINGER_RESET = struct.pack("ii", 1, 0)  # close with RST, as a crashed or absent peer does
-
-
-def _error(code: str, message: str, status: int) -> Response:
-    body = json.dumps({"message": message}, separators=(",", ":")).encode()
-    return Response(
-        status, (("x-amzn-ErrorType", code), ("Content-Type", "application/json")), body
-    )
 
 
 def reset(sock: socket.socket) -> None:
@@ -48,7 +40,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Malformed HTTP gets an AWS-style JSON error instead of http.server's HTML page."""
         self.close_connection = True
         self._write(
-            _error(
+            json_error(
                 "BadRequestException" if code < 500 else "InternalFailureException",
                 message or _REASONS.get(code, ("Error",))[0],
                 code,
@@ -91,7 +83,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _read_body(self, limit: int) -> bytes | None:
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
             self.close_connection = True
-            self._write(_error("LengthRequiredException", "Chunked bodies are not supported", 411))
+            self._write(
+                json_error("LengthRequiredException", "Chunked bodies are not supported", 411)
+            )
             return None
         raw = self.headers.get("Content-Length")
         if raw is None:
@@ -102,12 +96,14 @@ class _Handler(BaseHTTPRequestHandler):
                 raise ValueError
         except ValueError:
             self.close_connection = True
-            self._write(_error("BadRequestException", "Invalid Content-Length", 400))
+            self._write(json_error("BadRequestException", "Invalid Content-Length", 400))
             return None
         if length > limit:
             self.close_connection = True  # the unread body makes the connection unusable
             self._write(
-                _error("RequestEntityTooLargeException", f"Request body exceeds {limit} bytes", 413)
+                json_error(
+                    "RequestEntityTooLargeException", f"Request body exceeds {limit} bytes", 413
+                )
             )
             return None
         return self.rfile.read(length) if length else b""
