@@ -246,3 +246,17 @@ def test_group_filter_narrows_the_fleet(stack: FleetStack) -> None:
     one = stack.prometheus.query(substitute(reporting, VARIANTS["one-group"]))
     assert float(every[0]["value"][1]) == len(SITES)
     assert float(one[0]["value"][1]) == 3
+
+
+@pytest.mark.parametrize("title", ["Most disconnects in range", "Disconnects of $thing in range"])
+def test_a_things_first_disconnect_is_counted(stack: FleetStack, title: str) -> None:
+    # The exporter creates a thing's series for a reason at 1, on that first disconnect;
+    # a bare increase() over the range would show 0 for it.
+    panel = next(p for p in data_panels() if p["title"] == title)
+    result = stack.prometheus.query(substitute(panel["targets"][0]["expr"], VARIANTS["all"]))
+    by_row = {
+        r["metric"].get("thing_name") or r["metric"].get("reason"): float(r["value"][1])
+        for r in result
+    }
+    row = THING if "thing_name" in result[0]["metric"] else "AUTH_ERROR"
+    assert by_row[row] == 1, by_row
