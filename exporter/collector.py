@@ -10,7 +10,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from exporter.fleet import FleetState, Outcome, ThingState, is_fresh
+from exporter.fleet import FleetState, ThingState, is_fresh
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -172,12 +172,10 @@ class _ThingFamilies:
                 self.reason_info.add_metric([name, state.reason], 1)
         for reason in sorted(state.disconnects):
             self.disconnects.add_metric([name, reason], state.disconnects[reason])
-        if state.last_outcome is None:
-            return
-        ok = state.last_outcome is Outcome.OK
-        self.poll_success.add_metric([name], 1 if ok else 0)
-        if not ok:
-            self.poll_error.add_metric([name, state.last_error or "Unknown"], 1)
+        # Every stored state has been polled at least once, so poll status always exists.
+        self.poll_success.add_metric([name], 1 if state.last_error is None else 0)
+        if state.last_error is not None:
+            self.poll_error.add_metric([name, state.last_error], 1)
         if state.last_success_at is not None:
             self.last_success.add_metric([name], state.last_success_at)
 

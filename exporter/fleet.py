@@ -70,10 +70,10 @@ class ThingState:
     reason: str | None = None
     disconnects: Mapping[str, int] = field(default_factory=dict)
     last_success_at: float | None = None
-    # None when the last poll succeeded; otherwise the error code that made it fail.
+    # None when the last poll succeeded; otherwise the error code that made it fail (never
+    # None after a failure, so this alone tells a failed poll from a successful one; a
+    # missing thing reads as ResourceNotFoundException).
     last_error: str | None = None
-    # The outcome of the last poll, so NOT_FOUND reads differently from a transient error.
-    last_outcome: Outcome | None = None
 
     @property
     def known(self) -> bool:
@@ -116,8 +116,7 @@ def transition(
     state = previous if previous is not None else ThingState()
     if observation.outcome is not Outcome.OK:
         # An error or a missing thing says nothing about connectivity: keep what we knew.
-        failed = replace(state, last_error=observation.error_code, last_outcome=observation.outcome)
-        return failed, None
+        return replace(state, last_error=observation.error_code or "Unknown"), None
     if (
         state.known
         and state.timestamp is not None
@@ -126,12 +125,7 @@ def transition(
     ):
         # An answer older than what we already hold (a lagging replica): taking it would
         # make the next fresh answer look "newer" and count the same event twice.
-        return replace(
-            state,
-            last_success_at=observation.observed_at,
-            last_error=None,
-            last_outcome=Outcome.OK,
-        ), None
+        return replace(state, last_success_at=observation.observed_at, last_error=None), None
     reason = counted_reason(state, observation)
     disconnects: Mapping[str, int] = state.disconnects
     if reason is not None:
@@ -145,7 +139,6 @@ def transition(
         disconnects=disconnects,
         last_success_at=observation.observed_at,
         last_error=None,
-        last_outcome=Outcome.OK,
     ), reason
 
 

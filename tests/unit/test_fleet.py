@@ -122,7 +122,7 @@ CASES = [
     Case("older answer than held is ignored", known(connected=True, ts=200), down(100), None, True),
     Case(
         "unknown previous (failed polls only) counts nothing",
-        ThingState(last_error="Timeout", last_outcome=Outcome.ERROR),
+        ThingState(last_error="Timeout"),
         down(200),
         None,
         False,
@@ -136,7 +136,6 @@ def test_transition_counts_by_the_rules(case: Case) -> None:
     assert counted == case.counted
     assert state.connected is case.connected
     assert state.known
-    assert state.last_outcome is Outcome.OK
     assert state.last_error is None
     if case.counted is not None:
         before = case.previous.disconnects.get(case.counted, 0) if case.previous else 0
@@ -144,25 +143,26 @@ def test_transition_counts_by_the_rules(case: Case) -> None:
 
 
 @pytest.mark.parametrize(
-    ("observation", "outcome"),
+    ("observation", "error"),
     [
-        (Observation.failed("t", T0 + 60, "ThrottlingException"), Outcome.ERROR),
+        (Observation.failed("t", T0 + 60, "ThrottlingException"), "ThrottlingException"),
         (
             Observation.failed("t", T0 + 60, "ResourceNotFoundException", not_found=True),
-            Outcome.NOT_FOUND,
+            "ResourceNotFoundException",
         ),
-        (Observation.failed("t", T0 + 60, "Timeout"), Outcome.ERROR),
+        (Observation.failed("t", T0 + 60, "Timeout"), "Timeout"),
+        # A failure without a code still reads as a failure, never as a success.
+        (Observation("t", Outcome.ERROR, T0 + 60), "Unknown"),
     ],
 )
 def test_failed_poll_keeps_connectivity_and_marks_failure(
-    observation: Observation, outcome: Outcome
+    observation: Observation, error: str
 ) -> None:
     previous = known(connected=True, ts=100)
     state, counted = transition(previous, observation)
     assert counted is None
     assert (state.connected, state.timestamp, state.known) == (True, 100, True)
-    assert state.last_outcome is outcome
-    assert state.last_error == observation.error_code
+    assert state.last_error == error
     assert state.last_success_at == T0  # unchanged: the failure is not a success
 
 
@@ -239,7 +239,7 @@ def test_staleness_window(last_success_at: float | None, now: float, fresh: bool
         (ThingState(last_success_at=T0), T0 + 301, T0 + 900, False),
         # Never shown: never polled successfully, whether never polled or only failing.
         (ThingState(), T0 + 10, T0 + 900, False),
-        (ThingState(last_error="Timeout", last_outcome=Outcome.ERROR), T0 + 10, T0 + 900, False),
+        (ThingState(last_error="Timeout"), T0 + 10, T0 + 900, False),
     ],
 )
 def test_went_stale_between_renders(
