@@ -11,16 +11,19 @@ from urllib.parse import parse_qs, unquote
 from exporter.simulator.clock import ManualClock
 from exporter.simulator.faults import FaultConfig
 from exporter.simulator.model import UnknownThingError
-from exporter.simulator.protocol import Response, json_error
+from exporter.simulator.protocol import AwsError, Response, json_error
 
 if TYPE_CHECKING:
     from exporter.simulator.instance import Simulator
 
 
-class AdminError(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
+class AdminError(AwsError):
+    """An admin endpoint's refusal."""
+
+    status: int
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(code, message, status)
 
 
 def _json(data: object, status: int = 200) -> Response:
@@ -34,9 +37,9 @@ def _body(raw: bytes) -> dict[str, Any]:
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        raise AdminError(400, "SerializationException", "body is not valid JSON") from None
+        raise AdminError("SerializationException", "body is not valid JSON") from None
     if not isinstance(data, dict):
-        raise AdminError(400, "SerializationException", "body must be a JSON object")
+        raise AdminError("SerializationException", "body must be a JSON object")
     return data
 
 
@@ -47,7 +50,7 @@ def _number(query: dict[str, list[str]], name: str) -> float | None:
     try:
         return float(values[-1])
     except ValueError:
-        raise AdminError(400, "InvalidRequestException", f"{name} must be a number") from None
+        raise AdminError("InvalidRequestException", f"{name} must be a number") from None
 
 
 class Admin:
@@ -90,7 +93,7 @@ class Admin:
             return handler()
         if len(parts) in (2, 3) and parts[0] == "things":
             return self._thing(method, parts[1], parts[2] if len(parts) == 3 else None, body)
-        raise AdminError(404, "UnknownOperationException", f"no admin endpoint {method} /{path}")
+        raise AdminError("UnknownOperationException", f"no admin endpoint {method} /{path}", 404)
 
     def _config(self) -> Response:
         data = dataclasses.asdict(self._sim.config)
@@ -136,7 +139,7 @@ class Admin:
             changed = fleet.disconnect(name, reason=str(reason))
             return _json({"changed": changed, **fleet.state(name)._asdict()})
         raise AdminError(
-            404, "UnknownOperationException", f"no admin endpoint {method} things/{name}/{action}"
+            "UnknownOperationException", f"no admin endpoint {method} things/{name}/{action}", 404
         )
 
     def _ground_truth(self, query: dict[str, list[str]]) -> Response:
@@ -178,7 +181,7 @@ class Admin:
         clock = self._sim.clock
         if not isinstance(clock, ManualClock):
             raise AdminError(
-                409, "InvalidRequestException", "the simulator runs on wall-clock time"
+                "InvalidRequestException", "the simulator runs on wall-clock time", 409
             )
         seconds = float(_body(body).get("seconds", 0))
         return _json({"now": clock.advance(seconds)})

@@ -48,14 +48,18 @@ _PY_TYPES: Mapping[str, tuple[type, ...]] = {
 }
 
 
-class ApiError(Exception):
-    """An error response: the modelled code, a message, and (optionally) a fixed status."""
+class AwsError(Exception):
+    """An AWS-style error answer: its code, a message, and the HTTP status."""
 
     def __init__(self, code: str, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+
+
+class ApiError(AwsError):
+    """An IoT operation's error; with no status, the code's modelled status applies."""
 
 
 @dataclass(frozen=True)

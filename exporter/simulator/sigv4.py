@@ -12,19 +12,18 @@ from urllib.parse import quote, unquote
 
 from botocore.utils import normalize_url_path
 
-from exporter.simulator.protocol import HttpRequest
+from exporter.simulator.protocol import AwsError, HttpRequest
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 
 
-class AuthError(Exception):
+class AuthError(AwsError):
     """The request is not authenticated; ``code`` is the IoT (REST-JSON) error code."""
 
+    status: int
+
     def __init__(self, code: str, message: str, status: int = 403) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(code, message, status)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
 from exporter.simulator.config import SimulatorConfig
+from exporter.simulator.protocol import AwsError
 from exporter.simulator.sigv4 import CredentialStore, TemporaryCredentials
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
@@ -27,14 +28,13 @@ QUERY_CODES: Mapping[str, str] = {
 }
 
 
-class StsError(Exception):
+class StsError(AwsError):
     """An STS error response."""
 
+    status: int
+
     def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(code, message, status)
 
 
 def error_xml(code: str, message: str) -> bytes:
