@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OPERATION = POLL_OPERATION
 THROTTLE_CODES = frozenset({"ThrottlingException", "TooManyRequestsException"})
 # AWS's reasons are upper-case enum values; one that is not shaped like one is garbage and
 # must not become an unbounded label value (it is counted as AWS's own UNKNOWN instead).
@@ -57,7 +56,7 @@ class Poller:
         self._max_retries = max_retries
         self._stop = stop
         self._clock = clock
-        self._requests = metrics.api_requests.labels(OPERATION)
+        self._requests = metrics.api_requests.labels(POLL_OPERATION)
         self._unexpected_logged = False
 
     @property
@@ -126,7 +125,7 @@ class Poller:
                 response = self._client.get_thing_connectivity_data(thingName=thing_name)
             except Exception as error:  # one thing's failure, whatever it is, never fails the cycle
                 code = error_code(error)
-                self._metrics.api_errors.labels(OPERATION, code).inc()
+                self._metrics.api_errors.labels(POLL_OPERATION, code).inc()
                 if code in THROTTLE_CODES:
                     pause = self._limiter.throttled()
                     log.debug(
@@ -147,7 +146,7 @@ class Poller:
             observation = parse_response(thing_name, response, self._clock())
             if observation.error_code is not None:
                 # A 200 whose body makes no sense is a failed call all the same.
-                self._metrics.api_errors.labels(OPERATION, observation.error_code).inc()
+                self._metrics.api_errors.labels(POLL_OPERATION, observation.error_code).inc()
             return observation
 
 
