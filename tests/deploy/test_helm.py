@@ -422,7 +422,9 @@ def test_everything_on(render: Renderer, find: Find, ci_values: dict[str, dict[s
     container = _container(objects, find)
     assert {"name": "AWS_STS_REGIONAL_ENDPOINTS", "value": "regional"} in container["env"]
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
-    assert "--web.telemetry-path=/metrics" in container["args"]
+    # One value sets the path the exporter serves and the path the ServiceMonitor scrapes.
+    assert "--web.telemetry-path=/iot/metrics" in container["args"]
+    assert find(objects, "ServiceMonitor")["spec"]["endpoints"][0]["path"] == "/iot/metrics"
     assert any(v["name"] == "tmp" for v in _pod_spec(objects, find)["volumes"])
     assert "@sha256:" in container["image"]
     assert find(objects, "PodDisruptionBudget")["spec"]["maxUnavailable"] == 1
@@ -531,6 +533,27 @@ def test_network_policy_allows_scrapes_and_aws(render: Renderer, find: Find) -> 
         (p["port"], p["protocol"]) for r in policy["spec"]["egress"] for p in r["ports"]
     }
     assert {(53, "UDP"), (443, "TCP")} <= egress_ports
+    # EKS Pod Identity and the node role (IMDS) hand out credentials on port 80.
+    credentials = [r for r in policy["spec"]["egress"] if r.get("to")]
+    assert credentials == [
+        {
+            "to": [
+                {"ipBlock": {"cidr": cidr}}
+                for cidr in (
+                    "169.254.170.23/32",
+                    "169.254.169.254/32",
+                    "fd00:ec2::23/128",
+                    "fd00:ec2::254/128",
+                )
+            ],
+            "ports": [{"port": 80, "protocol": "TCP"}],
+        }
+    ]
+    irsa_only = find(
+        render({"networkPolicy": {"enabled": True, "allowCredentialEndpoints": False}}),
+        "NetworkPolicy",
+    )
+    assert not [r for r in irsa_only["spec"]["egress"] if r.get("to")]
     open_egress = find(
         render({"networkPolicy": {"enabled": True, "restrictEgress": False}}), "NetworkPolicy"
     )
