@@ -9,7 +9,7 @@ from itertools import islice
 from typing import Any, TypeVar
 
 from exporter.simulator.config import SimulatorConfig
-from exporter.simulator.model import Fleet, ThingRecord, UnknownThingError
+from exporter.simulator.model import Fleet, Session, ThingRecord, UnknownThingError
 from exporter.simulator.protocol import ApiError
 from exporter.simulator.query import Document, Expr, QueryError, parse
 
@@ -58,6 +58,23 @@ def _page(items: Iterator[T], limit: int, key: Callable[[T], str]) -> tuple[list
     return page, None
 
 
+def _session_fields(session: Session) -> dict[str, str | int | bool]:
+    """A connected thing's MQTT session fields, by their wire names, as every operation has them."""
+    return {
+        "clientId": session.client_id,
+        "keepAliveDuration": session.keep_alive,
+        "cleanSession": session.clean_session,
+        "sessionExpiry": session.session_expiry,
+    }
+
+
+def _text(value: str | int | bool) -> str:
+    """A field value as the search index holds it: booleans as ``true``/``false``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
 def document(record: ThingRecord, connectivity: bool) -> dict[str, list[str]]:
     """The searchable fields of a thing, as strings (see query.Document)."""
     doc: dict[str, list[str]] = {
@@ -77,10 +94,8 @@ def document(record: ThingRecord, connectivity: bool) -> dict[str, list[str]]:
         if state.reason is not None and not state.connected:
             doc["connectivity.disconnectReason"] = [state.reason]
         if record.session is not None:
-            doc["connectivity.clientId"] = [record.session.client_id]
-            doc["connectivity.keepAliveDuration"] = [str(record.session.keep_alive)]
-            doc["connectivity.cleanSession"] = ["true" if record.session.clean_session else "false"]
-            doc["connectivity.sessionExpiry"] = [str(record.session.session_expiry)]
+            fields = _session_fields(record.session)
+            doc.update({f"connectivity.{k}": [_text(v)] for k, v in fields.items()})
     return doc
 
 
@@ -124,10 +139,7 @@ class IotApi:
             if not state.connected:
                 out["disconnectReason"] = state.reason
         if session is not None:
-            out["clientId"] = session.client_id
-            out["keepAliveDuration"] = session.keep_alive
-            out["cleanSession"] = session.clean_session
-            out["sessionExpiry"] = session.session_expiry
+            out.update(_session_fields(session))
             if params.get("includeSocketInformation"):
                 out["sourceIp"] = session.source_ip
                 out["sourcePort"] = session.source_port
@@ -181,10 +193,7 @@ class IotApi:
             if not state.connected:
                 conn["disconnectReason"] = state.reason
             if record.session is not None:
-                conn["clientId"] = record.session.client_id
-                conn["keepAliveDuration"] = record.session.keep_alive
-                conn["cleanSession"] = record.session.clean_session
-                conn["sessionExpiry"] = record.session.session_expiry
+                conn.update(_session_fields(record.session))
             doc["connectivity"] = conn
         return doc
 
