@@ -43,8 +43,7 @@ from bench._common import (
 from exporter.app import Exporter
 from exporter.aws import client_config, make_iot_client, make_session
 from exporter.config import AwsSettings, Config, load_config
-
-OPERATION = "GetThingConnectivityData"
+from exporter.telemetry import POLL_OPERATION
 
 
 def cpu_seconds() -> float:
@@ -126,7 +125,7 @@ def _sim_throttles(url: str) -> int:
     return sum(
         int(row["count"])
         for row in body["requests"]
-        if row["operation"] == OPERATION and row["outcome"] == "ThrottlingException"
+        if row["operation"] == POLL_OPERATION and row["outcome"] == "ThrottlingException"
     )
 
 
@@ -165,12 +164,12 @@ def run_cycles(args: argparse.Namespace) -> None:
         time.sleep(1.5)  # let the simulator's token bucket refill after the warm-up
         results: list[CycleResult] = []
         for run in range(1, args.runs + 1):
-            calls0 = _counter(registry, "iot_exporter_api_requests_total", operation=OPERATION)
+            calls0 = _counter(registry, "iot_exporter_api_requests_total", operation=POLL_OPERATION)
             throttles0 = _sim_throttles(sim.url)
             cpu0, wall0 = cpu_seconds(), time.monotonic()
             exporter.poll_cycle()
             wall, cpu = time.monotonic() - wall0, cpu_seconds() - cpu0
-            calls = _counter(registry, "iot_exporter_api_requests_total", operation=OPERATION)
+            calls = _counter(registry, "iot_exporter_api_requests_total", operation=POLL_OPERATION)
             result = CycleResult(
                 calls=int(calls - calls0),
                 throttles=_sim_throttles(sim.url) - throttles0,
