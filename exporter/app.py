@@ -281,9 +281,9 @@ class Exporter:
 
     def start(self) -> None:
         """Start polling now (first cycle immediately), then every poll.interval."""
-        # A second worker keeps the scheduler free to run other jobs; overlap of the poll
-        # job itself is prevented by max_instances=1 and reported by the listener below.
-        scheduler = BackgroundScheduler(executors={"default": SchedulerPool(2)}, timezone="UTC")
+        # One worker for the one job: max_instances=1 refuses a run while a cycle is still
+        # going (the listener below reports it), so a second worker would never be used.
+        scheduler = BackgroundScheduler(executors={"default": SchedulerPool(1)}, timezone="UTC")
         scheduler.add_listener(self._on_overrun, EVENT_JOB_MAX_INSTANCES)
         scheduler.add_job(
             self._scheduled_cycle,
