@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 from collections.abc import Sequence
@@ -14,6 +15,11 @@ from exporter.simulator.faults import MALFORMED, OUTAGES, FaultConfig, parse_ass
 from exporter.simulator.instance import Simulator
 
 _D = SimulatorConfig()
+# Fields whose flag's value needs converting first; each other field has a flag of its name.
+_CONVERTED_FIELDS = frozenset({"thing_types", "reason_weights", "rates", "credentials"})
+_PLAIN_FIELDS = tuple(
+    f.name for f in dataclasses.fields(SimulatorConfig) if f.name not in _CONVERTED_FIELDS
+)
 
 
 def _pairs(items: Sequence[str] | None, what: str) -> dict[str, float] | None:
@@ -165,30 +171,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
     """The simulator settings the flags ask for (unset flags keep the preset's values)."""
     given: dict[str, object] = {}
-    for name in (
-        "host",
-        "port",
-        "region",
-        "account_id",
-        "max_body_bytes",
-        "things",
-        "seed",
-        "thing_name_prefix",
-        "mean_session_seconds",
-        "mean_offline_seconds",
-        "churn",
-        "never_connected_fraction",
-        "duplicate_clientid_things",
-        "top_groups",
-        "subgroups_per_group",
-        "connectivity_indexing",
-        "search_index_lag_seconds",
-        "burst_seconds",
-        "quotas",
-        "sts_max_session_duration",
-        "sts_duration_override_seconds",
-        "sts_external_id",
-    ):
+    for name in _PLAIN_FIELDS:
         value = getattr(args, name)
         if value is not None:
             given[name] = value

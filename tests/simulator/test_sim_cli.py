@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -15,6 +16,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
+from exporter.simulator import SimulatorConfig
 from exporter.simulator.cli import build_parser, config_from_args, faults_from_args
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,6 +127,13 @@ def test_flags_override_the_preset() -> None:
     plain = config_from_args(parser.parse_args([]))
     assert plain.things == 100
     assert plain.churn is True
+
+
+def test_every_config_field_has_a_flag() -> None:
+    dests = {action.dest for action in build_parser()._actions}
+    flag_of = {"reason_weights": "reason_weight", "rates": "rate"}  # repeatable flags
+    for field in dataclasses.fields(SimulatorConfig):
+        assert flag_of.get(field.name, field.name) in dests, field.name
 
 
 def test_fault_flags() -> None:
