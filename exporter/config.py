@@ -1,16 +1,14 @@
 """The YAML config: frozen pydantic models, loading, and every error at once with its path."""
 
-import difflib
 import math
 import os
 import re
 from collections.abc import Iterator
-from typing import Annotated, Any, NoReturn, get_args, get_origin
+from typing import Annotated, Any, NoReturn
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     Field,
     ValidationError,
@@ -24,14 +22,13 @@ from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from exporter.yamlfile import (
     ERROR_TYPE,
     ConfigError,
-    Document,
     StrictSection,
     fail,
-    line_of,
     load_yaml,
     number_text,
     read_config_text,
     show,
+    validate_document,
 )
 
 DEFAULT_ROLE_SESSION_NAME = "iot-connectivity-exporter"
@@ -449,55 +446,7 @@ def _init_details(error: ErrorDetails) -> InitErrorDetails:
 # --- errors -----------------------------------------------------------------------------------
 
 
-def _locate(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel] | None]:
-    """The dotted path of a pydantic location, and the model that owns its last key."""
-    path = ""
-    shape: Any = Config
-    owner: type[BaseModel] | None = None
-    for part in loc:
-        if part == "[key]":  # pydantic's marker for an error in a dict key, not its value
-            continue
-        if isinstance(part, int) and get_origin(shape) is tuple:
-            path += f"[{part}]"
-            shape = get_args(shape)[0]
-            continue
-        path += f".{part}" if path else str(part)
-        owner = shape if isinstance(shape, type) and issubclass(shape, BaseModel) else None
-        field = owner.model_fields.get(str(part)) if owner else None
-        shape = field.annotation if field else None
-    return path, owner
-
-
-def _unknown_key(key: int | str, owner: type[BaseModel] | None) -> str:
-    known = list(owner.model_fields) if owner else []
-    close = difflib.get_close_matches(str(key), known, n=1)
-    return f'unknown key (did you mean "{close[0]}"?)' if close else "unknown key"
-
-
-def _message(error: ErrorDetails) -> tuple[str, str]:
-    """The path and the wording of one pydantic error."""
-    path, owner = _locate(error["loc"])
-    kind = error["type"]
-    if kind == ERROR_TYPE:
-        text = error["msg"]
-    elif kind in ("extra_forbidden", "invalid_key"):
-        text = _unknown_key(error["loc"][-1], owner)
-    elif kind == "missing":
-        text = "required key is missing"
-    else:  # every field has a validator with its own wording; this is a safety net
-        text = f"invalid value {show(error['input'])}"
-    return path, text
-
-
 # --- loading ----------------------------------------------------------------------------------
-
-
-def _validate(document: Document) -> tuple[Config | None, list[tuple[int, str]]]:
-    try:
-        return Config.model_validate(document.data, context={_FROM_FILE: True}), []
-    except ValidationError as exc:
-        located = (_message(error) for error in exc.errors(include_url=False))
-        return None, [(line_of(path, document.lines), f"{path}: {text}") for path, text in located]
 
 
 def parse_config(text: str, source: str = "<config>") -> Config:
@@ -508,12 +457,7 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     if not isinstance(document.data, dict):
         problem = f"expected a mapping at the top level, got {show(document.data)}"
         raise ConfigError([problem], source)
-    config, problems = _validate(document)
-    errors = [*document.duplicates, *problems]
-    if config is None or errors:
-        # A stable sort keeps pydantic's order among errors on the same line.
-        raise ConfigError([message for _, message in sorted(errors, key=lambda e: e[0])], source)
-    return config
+    return validate_document(Config, document, source, context={_FROM_FILE: True})
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

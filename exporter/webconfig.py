@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import difflib
 import hashlib
 import os
 import re
@@ -18,25 +17,20 @@ from typing import Annotated, Any, NoReturn
 import bcrypt
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
     Field,
-    ValidationError,
     ValidationInfo,
     field_validator,
 )
-from pydantic.fields import FieldInfo
-from pydantic_core import ErrorDetails
 
 from exporter.yamlfile import (
-    ERROR_TYPE,
     ConfigError,
     StrictSection,
     fail,
-    line_of,
     load_yaml,
     read_config_text,
     show,
+    validate_document,
 )
 
 REALM = "iot-connectivity-exporter"
@@ -252,49 +246,6 @@ class WebConfig(StrictSection):
 # --- errors -----------------------------------------------------------------------------------
 
 
-def _locate(loc: tuple[int | str, ...]) -> tuple[str, type[BaseModel] | None]:
-    """The dotted path of a pydantic location, and the model that owns its last key."""
-    path = ""
-    model: type[BaseModel] | None = WebConfig
-    owner: type[BaseModel] | None = None
-    for part in loc:
-        if part == "[key]":
-            continue
-        path += f".{part}" if path else str(part)
-        owner = model
-        field = _field(model, str(part)) if model else None
-        annotation = field.annotation if field else None
-        model = next(
-            (
-                t
-                for t in (annotation, *getattr(annotation, "__args__", ()))
-                if isinstance(t, type) and issubclass(t, BaseModel)
-            ),
-            None,
-        )
-    return path, owner
-
-
-def _field(model: type[BaseModel], key: str) -> FieldInfo | None:
-    fields = model.model_fields
-    return fields.get(key) or next((f for f in fields.values() if f.alias == key), None)
-
-
-def _message(error: ErrorDetails) -> tuple[str, str]:
-    path, owner = _locate(error["loc"])
-    kind = error["type"]
-    if kind == ERROR_TYPE:
-        return path, error["msg"]
-    if kind == "extra_forbidden":
-        fields = owner.model_fields.items() if owner else ()
-        known = [field.alias or name for name, field in fields]
-        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
-        return path, f'unknown key (did you mean "{close[0]}"?)' if close else "unknown key"
-    if kind == "missing":
-        return path, "required key is missing"
-    return path, f"invalid value {show(error['input'])}"
-
-
 def parse_web_config(text: str, source: str = "<web config>") -> WebConfig:
     """The web config in YAML text; ConfigError lists everything wrong with it, in file order."""
     document = load_yaml(text, source)
@@ -304,17 +255,7 @@ def parse_web_config(text: str, source: str = "<web config>") -> WebConfig:
         raise ConfigError(
             [f"expected a mapping at the top level, got {show(document.data)}"], source
         )
-    problems: list[tuple[int, str]] = list(document.duplicates)
-    config: WebConfig | None = None
-    try:
-        config = WebConfig.model_validate(document.data)
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            path, text_ = _message(error)
-            problems.append((line_of(path, document.lines), f"{path}: {text_}"))
-    if config is None or problems:
-        raise ConfigError([message for _, message in sorted(problems, key=lambda p: p[0])], source)
-    return config
+    return validate_document(WebConfig, document, source)
 
 
 # --- what the server uses ---------------------------------------------------------------------

@@ -1,14 +1,18 @@
 """Strict YAML files: reading, loading with line numbers, and the error style config files share."""
 
+import difflib
 import json
 import os
 import re
-from collections.abc import Iterable
-from typing import Any, NamedTuple, NoReturn, Self
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple, NoReturn, Self, TypeVar, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails, PydanticCustomError
+
+M = TypeVar("M", bound=BaseModel)
 
 ERROR_TYPE = "config"  # pydantic error type of every message written by our validators
 _SHOW_MAX = 60
@@ -192,6 +196,75 @@ def line_of(path: str, lines: dict[str, int]) -> int:
         parent = _LAST_SEGMENT_RE.sub("", path)
         path = "" if parent == path else parent  # a top-level key has no parent
     return _UNPLACED
+
+
+def validate_document(
+    model: type[M], document: Document, source: str, context: Mapping[str, Any] | None = None
+) -> M:
+    """The model from a loaded document; ConfigError lists every problem, in file order."""
+    problems = list(document.duplicates)
+    result: M | None = None
+    try:
+        result = model.model_validate(document.data, context=context)
+    except ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            path, text = _describe(model, error)
+            problems.append((line_of(path, document.lines), f"{path}: {text}"))
+    if result is None or problems:
+        # A stable sort keeps pydantic's order among errors on the same line.
+        raise ConfigError([message for _, message in sorted(problems, key=lambda p: p[0])], source)
+    return result
+
+
+def _describe(root: type[BaseModel], error: ErrorDetails) -> tuple[str, str]:
+    """The path and the wording of one pydantic error."""
+    path, owner = _locate(root, error["loc"])
+    kind = error["type"]
+    if kind == ERROR_TYPE:
+        return path, error["msg"]
+    if kind in ("extra_forbidden", "invalid_key"):
+        fields = owner.model_fields.items() if owner else ()
+        known = [field.alias or name for name, field in fields]
+        close = difflib.get_close_matches(str(error["loc"][-1]), known, n=1)
+        return path, f'unknown key (did you mean "{close[0]}"?)' if close else "unknown key"
+    if kind == "missing":
+        return path, "required key is missing"
+    # Every field has a validator with its own wording; this is a safety net.
+    return path, f"invalid value {show(error['input'])}"
+
+
+def _locate(
+    root: type[BaseModel], loc: tuple[int | str, ...]
+) -> tuple[str, type[BaseModel] | None]:
+    """The path of a pydantic location as load_yaml spells it, and the model owning its last key."""
+    path = ""
+    shape: Any = root
+    owner: type[BaseModel] | None = None
+    for part in loc:
+        if part == "[key]":  # pydantic's marker for an error in a dict key, not its value
+            continue
+        if isinstance(part, int) and get_origin(shape) in (tuple, list):
+            path += f"[{part}]"
+            shape = get_args(shape)[0]
+            continue
+        path += f".{part}" if path else str(part)
+        owner = _model_in(shape)
+        field = _field(owner, str(part)) if owner else None
+        shape = field.annotation if field else None
+    return path, owner
+
+
+def _model_in(shape: Any) -> type[BaseModel] | None:
+    """The model a field holds, directly or as `Model | None`."""
+    for candidate in (shape, *get_args(shape)):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None
+
+
+def _field(model: type[BaseModel], key: str) -> FieldInfo | None:
+    fields = model.model_fields
+    return fields.get(key) or next((f for f in fields.values() if f.alias == key), None)
 
 
 def read_config_text(path: str | os.PathLike[str]) -> tuple[str, str]:

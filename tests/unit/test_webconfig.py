@@ -318,6 +318,8 @@ INVALID: list[tuple[str, str, list[str]]] = [
         f"basic_auth_users:\n  alice: {ALICE_HASH}\n  alice: {ALICE_HASH}\n",
         ["basic_auth_users.alice: duplicate key at line 3 (first at line 2)"],
     ),
+    # Worded as in the exporter's config: both go through yamlfile.validate_document.
+    ("non-string-key", "http_server_config:\n  1: 2\n", ["http_server_config.1: unknown key"]),
     ("bad-yaml", "tls_server_config: [", None),  # type: ignore[list-item]
 ]
 
