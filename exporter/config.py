@@ -25,6 +25,7 @@ from exporter.yamlfile import (
     StrictSection,
     fail,
     load_yaml,
+    mapping_or_empty,
     number_text,
     read_config_text,
     show,
@@ -253,14 +254,6 @@ def _label_value(value: Any) -> str:
     _not_a_string(value)
 
 
-def _labels(value: Any) -> Any:
-    if value is None:  # "labels:" with everything under it commented out
-        return {}
-    if not isinstance(value, dict):
-        fail(f"expected a mapping of label names to values, got {show(value)}")
-    return value
-
-
 def _things(value: Any) -> Any:
     if value is None or (isinstance(value, list | tuple) and not value):
         fail("list at least one thing")
@@ -296,7 +289,7 @@ ThingName = Annotated[
 ]
 LabelName = Annotated[str, BeforeValidator(_label_name)]
 LabelValue = Annotated[str, BeforeValidator(_label_value)]
-Labels = Annotated[dict[LabelName, LabelValue], BeforeValidator(_labels)]
+Labels = Annotated[dict[LabelName, LabelValue], mapping_or_empty("label names to values")]
 
 
 # --- models -----------------------------------------------------------------------------------

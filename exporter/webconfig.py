@@ -28,6 +28,7 @@ from exporter.yamlfile import (
     StrictSection,
     fail,
     load_yaml,
+    mapping_or_empty,
     read_config_text,
     show,
     validate_document,
@@ -93,17 +94,6 @@ def _unsupported(why: str) -> BeforeValidator:
         fail(f"not supported by this exporter: {why}")
 
     return BeforeValidator(refuse)
-
-
-def _mapping_or_empty(what: str) -> BeforeValidator:
-    def check(value: Any) -> Any:
-        if value is None:
-            return {}
-        if not isinstance(value, dict):
-            fail(f"expected a mapping of {what}, got {show(value)}")
-        return value
-
-    return BeforeValidator(check)
 
 
 def _user_name(value: Any) -> str:
@@ -238,7 +228,7 @@ class WebConfig(StrictSection):
     tls_server_config: TLSServerConfig | None = None
     http_server_config: HTTPServerConfig = Field(default_factory=HTTPServerConfig)
     basic_auth_users: Annotated[
-        dict[UserName, BcryptHash], _mapping_or_empty("user names to bcrypt hashes")
+        dict[UserName, BcryptHash], mapping_or_empty("user names to bcrypt hashes")
     ] = Field(default_factory=dict)
     rate_limit: Annotated[None, _unsupported("rate-limit in a reverse proxy")] = None
 

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, NoReturn, Self, TypeVar, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails, PydanticCustomError
 
@@ -84,6 +84,19 @@ def show(value: Any) -> str:
 
 def fail(message: str) -> NoReturn:
     raise PydanticCustomError(ERROR_TYPE, "{message}", {"message": message})
+
+
+def mapping_or_empty(what: str) -> BeforeValidator:
+    """A mapping field that an all-commented-out YAML section (null) leaves empty."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            fail(f"expected a mapping of {what}, got {show(value)}")
+        return value
+
+    return BeforeValidator(check)
 
 
 # --- the strict mapping ---------------------------------------------------------------------
