@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import helm_python
 import pytest
 import yaml
 
@@ -50,8 +51,11 @@ def ci_values(ci_values_files: list[Path]) -> dict[str, dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def helm() -> Any:
-    """The helm-python-sdk module, with Helm's own log lines (symlink notices) silenced."""
-    helm_python = pytest.importorskip("helm_python", reason="dev dependency helm-python-sdk")
+    """The helm-python-sdk module, with Helm's own log lines (symlink notices) silenced.
+
+    A plain import, not importorskip: helm-python-sdk is a dev dependency, and a test
+    never skips for a missing tool (it fails, so a broken environment is noticed).
+    """
     helm_python.disable_logging()
     return helm_python
 
