@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import math
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from exporter.aws import make_iot_client
-from exporter.fleet import UNOBSERVED_FLAP
+from exporter.fleet import UNOBSERVED_FLAP, CycleSummary
 from exporter.server import Endpoints, ExporterHTTPServer
 from exporter.simulator import FaultConfig, SimulatorConfig
 from tests.integration.conftest import HarnessFactory, Samples, series, value
@@ -120,34 +121,47 @@ def assert_state_kept(before: Samples, after: Samples) -> None:
 
 
 @pytest.mark.parametrize(
-    ("faults", "code"),
+    ("faults", "code", "outcome"),
     [
-        (FaultConfig(error_rates={"InternalFailureException": 1.0}), "InternalFailureException"),
+        (
+            FaultConfig(error_rates={"InternalFailureException": 1.0}),
+            "InternalFailureException",
+            "InternalFailureException",
+        ),
         (
             FaultConfig(error_rates={"ServiceUnavailableException": 1.0}),
             "ServiceUnavailableException",
+            "ServiceUnavailableException",
         ),
-        (FaultConfig(error_rates={"UnauthorizedException": 1.0}), "UnauthorizedException"),
-        (FaultConfig(malformed_rate=1.0), "InvalidResponse"),
-        (FaultConfig(outage="refuse"), "ConnectionError"),
-        (FaultConfig(outage="reset"), "ConnectionError"),
+        (
+            FaultConfig(error_rates={"UnauthorizedException": 1.0}),
+            "UnauthorizedException",
+            "UnauthorizedException",
+        ),
+        (FaultConfig(malformed_rate=1.0), "InvalidResponse", "malformed"),
+        # An outage never reaches the simulator's HTTP layer, so it counts no outcome.
+        (FaultConfig(outage="refuse"), "ConnectionError", None),
+        (FaultConfig(outage="reset"), "ConnectionError", None),
     ],
     ids=["500", "503", "401", "malformed", "outage-refused", "outage-reset"],
 )
 def test_failures_mark_polls_failed_and_never_flip_state(
-    harness: HarnessFactory, faults: FaultConfig, code: str
+    harness: HarnessFactory, faults: FaultConfig, code: str, outcome: str | None
 ) -> None:
     h = harness(SimulatorConfig(things=10, seed=4, quotas=False))
     before = h.cycle()
     h.sim.faults.set(**faults.to_json())
+    h.sim.reset_request_counts()
     during = h.cycle(advance=60)
     assert_state_kept(before, during)
     for name in h.sim.fleet.thing_names():
         assert value(during, "iot_thing_poll_success", thing_name=name) == 0
         assert value(during, "iot_thing_poll_error_info", thing_name=name, error_code=code) == 1
     errors = value(during, "iot_exporter_api_errors_total", operation=OP, error_code=code)
-    assert errors is not None
-    assert errors >= 10
+    # Exactly one call per thing: only throttles are retried, by the poller or by botocore.
+    assert errors == 10
+    if outcome is not None:
+        assert h.sim.request_counts() == {(OP, outcome): 10}
     # Recovery: the next cycle after the fault clears is whole again.
     h.sim.faults.clear()
     recovered = h.cycle(advance=60)
@@ -198,12 +212,45 @@ def test_throttling_backs_off_retries_and_is_counted(harness: HarnessFactory) ->
     )
     # Two cycles of 8, plus a retry per throttle except the last one of each thing given up on.
     assert requests == 16 + throttles - gave_up
+    # A thing is given up on only after max_retries + 1 throttles in a row, so fewer things
+    # are given up on than throttles were seen; without retries every throttle gives one up.
+    assert gave_up < throttles
     for labels, connected in connected_by_thing(during).items():
         failed = value(
             during, "iot_thing_poll_error_info", thing_name=labels, error_code="ThrottlingException"
         )
         if failed:
             assert connected == connected_by_thing(before)[labels]
+
+
+@pytest.mark.parametrize(("max_retries", "backoff"), [(2, 0.5 + 1.0), (0, 0.0)])
+def test_a_throttled_thing_is_retried_max_retries_times_after_the_backoff(
+    harness: HarnessFactory, max_retries: int, backoff: float
+) -> None:
+    h = harness(
+        quiet(1, seed=26),
+        faults=FaultConfig(error_rates={"ThrottlingException": 1.0}),
+        max_retries=max_retries,
+    )
+    (name,) = h.sim.fleet.thing_names()
+    h.sim.reset_request_counts()
+    started = time.monotonic()
+    samples = h.cycle()
+    elapsed = time.monotonic() - started
+    # The first attempt plus max_retries retries reach AWS, then the thing is given up on.
+    assert h.sim.request_counts() == {(OP, "ThrottlingException"): max_retries + 1}
+    # Each retry waits out the shared backoff first: 0.5 s, then 1 s (doubling).
+    assert elapsed >= backoff - 0.1
+    given_up = value(
+        samples, "iot_thing_poll_error_info", thing_name=name, error_code="ThrottlingException"
+    )
+    assert given_up == 1
+    assert (
+        value(
+            samples, "iot_exporter_api_errors_total", operation=OP, error_code="ThrottlingException"
+        )
+        == max_retries + 1
+    )
 
 
 def test_budget_keeps_under_the_quota(harness: HarnessFactory) -> None:
@@ -369,23 +416,43 @@ def test_assumed_role_credentials_are_used_and_refreshed(
 
 
 def test_exporter_keeps_serving_through_an_outage(harness: HarnessFactory) -> None:
-    h = harness(SimulatorConfig(things=5, seed=15, quotas=False))
+    h = harness(SimulatorConfig(things=5, seed=15, quotas=False), aws={"read_timeout": "2s"})
     endpoints = Endpoints("/metrics", h.exporter.payload, h.exporter.ready, h.exporter.reload)
     server = ExporterHTTPServer(("127.0.0.1", 0), endpoints)
     server.serve_in_thread()
     url = f"http://127.0.0.1:{server.server_address[1]}"
     try:
         h.cycle()
-        h.sim.faults.set(outage="refuse")
+        # AWS hangs: every answer outlasts the read timeout, so the cycle runs for ~2 s.
+        h.sim.faults.set(slow_rate=1.0, slow_seconds=3.0)
+        h.sim.reset_request_counts()
         cycle = threading.Thread(target=h.cycle, kwargs={"advance": 60})
         cycle.start()
-        status, body = http_get(url + "/metrics")
-        cycle.join()
+        try:
+            wait_until(
+                lambda: sum(h.sim.request_counts().values()) or None,
+                timeout=10,
+                interval=0.01,
+                what="a request of the hanging cycle",
+            )
+            status, body = http_get(url + "/metrics")
+            ready = http_get(url + "/-/ready")[0]
+            # Answered while the cycle was still waiting on AWS, not after it ended.
+            assert cycle.is_alive(), "the scrape waited for the cycle"
+        finally:
+            cycle.join()
         assert status == 200
         assert b"iot_thing_connected" in body
-        assert http_get(url + "/-/ready")[0] == 200
+        assert ready == 200
         status, body = http_get(url + "/metrics")
+        assert b'error_code="Timeout"' in body
+        # A refused connection (AWS unreachable) is served through the same way.
+        h.sim.faults.set(outage="refuse")
+        h.cycle(advance=60)
+        status, body = http_get(url + "/metrics")
+        assert status == 200
         assert b'error_code="ConnectionError"' in body
+        assert http_get(url + "/-/ready")[0] == 200
     finally:
         server.shutdown()
         server.server_close()
@@ -399,6 +466,23 @@ def test_overrunning_cycle_is_reported_not_stacked(harness: HarnessFactory) -> N
         interval="1s",
         staleness="1m",
     )
+    # The scheduler's job calls self.poll_cycle, so this wrapper sees every scheduled run,
+    # including one that would queue on the exporter's internal cycle lock.
+    running, most, lock = 0, 0, threading.Lock()
+    poll_cycle = h.exporter.poll_cycle
+
+    def counted() -> CycleSummary | None:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            return poll_cycle()
+        finally:
+            with lock:
+                running -= 1
+
+    h.exporter.poll_cycle = counted  # type: ignore[method-assign]
     h.exporter.start()
     wait_until(
         lambda: h.live_value("iot_exporter_poll_cycles_overrun_total") >= 1 or None,
@@ -406,6 +490,7 @@ def test_overrunning_cycle_is_reported_not_stacked(harness: HarnessFactory) -> N
         what="an overrun",
     )
     h.exporter.stop()
+    assert most == 1, f"{most} cycles ran at once"
     counts = h.sim.request_counts()
     # Had cycles stacked, more than one cycle's requests would be in flight at once; the
     # single poll worker (concurrency 1) means requests equal finished-or-running cycles x 6.
