@@ -182,6 +182,26 @@ class ExporterProcess(StartStop):
         if self._proc is not None and self._proc.poll() is None:
             self._proc.send_signal(sig)
 
+    def wait(self, timeout: float) -> int:
+        """Wait up to `timeout` s for the process to exit by itself; return its exit code.
+
+        Sends no signal. Raises TimeoutError (with the log tail) if it is still running,
+        leaving it for stop() to end.
+        """
+        proc = self._proc
+        if proc is None:
+            if self.returncode is None:
+                raise RuntimeError("exporter not started")
+            return self.returncode
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TimeoutError(
+                f"exporter still running {timeout:g}s later\n{self.log_tail()}"
+            ) from None
+        self.returncode = code
+        return code
+
     def stop(self, timeout: float = 5.0) -> int | None:
         """SIGTERM, wait up to `timeout` s (SIGKILL after that); return the exit code.
 
