@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,7 @@ from exporter import __version__
 from exporter.simulator import FaultConfig, Simulator, SimulatorConfig
 from tests.support.exporter_process import REPO_ROOT, ExporterProcess
 from tests.support.promstack import http_get, wait_until
-from tests.support.stack import AWS_TEST_ENV, write_exporter_config
+from tests.support.stack import AWS_TEST_ENV, run_cli, write_exporter_config
 
 BAD_CONFIG = """\
 aws:
@@ -30,18 +27,6 @@ poll:
 things:
   - sensor 1
 """
-
-
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **AWS_TEST_ENV, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 @pytest.fixture

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import base64
 import http.client
-import os
 import shutil
 import signal
 import socket
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,9 +17,9 @@ import bcrypt
 import pytest
 
 from exporter.simulator import Simulator, SimulatorConfig
-from tests.support.exporter_process import REPO_ROOT, ExporterProcess
+from tests.support.exporter_process import ExporterProcess
 from tests.support.promstack import wait_until
-from tests.support.stack import AWS_TEST_ENV, write_exporter_config
+from tests.support.stack import AWS_TEST_ENV, run_cli, write_exporter_config
 
 USER, PASSWORD = "prometheus", "s3cret:with-colon"
 # Cost 4 (bcrypt's minimum) keeps the tests quick; the code path is the same at 10.
@@ -159,18 +157,6 @@ def wait_ready(proc: ExporterProcess, context: ssl.SSLContext) -> None:
 def write_web_config(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "exporter", *args],
-        cwd=REPO_ROOT,
-        env={**os.environ, **AWS_TEST_ENV},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
 
 
 # --- fixtures ---------------------------------------------------------------------------------

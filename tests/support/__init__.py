@@ -2,7 +2,8 @@
 
 - `tests.support.promstack`: `Prometheus`, `Alertmanager`, `WebhookReceiver`,
   `ScrapeTarget`, `free_port`, `wait_until`.
-- `tests.support.exporter_process`: `ExporterProcess`, `parse_logfmt`.
+- `tests.support.exporter_process`: `ExporterProcess`, `parse_logfmt`, `REPO_ROOT`.
+- `tests.support.stack`: `AWS_TEST_ENV`, `run_cli`, `write_exporter_config`, the fleet stack.
 
 Every helper is a context manager that cleans up after itself (processes,
 threads, temporary directories) even when the test fails, and every wait is a

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -14,7 +16,7 @@ import pytest
 import yaml
 
 from exporter.simulator import ManualClock, Simulator, SimulatorConfig
-from tests.support.exporter_process import ExporterProcess
+from tests.support.exporter_process import REPO_ROOT, ExporterProcess
 from tests.support.promstack import Prometheus, ScrapeTarget
 
 EXPORTER_JOB = "iot-connectivity-exporter"
@@ -30,6 +32,19 @@ AWS_TEST_ENV = {
     "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
     "AWS_EC2_METADATA_DISABLED": "true",
 }
+
+
+def run_cli(*args: str, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m exporter ARGS` to completion (60 s at most), under AWS_TEST_ENV plus `env`."""
+    return subprocess.run(
+        [sys.executable, "-m", "exporter", *args],
+        cwd=REPO_ROOT,
+        env={**os.environ, **AWS_TEST_ENV, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def require_binary(name: str) -> str:
