@@ -10,7 +10,8 @@ import helm_python
 import pytest
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.exporter_process import REPO_ROOT
+
 CHART_DIR = REPO_ROOT / "helm" / "iot-connectivity-exporter"
 RELEASE = "iotx"
 NAMESPACE = "monitoring"

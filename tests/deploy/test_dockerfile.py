@@ -28,7 +28,8 @@ from typing import Any
 
 import pytest
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.support.exporter_process import REPO_ROOT
+
 CACHE = Path(os.environ.get("IOT_EXPORTER_TEST_CACHE", "/var/tmp/iot-exporter-test-base"))
 # Runtime state belongs on a tmpfs that a reboot clears; the image store persists.
 RUN_ROOT = Path("/run/iot-exporter-test-podman")

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import boto3
 import pytest
@@ -18,8 +17,7 @@ from botocore.config import Config
 
 from exporter.simulator import SimulatorConfig
 from exporter.simulator.cli import build_parser, config_from_args, faults_from_args
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.exporter_process import REPO_ROOT
 
 
 @pytest.fixture
@@ -38,7 +36,7 @@ def process() -> Iterator[subprocess.Popen[str]]:
             "--rate",
             "ListThings=0",
         ],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -80,7 +78,7 @@ def test_runs_prints_its_url_and_stops_on_sigterm(process: subprocess.Popen[str]
 def test_help_documents_every_option() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "exporter.simulator", "--help"],
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         check=True,
@@ -173,7 +171,7 @@ def test_bad_flags_exit_2(argv: list[str]) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "exporter.simulator", *argv],
         check=False,
-        cwd=ROOT,
+        cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=30,

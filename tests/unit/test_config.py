@@ -19,8 +19,7 @@ from exporter.config import (
     parse_duration,
 )
 from exporter.yamlfile import ConfigError
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.exporter_process import REPO_ROOT
 
 
 def yaml_text(text: str) -> str:
@@ -235,7 +234,7 @@ def test_python_callers_may_give_seconds() -> None:
 
 
 def test_example_config_loads() -> None:
-    config = load_config(REPO / "config.example.yaml")
+    config = load_config(REPO_ROOT / "config.example.yaml")
     assert config.aws.region == "eu-west-1"
     assert config.things
 
