@@ -10,9 +10,8 @@ import helm_python
 import pytest
 import yaml
 
-from tests.support.exporter_process import REPO_ROOT
+from tests.support.paths import CHART_DIR, REPO_ROOT
 
-CHART_DIR = REPO_ROOT / "helm" / "iot-connectivity-exporter"
 RELEASE = "iotx"
 NAMESPACE = "monitoring"
 

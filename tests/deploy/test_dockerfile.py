@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.exporter_process import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 CACHE = Path(os.environ.get("IOT_EXPORTER_TEST_CACHE", "/var/tmp/iot-exporter-test-base"))
 # Runtime state belongs on a tmpfs that a reboot clears; the image store persists.

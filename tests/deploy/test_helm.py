@@ -16,6 +16,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
+from tests.support.paths import CHART_DIR, REPO_ROOT
+
 # jsonschema comes with kubernetes-validate; it ships no type stubs.
 jsonschema: Any = importlib.import_module("jsonschema")
 
@@ -23,8 +25,6 @@ Manifest = dict[str, Any]
 Renderer = Callable[..., list[Manifest]]
 Find = Callable[..., Manifest]
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART_DIR = REPO_ROOT / "helm" / "iot-connectivity-exporter"
 CI_NAMES = sorted(
     p.name.removesuffix("-values.yaml") for p in (CHART_DIR / "ci").glob("*-values.yaml")
 )

@@ -14,7 +14,8 @@ import pytest
 
 from exporter import __version__
 from exporter.simulator import FaultConfig, Simulator, SimulatorConfig
-from tests.support.exporter_process import REPO_ROOT, ExporterProcess
+from tests.support.exporter_process import ExporterProcess
+from tests.support.paths import REPO_ROOT
 from tests.support.promstack import http_get, wait_until
 from tests.support.stack import AWS_TEST_ENV, run_cli, write_exporter_config
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from exporter.fleet import UNOBSERVED_FLAP
 from exporter.simulator import Event, Simulator, SimulatorConfig
-from tests.integration.conftest import HarnessFactory, Samples, series
+from tests.support.harness import HarnessFactory, Samples, series
 
 POLL_INTERVAL = 60.0
 CYCLES = 60

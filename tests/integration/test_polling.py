@@ -14,7 +14,7 @@ from exporter.aws import make_iot_client
 from exporter.fleet import UNOBSERVED_FLAP, CycleSummary
 from exporter.server import Endpoints, ExporterHTTPServer
 from exporter.simulator import FaultConfig, SimulatorConfig
-from tests.integration.conftest import HarnessFactory, Samples, series, value
+from tests.support.harness import HarnessFactory, Samples, series, value
 from tests.support.promstack import http_get, wait_until
 
 OP = "GetThingConnectivityData"

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from tests.monitoring.conftest import ALERTS_FILE
+from tests.support.paths import ALERTS_FILE
 from tests.support.promstack import Alertmanager, WebhookReceiver
 from tests.support.stack import fleet_stack
 

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.monitoring.conftest import ALERTS_FILE, ALERTS_TEST_FILE, MONITORING_DOC
+from tests.support.paths import ALERTS_DOC, ALERTS_FILE, ALERTS_TEST_FILE
 from tests.support.stack import promtool
 
 RUNBOOK_BASE = "https://github.com/aws-iot-connectivity-exporter/aws-iot-connectivity-exporter#"
@@ -67,5 +67,5 @@ def test_every_alert_is_annotated_and_has_a_runbook(rule: dict[str, Any]) -> Non
     assert annotations["summary"]
     assert annotations["description"]
     assert annotations["runbook_url"] == RUNBOOK_BASE + name.lower()
-    headings = re.findall(r"^#+ (\S+)\s*$", MONITORING_DOC.read_text(), flags=re.MULTILINE)
+    headings = re.findall(r"^#+ (\S+)\s*$", ALERTS_DOC.read_text(), flags=re.MULTILINE)
     assert name in headings, f"README.md has no '### {name}' runbook section"

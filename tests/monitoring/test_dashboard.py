@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.monitoring.conftest import CHART_FILES, DASHBOARD_FILE
+from tests.support.paths import CHART_FILES, DASHBOARD_FILE
 from tests.support.promstack import Result
 from tests.support.stack import EXPORTER_JOB, FleetStack, fleet_stack
 

@@ -17,7 +17,7 @@ from botocore.config import Config
 
 from exporter.simulator import SimulatorConfig
 from exporter.simulator.cli import build_parser, config_from_args, faults_from_args
-from tests.support.exporter_process import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 @pytest.fixture

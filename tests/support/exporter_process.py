@@ -25,9 +25,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Self
 
+from tests.support.paths import REPO_ROOT
 from tests.support.promstack import StartStop, http_get, wait_until
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 _LOGFMT_PAIR = re.compile(r'([^\s=]+)=("(?:[^"\\]|\\.)*"|\S*)')
 _ESCAPES = {"n": "\n", "t": "\t", '"': '"', "\\": "\\"}

@@ -16,7 +16,8 @@ import pytest
 import yaml
 
 from exporter.simulator import ManualClock, Simulator, SimulatorConfig
-from tests.support.exporter_process import REPO_ROOT, ExporterProcess
+from tests.support.exporter_process import ExporterProcess
+from tests.support.paths import REPO_ROOT
 from tests.support.promstack import Prometheus, ScrapeTarget
 
 EXPORTER_JOB = "iot-connectivity-exporter"

@@ -19,7 +19,7 @@ from exporter.config import (
     parse_duration,
 )
 from exporter.yamlfile import ConfigError
-from tests.support.exporter_process import REPO_ROOT
+from tests.support.paths import REPO_ROOT
 
 
 def yaml_text(text: str) -> str:

@@ -1,0 +1,133 @@
+"""The integration harness: an in-process exporter polling a simulator through real boto3 over HTTP.
+
+The `harness` fixture is re-exported by `tests/integration/conftest.py`; the helpers
+(`parse_samples`, `value`, `series`) are imported from here by any test that reads an exposition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from exporter.app import Exporter
+from exporter.aws import make_iot_client
+from exporter.config import Config, load_config
+from exporter.simulator import FaultConfig, ManualClock, Simulator, SimulatorConfig
+
+TEST_CREDENTIALS = ("AKIDEXPORTERTEST0001", "exporter-test-secret")
+
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def parse_samples(exposition: bytes) -> Samples:
+    """Every sample of an exposition, keyed by (name, labels)."""
+    samples: Samples = {}
+    for family in text_string_to_metric_families(exposition.decode()):
+        for sample in family.samples:
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return samples
+
+
+def value(samples: Samples, name: str, **labels: str) -> float | None:
+    return samples.get((name, frozenset(labels.items())))
+
+
+def series(samples: Samples, name: str) -> dict[frozenset[tuple[str, str]], float]:
+    return {labels: v for (n, labels), v in samples.items() if n == name}
+
+
+@dataclass
+class Harness:
+    """A simulator on a manual clock and an exporter polling it, driven cycle by cycle."""
+
+    sim: Simulator
+    clock: ManualClock
+    config_path: Path
+    exporter: Exporter
+    registry: CollectorRegistry
+    document: dict[str, Any] = field(default_factory=dict)
+
+    def live_value(self, name: str, **labels: str) -> float:
+        """A metric's value now, not as of the last rendering (which happens per cycle)."""
+        found = self.registry.get_sample_value(name, labels)
+        return 0.0 if found is None else found
+
+    def cycle(self, advance: float = 0.0) -> Samples:
+        if advance:
+            self.clock.advance(advance)
+        self.exporter.poll_cycle()
+        return self.samples()
+
+    def samples(self) -> Samples:
+        return parse_samples(self.exporter.payload().plain)
+
+    def rewrite_config(self, **changes: Any) -> None:
+        self.document = {**self.document, **changes}
+        self.config_path.write_text(yaml.safe_dump(self.document, sort_keys=False))
+
+
+def config_document(sim: Simulator, things: list[Any], **poll: Any) -> dict[str, Any]:
+    return {
+        "aws": {"region": "eu-west-1", "endpoint_url": sim.url, "read_timeout": "2s"},
+        "poll": {"interval": "60s", "max_requests_per_second": 2000, "concurrency": 8, **poll},
+        "things": things,
+    }
+
+
+def client_factory(config: Config) -> Any:
+    return make_iot_client(config.aws, config.poll.concurrency, static_credentials=TEST_CREDENTIALS)
+
+
+HarnessFactory = Callable[..., Harness]
+
+
+@pytest.fixture
+def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
+    started: list[Harness] = []
+
+    def make(
+        sim_config: SimulatorConfig | None = None,
+        *,
+        things: list[Any] | None = None,
+        faults: FaultConfig | None = None,
+        aws: Mapping[str, Any] | None = None,
+        factory: Callable[[Config], Any] = client_factory,
+        **poll: Any,
+    ) -> Harness:
+        clock = ManualClock()
+        sim = Simulator(
+            sim_config or SimulatorConfig(things=20, seed=3, quotas=False),
+            clock=clock,
+            faults=faults,
+        )
+        sim.start()
+        document = config_document(
+            sim, things if things is not None else sim.fleet.thing_names(), **poll
+        )
+        document["aws"].update(aws or {})
+        path = tmp_path / "config.yaml"
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+        registry = CollectorRegistry()
+        exporter = Exporter(lambda: load_config(path), factory, clock=clock.now, registry=registry)
+        made = Harness(
+            sim=sim,
+            clock=clock,
+            config_path=path,
+            exporter=exporter,
+            registry=registry,
+            document=document,
+        )
+        started.append(made)
+        return made
+
+    yield make
+    for made in started:
+        made.exporter.stop()
+        made.sim.stop()

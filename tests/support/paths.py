@@ -1,0 +1,13 @@
+"""Where the shipped files live in the repository, for tests that read or check them."""
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+MONITORING = REPO_ROOT / "monitoring"
+ALERTS_FILE = MONITORING / "alerts.yaml"
+ALERTS_TEST_FILE = MONITORING / "alerts_test.yaml"
+DASHBOARD_FILE = MONITORING / "dashboard.json"
+# The runbooks every alert's runbook_url points into.
+ALERTS_DOC = REPO_ROOT / "README.md"
+CHART_DIR = REPO_ROOT / "helm" / "iot-connectivity-exporter"
+CHART_FILES = CHART_DIR / "files"
