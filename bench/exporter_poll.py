@@ -16,7 +16,6 @@ import argparse
 import cProfile
 import json
 import pstats
-import resource
 import tempfile
 import time
 import urllib.request
@@ -31,6 +30,7 @@ from prometheus_client import CollectorRegistry
 
 from bench._common import (
     BENCH_CREDENTIALS,
+    cpu_seconds,
     fleet_render_seconds,
     load_average,
     machine,
@@ -44,13 +44,6 @@ from exporter.app import Exporter
 from exporter.aws import client_config, make_iot_client, make_session
 from exporter.config import AwsSettings, Config, load_config
 from exporter.telemetry import POLL_OPERATION
-
-
-def cpu_seconds() -> float:
-    """User + system CPU of this whole process (every thread), from getrusage."""
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
 
 # -- client variants (for the A/B mode; the cycle mode uses the production client) ----------
 

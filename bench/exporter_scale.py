@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -32,6 +31,7 @@ from prometheus_client import CollectorRegistry
 from bench._common import (
     SyntheticIoT,
     bench_client_factory,
+    cpu_seconds,
     fleet_render_seconds,
     load_average,
     machine,
@@ -43,11 +43,6 @@ from bench._common import (
 )
 from exporter.app import Exporter
 from exporter.config import Config, load_config
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def measure(things: int, path_kind: str, cycles: int, concurrency: int) -> dict[str, Any]:

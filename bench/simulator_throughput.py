@@ -15,7 +15,6 @@ import http.client
 import json
 import multiprocessing as mp
 import os
-import resource
 import statistics
 import time
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
+from bench._common import cpu_seconds
 from exporter.simulator import Simulator, SimulatorConfig
 
 ACCESS_KEY, SECRET = "AKIDBENCHMARK", "bench-secret"
@@ -78,11 +78,6 @@ def client(port: int, prepared: list[Prepared], seconds: float, go: EventType, o
         done += 1
     conn.close()
     out.put((done, errors))
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def one_run(sim: Simulator, prepared: list[Prepared], clients: int, seconds: float) -> RunResult:
