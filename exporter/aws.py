@@ -67,10 +67,10 @@ def client_config(settings: AwsSettings, max_pool_connections: int) -> BotocoreC
 def epoch_or_parsed_timestamp(value: Any) -> Any:
     """A botocore timestamp parser that keeps epoch numbers as float seconds.
 
-    GetThingConnectivityData answers with epoch seconds. botocore's default parser turns
-    them into a datetime with dateutil's tzlocal (about 9 us a call here) only for the
-    poller to turn it straight back into seconds. Anything but a number still goes to
-    botocore's parser, so a garbled value raises ValueError exactly as before.
+        GetThingConnectivityData answers with epoch seconds. botocore's default parser turns
+        them into a datetime with dateutil's tzlocal (about 9 us a call here) only for the
+        poller to turn it straight back into seconds. Anything but a number still goes to
+    XX
     """
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)

@@ -180,15 +180,19 @@ def reload_web_config(server: ExporterHTTPServer, path: str) -> ReloadResult:
     try:
         security = load_web_security(path)
     except ConfigError as error:
-        log.error("web config reload failed; keeping the running one", extra={"error": str(error)})
-        return ReloadResult(False, str(error))
+        return _web_reload_failed(str(error))
     if (security.tls is None) != (server.security is None or server.security.tls is None):
-        message = f"{path}: turning TLS on or off needs a restart; keeping the running web config"
-        log.error("web config reload failed; keeping the running one", extra={"error": message})
-        return ReloadResult(False, message)
+        return _web_reload_failed(
+            f"{path}: turning TLS on or off needs a restart; keeping the running web config"
+        )
     server.security = security
     log.info("web config reloaded", extra=security.describe())
     return ReloadResult(True, f"web config reloaded: {_describe(security)}")
+
+
+def _web_reload_failed(message: str) -> ReloadResult:
+    log.error("web config reload failed; keeping the running one", extra={"error": message})
+    return ReloadResult(False, message)
 
 
 def build_exporter(args: argparse.Namespace, stack: ExitStack) -> Exporter:

@@ -88,7 +88,7 @@ class ThingState:
 def counted_reason(previous: ThingState, observation: Observation) -> str | None:
     """The disconnect reason this observation adds to the counters, or None.
 
-    Rules (DESIGN.md, "Counting rules when polling"):
+    Rules (docs/metrics.md tells operators the same):
     - nothing is counted on first sight, since the thing's past is unknown;
     - connected -> disconnected, or a newer timestamp while disconnected, counts the reason;
     - a newer timestamp while still connected is a flap polling could not see;

@@ -1,4 +1,4 @@
-"""Which things to poll and the labels each carries: today the config's static list."""
+"""Which things to poll and the labels each carries, from the config's static list."""
 
 from __future__ import annotations
 
