@@ -47,6 +47,15 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader that remembers how numbers were written, so text fields can keep it."""
 
 
+# libyaml's parser when PyYAML has it (its wheels do): ten times faster on a file of 100,000
+# things, with the same nodes and values. Its error messages say less ("found character
+# that cannot start any token" where the Python parser names the tab), so a file it
+# refuses is parsed again by the Python loader for the message.
+_FastLoader: type[yaml.SafeLoader] = (
+    type("_FastLoader", (yaml.CSafeLoader,), {}) if hasattr(yaml, "CSafeLoader") else _Loader
+)
+
+
 def _construct_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
     value: int = loader.construct_yaml_int(node)
     return value if node.value == str(value) else _WrittenInt(value, node.value)
@@ -57,8 +66,9 @@ def _construct_float(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> float:
     return value if node.value == repr(value) else _WrittenFloat(value, node.value)
 
 
-_Loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
-_Loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+for _loader in (_Loader, _FastLoader):
+    _loader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+    _loader.add_constructor("tag:yaml.org,2002:float", _construct_float)
 
 
 def number_text(value: float) -> str:
@@ -182,8 +192,57 @@ def _walk(node: yaml.Node, path: str, document: Document, seen: set[int]) -> Non
             _walk(value, child, document, seen)
 
 
+# What YAML 1.1 accepts in a stream; anything else (NUL, ESC, a form feed, a DOS Ctrl-Z)
+# would stop the parser with an error that gives a byte position rather than a line.
+_NOT_YAML_RE = re.compile(
+    "[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
+)
+_CHARACTER_NAMES = {"\x00": "NUL", "\x1a": "Ctrl-Z", "\x1b": "ESC", "\x0c": "form feed"}
+
+
+def _forbidden_character(text: str) -> str | None:
+    """Where the first character YAML forbids is, and which it is, as an error line."""
+    match = _NOT_YAML_RE.search(text)
+    if match is None:
+        return None
+    line = text.count("\n", 0, match.start()) + 1
+    column = match.start() - (text.rfind("\n", 0, match.start()) + 1) + 1
+    char = match.group()
+    name = _CHARACTER_NAMES.get(char, "control character" if ord(char) < 0xA0 else "character")
+    return (
+        f"line {line}, column {column}: invalid YAML: {name} U+{ord(char):04X} is not allowed"
+        " in a YAML file; delete it (in a double-quoted string, write it as an escape"
+        f" such as \\x{ord(char):02x})"
+        if ord(char) <= 0xFF
+        else f"line {line}, column {column}: invalid YAML: {name} U+{ord(char):04X}"
+        " is not allowed in a YAML file; delete it"
+    )
+
+
 def load_yaml(text: str, source: str) -> Document:
-    loader = _Loader(text)
+    problem = _forbidden_character(text)
+    if problem is not None:
+        raise ConfigError([problem], source)
+    try:
+        return _load_with(_FastLoader, text)
+    except yaml.YAMLError as fast_error:
+        problem = _yaml_problem(fast_error)
+        try:
+            _load_with(_Loader, text)
+        except yaml.YAMLError as exc:
+            problem = _yaml_problem(exc)
+        except RecursionError:
+            problem = _TOO_DEEP
+        raise ConfigError([problem], source) from fast_error
+    except RecursionError as exc:
+        raise ConfigError([_TOO_DEEP], source) from exc
+
+
+_TOO_DEEP = "the YAML nests too deeply to be a config file"
+
+
+def _load_with(loader_class: type[yaml.SafeLoader], text: str) -> Document:
+    loader = loader_class(text)
     try:
         node = loader.get_single_node()
         if node is None:
@@ -193,10 +252,6 @@ def load_yaml(text: str, source: str) -> Document:
         layout = Document(None, {}, [])
         _walk(node, "", layout, set())
         return layout._replace(data=loader.construct_document(node))
-    except yaml.YAMLError as exc:
-        raise ConfigError([_yaml_problem(exc)], source) from exc
-    except RecursionError as exc:
-        raise ConfigError(["the YAML nests too deeply to be a config file"], source) from exc
     finally:
         loader.dispose()
 

@@ -16,7 +16,7 @@ from exporter import __version__
 from exporter.simulator import FaultConfig, Simulator, SimulatorConfig
 from tests.support.exporter_process import ExporterProcess
 from tests.support.paths import REPO_ROOT
-from tests.support.promstack import http_get, wait_until
+from tests.support.promstack import http_get, http_post, wait_until
 from tests.support.stack import AWS_TEST_ENV, run_cli, write_exporter_config
 
 BAD_CONFIG = """\
@@ -204,6 +204,38 @@ def test_sighup_and_post_reload(sim: Simulator, config: Path) -> None:
             for r in proc.log_records()
         )
         assert proc.running
+
+
+@pytest.mark.parametrize("garbage", ["\x00", "\x1b", "\x0c", "\x1a"])
+def test_control_characters_are_clear_errors_at_check_and_start_up(
+    tmp_path: Path, garbage: str
+) -> None:
+    path = write_exporter_config(
+        tmp_path / "config.yaml", endpoint_url="http://127.0.0.1:9", things=["a"]
+    )
+    text = path.read_text() + f"# note{garbage}\n"
+    path.write_text(text)
+    where = f"line {text.count(chr(10))}, column 7"
+    for args in (["--config.check"], ["--web.listen-address", "127.0.0.1:0"]):
+        result = run_cli("--config.file", str(path), *args)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        assert f"{path}: {where}: invalid YAML: " in result.stderr
+
+
+def test_a_control_character_on_reload_keeps_the_running_config(
+    sim: Simulator, config: Path
+) -> None:
+    with ExporterProcess(config, env=AWS_TEST_ENV) as proc:
+        before = metric(proc.url, "iot_exporter_things_targeted")
+        config.write_text(config.read_text() + 'labels: {env: "a\x1bb"}\n')
+        status, body = http_post(proc.url + "/-/reload")
+        assert status == 500
+        assert "invalid YAML: ESC U+001B is not allowed" in body.decode()
+        assert metric(proc.url, "iot_exporter_config_last_reload_successful") == 0
+        assert metric(proc.url, "iot_exporter_things_targeted") == before
+        assert proc.running
+        assert not any("Traceback" in line for line in proc.log_lines())
 
 
 def test_json_logs(config: Path) -> None:

@@ -88,6 +88,16 @@ def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
         return err.code, err.read()
 
 
+def http_post(url: str, body: bytes = b"", *, timeout: float = 10.0) -> tuple[int, bytes]:
+    """POST `body` to `url`; return (status, body), also for 4xx/5xx answers."""
+    request = urllib.request.Request(url, data=body, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return int(response.status), bytes(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, err.read()
+
+
 def _http_ok(url: str) -> bool | None:
     """True if `url` answers 200 now; None (not yet) if it refuses or answers otherwise."""
     try:

@@ -664,6 +664,58 @@ INVALID: list[tuple[str, str, list[str]]] = [
 ]
 
 
+# Characters YAML forbids stop its parser with a byte offset; each is reported by line and
+# column instead, before any parsing (the test feeds the text as is, without dedent).
+CONTROL_CHARACTERS = [
+    (
+        "nul",
+        "things:\n  - a\x00b\n",
+        "line 2, column 6: invalid YAML: NUL U+0000 is not allowed in a YAML file; delete it"
+        " (in a double-quoted string, write it as an escape such as \\x00)",
+    ),
+    (
+        "esc-in-label-value",
+        'labels:\n  env: "pro\x1bd"\nthings: [a]\n',
+        "line 2, column 12: invalid YAML: ESC U+001B is not allowed in a YAML file; delete it"
+        " (in a double-quoted string, write it as an escape such as \\x1b)",
+    ),
+    (
+        "form-feed",
+        "things: [a]\n\x0c\n",
+        "line 2, column 1: invalid YAML: form feed U+000C is not allowed in a YAML file;"
+        " delete it (in a double-quoted string, write it as an escape such as \\x0c)",
+    ),
+    (
+        "trailing-ctrl-z",
+        "things: [a]\n\x1a",
+        "line 2, column 1: invalid YAML: Ctrl-Z U+001A is not allowed in a YAML file;"
+        " delete it (in a double-quoted string, write it as an escape such as \\x1a)",
+    ),
+    (
+        "lone-surrogate",
+        "things: [a\ud800]\n",
+        "line 1, column 11: invalid YAML: character U+D800 is not allowed in a YAML file;"
+        " delete it",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [c[1:] for c in CONTROL_CHARACTERS],
+    ids=[c[0] for c in CONTROL_CHARACTERS],
+)
+def test_characters_yaml_forbids_are_placed_by_line_and_column(text: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "config.yaml")
+    assert list(caught.value.errors) == [expected]
+
+
+def test_an_escaped_control_character_is_a_valid_label_value() -> None:
+    config = parse_config('labels:\n  env: "pro\\x1bd"\nthings: [a]\n', "config.yaml")
+    assert config.labels == {"env": "pro\x1bd"}
+
+
 @pytest.mark.parametrize(
     ("text", "expected"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
 )
