@@ -8,6 +8,6 @@ ALERTS_FILE = MONITORING / "alerts.yaml"
 ALERTS_TEST_FILE = MONITORING / "alerts_test.yaml"
 DASHBOARD_FILE = MONITORING / "dashboard.json"
 # The runbooks every alert's runbook_url points into.
-ALERTS_DOC = REPO_ROOT / "README.md"
+ALERTS_DOC = REPO_ROOT / "docs" / "alerts.md"
 CHART_DIR = REPO_ROOT / "helm" / "iot-connectivity-exporter"
 CHART_FILES = CHART_DIR / "files"
