@@ -11,11 +11,10 @@ import pytest
 import yaml
 
 from tests.support.markdown import anchors, github_anchor, headings
-from tests.support.paths import ALERTS_DOC, ALERTS_FILE, ALERTS_TEST_FILE, REPO_ROOT
+from tests.support.paths import ALERTS_DOC, ALERTS_FILE, ALERTS_TEST_FILE, REPO_ROOT, REPO_URL
 from tests.support.stack import promtool
 
 # runbook_url is the runbooks page on the repository's default branch, as GitHub shows it.
-REPO_URL = "https://github.com/aws-iot-connectivity-exporter/aws-iot-connectivity-exporter"
 RUNBOOK_PAGE = f"{REPO_URL}/blob/main/{ALERTS_DOC.relative_to(REPO_ROOT).as_posix()}"
 SEVERITIES = {"critical", "warning", "info"}
 

@@ -157,15 +157,24 @@ def broken_links(doc: Path, text: str | None = None) -> list[str]:
             if anchor not in anchors(source):
                 problems.append(f"{where}: no anchor #{anchor} in {doc.name}")
             continue
-        target = (doc.parent / unquote(path)).resolve()
-        if not target.exists():
-            problems.append(f"{where}: {target} does not exist")
-        elif anchor and not _anchor_exists(target, anchor):
-            problems.append(f"{where}: no anchor #{anchor} in {target.name}")
+        problem = resolve((doc.parent / unquote(path)).resolve(), anchor)
+        if problem:
+            problems.append(f"{where}: {problem}")
     return problems
 
 
-def _anchor_exists(target: Path, anchor: str) -> bool:
-    if target.suffix.lower() != ".md":
-        return target.is_file() and _LINE_ANCHOR.match(anchor) is not None
-    return anchor in anchors(target.read_text(encoding="utf-8"))
+def resolve(target: Path, anchor: str = "") -> str | None:
+    """Why a link to `target` (a file or directory) and `#anchor` would be broken, or None.
+
+    A Markdown file's anchors are its headings'; another file takes only GitHub's line
+    anchors (#L12, #L12-L20).
+    """
+    if not target.exists():
+        return f"{target} does not exist"
+    if not anchor:
+        return None
+    if target.suffix.lower() == ".md" and target.is_file():
+        found = anchor in anchors(target.read_text(encoding="utf-8"))
+    else:
+        found = target.is_file() and _LINE_ANCHOR.match(anchor) is not None
+    return None if found else f"no anchor #{anchor} in {target.name}"

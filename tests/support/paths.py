@@ -3,6 +3,8 @@
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Where GitHub shows the repository; shipped files link to its docs under /blob/main/.
+REPO_URL = "https://github.com/aws-iot-connectivity-exporter/aws-iot-connectivity-exporter"
 MONITORING = REPO_ROOT / "monitoring"
 ALERTS_FILE = MONITORING / "alerts.yaml"
 ALERTS_TEST_FILE = MONITORING / "alerts_test.yaml"
