@@ -9,7 +9,8 @@ over every document an operator or contributor reads:
 - every block fenced as ```` ```yaml exporter-config ```` passes `--config.check`, and
   every ```` ```yaml web-config ```` block is a valid `--web.config.file`;
 - every ```` ```promql ```` block parses and type-checks with promtool;
-- the flags in the docs are the flags of the programs (see `test_dotted_flags_exist`).
+- the flags in the docs are the flags of the programs (see `test_dotted_flags_exist`);
+- the metric tables list the families the exporter exposes, with their types.
 """
 
 from __future__ import annotations
@@ -21,10 +22,12 @@ from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.cli import build_parser
 from exporter.config import parse_config
 from exporter.simulator.cli import build_parser as build_simulator_parser
+from exporter.telemetry import ExporterMetrics
 from exporter.webconfig import parse_web_config
 from exporter.yamlfile import ConfigError
 from tests.support.markdown import (
@@ -461,3 +464,51 @@ def test_the_docs_name_the_exporter_flags() -> None:
     """Guard against a flag reader that silently finds nothing."""
     text = "".join(doc.read_text(encoding="utf-8") for doc in DOCUMENTS)
     assert {"--config.file", "--web.config.file", "--config.check"} <= dotted_flags(text)
+
+
+# --- metrics -----------------------------------------------------------------------------------
+
+# The per-thing and fleet families as the collector renders them (tests/unit checks the file).
+GOLDEN_EXPOSITION = REPO_ROOT / "tests" / "unit" / "golden" / "fleet.prom"
+METRIC_ROW = re.compile(r"^\| `((?:iot|process)_\w+)` \| (\w+) \|", flags=re.MULTILINE)
+
+
+def exposed_families() -> dict[str, str]:
+    """Every iot_* family the exporter exposes, and its type."""
+    registry = CollectorRegistry()
+    ExporterMetrics(registry)
+    exposition = generate_latest(registry).decode() + GOLDEN_EXPOSITION.read_text()
+    families = re.findall(r"^# TYPE (iot_\w+) (\w+)$", exposition, flags=re.MULTILINE)
+    # The process turns *_created off (exporter.cli.main); this registry still has them.
+    return {family: kind for family, kind in families if not family.endswith("_created")}
+
+
+def metric_table(text: str) -> dict[str, str]:
+    """The families in the doc's metric tables ("| `name` | type | ..."), and their types."""
+    return dict(METRIC_ROW.findall(text))
+
+
+def test_metric_table_reader_on_a_bad_document() -> None:
+    doc = (
+        "| metric | type | labels | meaning |\n| --- | --- | --- | --- |\n"
+        "| `iot_thing_connected` | gauge | `thing_name` | 1 if connected |\n"
+        "| `iot_things_connected` | counter | | misspelt |\n"
+        "| `poll.interval` | duration | | not a metric |\n"
+    )
+    table = metric_table(doc)
+    assert table == {"iot_thing_connected": "gauge", "iot_things_connected": "counter"}
+    assert set(table.items()) - set(exposed_families().items()) == {
+        ("iot_things_connected", "counter")
+    }
+
+
+def test_exposed_families_are_read() -> None:
+    families = exposed_families()
+    assert families["iot_exporter_api_requests_total"] == "counter"
+    assert families["iot_thing_connected"] == "gauge"
+    assert len(families) >= 19
+
+
+@pytest.mark.parametrize("doc", [REPO_ROOT / "README.md", DOCS_DIR / "metrics.md"], ids=name)
+def test_metric_tables_list_every_family_with_its_type(doc: Path) -> None:
+    assert metric_table(doc.read_text(encoding="utf-8")) == exposed_families()
