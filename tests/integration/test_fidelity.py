@@ -8,7 +8,7 @@ interval between two polls the ground truth says what polling could and could no
 - a thing connected at both polls with disconnects in between shows only a newer
   timestamp: it must be counted once as an unobserved flap;
 - a thing disconnected at one poll that reconnects, drops and reconnects again before the
-  next looks exactly like one reconnect: nothing can be counted (the README says so);
+  next looks exactly like one reconnect: nothing can be counted (docs/metrics.md says so);
 - nothing is ever counted twice.
 """
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
-from tests.support.paths import ALERTS_DOC, ALERTS_FILE, ALERTS_TEST_FILE
+from tests.support.markdown import anchors, github_anchor, headings
+from tests.support.paths import ALERTS_DOC, ALERTS_FILE, ALERTS_TEST_FILE, REPO_ROOT, REPO_URL
 from tests.support.stack import promtool
 
-RUNBOOK_BASE = "https://github.com/aws-iot-connectivity-exporter/aws-iot-connectivity-exporter#"
+# runbook_url is the runbooks page on the repository's default branch, as GitHub shows it.
+RUNBOOK_PAGE = f"{REPO_URL}/blob/main/{ALERTS_DOC.relative_to(REPO_ROOT).as_posix()}"
 SEVERITIES = {"critical", "warning", "info"}
 
 
@@ -66,6 +69,10 @@ def test_every_alert_is_annotated_and_has_a_runbook(rule: dict[str, Any]) -> Non
     annotations = rule["annotations"]
     assert annotations["summary"]
     assert annotations["description"]
-    assert annotations["runbook_url"] == RUNBOOK_BASE + name.lower()
-    headings = re.findall(r"^#+ (\S+)\s*$", ALERTS_DOC.read_text(), flags=re.MULTILINE)
-    assert name in headings, f"README.md has no '### {name}' runbook section"
+    doc = ALERTS_DOC.read_text(encoding="utf-8")
+    assert (2, name) in headings(doc), f"{ALERTS_DOC.name} has no '## {name}' runbook section"
+    url = urlsplit(annotations["runbook_url"])
+    assert url._replace(fragment="").geturl() == RUNBOOK_PAGE
+    # The anchor GitHub gives that heading, and no other section's.
+    assert url.fragment == github_anchor(name)
+    assert url.fragment in anchors(doc)

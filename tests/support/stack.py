@@ -78,7 +78,7 @@ def write_exporter_config(
     max_requests_per_second: float = 50,
     read_timeout: str = "2s",
 ) -> Path:
-    """Write an exporter config (see the README, "Configuration") polling `endpoint_url`."""
+    """Write an exporter config (see docs/configuration.md) polling `endpoint_url`."""
     config = {
         "aws": {
             "region": "eu-west-1",

@@ -110,11 +110,12 @@ def test_blank_sections_and_headers_are_allowed() -> None:
     assert config == WebConfig()
 
 
-def test_readme_example_parses() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### TLS and basic auth (`--web.config.file`)", 1)[1]
-    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
-    config = parse_web_config(example, "README.md")
+def test_documented_example_parses() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "web-config.md").read_text(
+        encoding="utf-8"
+    )
+    example = doc.split("```yaml web-config\n", 1)[1].split("```", 1)[0]
+    config = parse_web_config(example, "docs/web-config.md")
     assert config.tls_server_config == TLSServerConfig(
         cert_file="server.crt", key_file="server.key"
     )
