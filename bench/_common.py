@@ -22,13 +22,13 @@ from typing import Any
 import boto3
 import botocore
 import yaml
-from prometheus_client import generate_latest
 
 from exporter.aws import known_disconnect_reasons, make_iot_client
-from exporter.collector import FleetCollector, FleetView, Payload
 from exporter.config import Config
+from exporter.exposition import Exposition, Payload, Shape
 from exporter.fleet import FleetState
-from exporter.poller import parse_response
+from exporter.sources.live import parse_response
+from exporter.targets import STATIC_SOURCE, Found, SourceSlot, Targets
 
 # The simulator accepts any signature unless told otherwise; these only have to exist.
 BENCH_CREDENTIALS = ("AKIDEXPORTERBENCH001", "exporter-bench-secret")
@@ -179,7 +179,11 @@ class SyntheticIoT:
 
     def __init__(self, start: float = 1_700_000_000.0) -> None:
         # What the exporter reads of a boto3 client besides the call itself.
-        self.meta = SimpleNamespace(region_name="eu-west-1", endpoint_url=None)
+        self.meta = SimpleNamespace(
+            region_name="eu-west-1",
+            endpoint_url=None,
+            method_to_api_mapping={"get_thing_connectivity_data": "GetThingConnectivityData"},
+        )
         self.cycle = 0
         self._start = start
         self._lock = threading.Lock()
@@ -210,16 +214,16 @@ class SyntheticIoT:
 
 
 def fleet_render_seconds(things: int, cycles: int = 3, repeats: int = 3) -> tuple[float, float]:
-    """The once-per-cycle cost of rendering the fleet: (exposition text s, gzip s), medians.
+    """The cost of one rendering of the fleet: (exposition text s, gzip s), medians.
 
-    Built the way exporter/app.py builds it (fleet state fed with parsed answers, the
-    fleet collector in its own registry, collector.render), outside the Exporter, so the
-    cost is timed alone rather than inside a poll cycle.
+    Built the way exporter/app.py builds it (targets and fleet state fed with parsed
+    answers, then the exposition), outside the Exporter, so the cost is timed alone.
     """
     client = SyntheticIoT()
     fleet = FleetState(known_disconnect_reasons())
     names = thing_names(things)
-    labels = {name: {"env": "bench", "site": f"plant-{i % 50}"} for i, name in enumerate(names)}
+    targets = Targets([SourceSlot(STATIC_SOURCE, live=True, max_things=None)])
+    targets.extend(STATIC_SOURCE, [Found(name) for name in names])
     now = 1_700_000_000.0
     for _ in range(cycles):
         client.next_cycle()
@@ -227,16 +231,19 @@ def fleet_render_seconds(things: int, cycles: int = 3, repeats: int = 3) -> tupl
             parse_response(name, client.get_thing_connectivity_data(thingName=name), now)
             for name in names
         )
-    collector = FleetCollector(
-        FleetView(
-            fleet=fleet, staleness=300.0, now=now, thing_labels=labels, label_names=("env", "site")
+    exposition = Exposition(
+        Shape(
+            staleness=300.0,
+            static_labels={"env": "bench"},
+            thing_labels={name: {"site": f"plant-{i % 50}"} for i, name in enumerate(names)},
+            label_names=("env", "site"),
         )
     )
     text: list[float] = []
     compress: list[float] = []
     for _ in range(repeats):
         start = time.perf_counter()
-        plain = generate_latest(collector)
+        plain = exposition.render(targets, fleet, {}, now).text
         middle = time.perf_counter()
         Payload.of(plain)
         text.append(middle - start)

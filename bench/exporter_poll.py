@@ -42,8 +42,7 @@ from bench._common import (
 )
 from exporter.app import Exporter
 from exporter.aws import client_config, make_iot_client, make_session
-from exporter.config import AwsSettings, Config, load_config
-from exporter.telemetry import POLL_OPERATION
+from exporter.config import POLL_OPERATION, AwsSettings, Config, load_config
 
 # -- client variants (for the A/B mode; the cycle mode uses the production client) ----------
 
@@ -160,7 +159,8 @@ def run_cycles(args: argparse.Namespace) -> None:
             calls0 = _counter(registry, "iot_exporter_api_requests_total", operation=POLL_OPERATION)
             throttles0 = _sim_throttles(sim.url)
             cpu0, wall0 = cpu_seconds(), time.monotonic()
-            exporter.poll_cycle()
+            exporter.run_pass("live")
+            exporter.render_now()
             wall, cpu = time.monotonic() - wall0, cpu_seconds() - cpu0
             calls = _counter(registry, "iot_exporter_api_requests_total", operation=POLL_OPERATION)
             result = CycleResult(

@@ -77,7 +77,8 @@ def measure(things: int, path_kind: str, cycles: int, concurrency: int) -> dict[
         for _ in range(cycles):
             synthetic.next_cycle()
             cpu0, wall0 = cpu_seconds(), time.perf_counter()
-            exporter.poll_cycle()
+            exporter.run_pass("live")
+            exporter.render_now()
             walls.append(time.perf_counter() - wall0)
             cpus.append(cpu_seconds() - cpu0)
         gc.collect()

@@ -91,7 +91,8 @@ def measure(things: int, scrapes: int, cycles: int) -> None:
         for _ in range(cycles):
             client.next_cycle()
             start = time.perf_counter()
-            exporter.poll_cycle()
+            exporter.run_pass("live")
+            exporter.render_now()
             cycle_seconds.append(time.perf_counter() - start)
         gc.collect()
         rss_after = rss_bytes()

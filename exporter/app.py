@@ -1,7 +1,7 @@
-"""Composition root: wires config, AWS client, poller, fleet state, scheduler and HTTP server.
+"""Composition root: wires config, AWS calls, sources, shared state, renderer and scheduler.
 
-Only this module owns threads, the scheduler and reloads; every part it wires is
-passed its collaborators (client, clock, registry) so tests can substitute real ones.
+Only this module owns threads, the scheduler and reloads; every part it wires is passed
+its collaborators (client, clock, registry) so tests can substitute real ones.
 """
 
 from __future__ import annotations
@@ -12,24 +12,29 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from apscheduler.events import EVENT_JOB_MAX_INSTANCES, JobExecutionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor as SchedulerPool
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__
 from exporter.aws import AwsSetupError, known_disconnect_reasons
-from exporter.collector import FleetView, Payload, render_fleet, render_live
-from exporter.config import Config
-from exporter.fleet import CycleSummary, FleetState, went_stale_between
-from exporter.poller import Poller
-from exporter.ratelimit import RateLimiter
+from exporter.calls import AwsCalls, Budgets
+from exporter.config import DEFAULT_BUDGETS, POLL_OPERATION, Config
+from exporter.exposition import Exposition, Payload, Shape
+from exporter.fleet import BatchSummary
+from exporter.hints import Hints
 from exporter.server import ReloadResult
-from exporter.targets import Targets, resolve_targets
+from exporter.sources import PassOutcome, Plan, Source, plan
+from exporter.sources.aggregates import AggregatesSource
+from exporter.sources.index import IndexPager
+from exporter.sources.live import LivePoller
+from exporter.state import SharedState
+from exporter.targets import STATIC_SOURCE, Found
 from exporter.telemetry import ExporterMetrics
 from exporter.yamlfile import ConfigError
 
@@ -38,28 +43,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-JOB_ID = "poll"
 ClientFactory = Callable[[Config], "IoTClient"]
 ConfigLoader = Callable[[], Config]
 
-# Errors that no retry fixes: the account or the identity must change. Each is explained
-# once per episode (until a cycle succeeds without it), not once per thing.
-ACCOUNT_HINTS = {
-    "IndexNotReadyException": (
-        "fleet indexing of thing connectivity is not enabled in this account and region; "
-        "GetThingConnectivityData needs it. Enable it with: aws iot update-indexing-configuration "
-        "--thing-indexing-configuration "
-        "thingIndexingMode=REGISTRY,thingConnectivityIndexingMode=STATUS --region {region}"
-    ),
-    "AccessDeniedException": (
-        "AWS denied GetThingConnectivityData: give the exporter's identity "
-        "iot:GetThingConnectivityData on arn:aws:iot:{region}:ACCOUNT:thing/* (see the README)"
-    ),
-    "UnauthorizedException": (
-        "AWS answered UnauthorizedException: check the exporter's credentials and that its "
-        "identity has iot:GetThingConnectivityData in {region}"
-    ),
-}
+# Rendering follows changes, but at most once per this many seconds, and never more often
+# than RENDER_SHARE of the time: a render of 100,000 things takes a good part of a second.
+RENDER_MIN_INTERVAL = 1.0
+RENDER_SHARE = 0.25
+# The renderer looks at the clock at least this often, so a thing crossing poll.staleness
+# is withdrawn on time even when nothing changes (and on a test's manual clock).
+RENDER_TICK = 1.0
+# Aggregates older than this many aggregates.interval are withdrawn, like stale things.
+AGGREGATE_STALENESS_INTERVALS = 3
+# Each source's job is one thread; the live poller's workers are its own.
+SCHEDULER_THREADS = 64
 
 
 class SetupError(Exception):
@@ -71,12 +68,39 @@ class Runtime:
     """Everything derived from one config; replaced as a whole on reload."""
 
     config: Config
-    targets: Targets
-    poller: Poller
+    calls: AwsCalls
+    plan: Plan
+    exposition: Exposition
+
+    def source(self, name: str) -> Source | None:
+        return next((s for s in self.plan.sources if s.name == name), None)
+
+
+def _shape(config: Config) -> Shape:
+    registry = config.registry
+    return Shape(
+        staleness=config.poll.staleness,
+        static_labels=config.labels,
+        thing_labels=config.things.labels,
+        label_names=config.label_names(),
+        info_labels=registry.info_labels if registry is not None else None,
+        promoted=registry.promote if registry is not None else (),
+        per_thing=config.metrics.per_thing,
+        aggregates=bool(config.aggregates.queries),
+    )
+
+
+def _rates(config: Config) -> dict[str, float]:
+    return {operation: config.budget(operation) for operation in (POLL_OPERATION, *DEFAULT_BUDGETS)}
+
+
+def _observes(source: Source) -> bool:
+    """Whether the source's passes are poll cycles: it observes connectivity."""
+    return isinstance(source, LivePoller) or (isinstance(source, IndexPager) and source.observes)
 
 
 class Exporter:
-    """The running exporter: polls on a schedule, keeps state, serves rendered bytes."""
+    """The running exporter: runs its sources on schedules, keeps state, serves bytes."""
 
     def __init__(
         self,
@@ -89,102 +113,196 @@ class Exporter:
         self._load_config = load_config
         self._client_factory = client_factory
         self._clock = clock
-        # The exporter's own metrics are small and rendered per scrape, so counters and
-        # overruns move during a long cycle; the fleet's families (nearly every byte) are
-        # rendered once per cycle and cached.
+        # The exporter's own metrics are small and rendered per scrape, so counters move
+        # during a long pass; the fleet's series (nearly every byte) are rendered on change.
         self._registry = registry if registry is not None else CollectorRegistry()
         self.metrics = ExporterMetrics(self._registry)
         ProcessCollector(registry=self._registry)
-        self._fleet = FleetState(known_disconnect_reasons())
         self._stop = threading.Event()
-        self._ready = threading.Event()
-        self._state_lock = threading.Lock()  # fleet, runtime swap, fleet rendering
-        self._cycle_lock = threading.Lock()  # at most one cycle at a time
         self._reload_lock = threading.Lock()
-        self._hints_logged: set[str] = set()
-        self._not_found: frozenset[str] = frozenset()
+        self._render_lock = threading.Lock()
         self._scheduler: BackgroundScheduler | None = None
-        self._runtime = self._build(load_config())  # errors here are fatal at start-up
+        self._renderer: threading.Thread | None = None
+        self._reported: set[str] = set()
+        self._live_released = False
+        self._hints = Hints()
+        self._failing: dict[str, str] = {}
+        self._runtime = self._build(load_config(), None)  # errors here are fatal at start-up
+        self.state = SharedState(self._runtime.plan.slots, known_disconnect_reasons(), clock=clock)
+        self._seed_static(self._runtime.config)
         self._apply_runtime_metrics(self._runtime)
         self.metrics.config_reload_ok.set(1)
         self.metrics.config_reload_time.set(clock())
-        with self._state_lock:
-            self._fleet_payload = self._render_fleet_locked()
+        self._rendered_version = -1
+        self._stale_at: float | None = None
+        self._fleet_payload = Payload.of(b"")
+        self.render_now()
         config = self._runtime.config
         log.info(
             "exporter configured",
             extra={
                 "version": __version__,
-                "things": len(self._runtime.targets.names),
+                "static_things": len(config.things),
+                "sources": ",".join(source.name for source in self._runtime.plan.sources),
                 "region": self._region,
+                "mode": config.poll.mode,
                 "interval_seconds": config.poll.interval,
                 "max_requests_per_second": config.poll.max_requests_per_second,
-                "concurrency": config.poll.concurrency,
             },
         )
 
-    # -- state the HTTP layer reads ------------------------------------------------------
+    # -- what the HTTP layer reads -------------------------------------------------------
 
     def payload(self) -> Payload:
         """The cached fleet exposition behind a fresh rendering of the exporter's own metrics."""
-        return self._fleet_payload.preceded_by(render_live(self._registry))
+        self.metrics.things_targeted.set(len(self.state.targets))
+        return self._fleet_payload.preceded_by(generate_latest(self._registry))
 
     def ready(self) -> bool:
-        return self._ready.is_set()
+        """Ready once every source has reported once (successfully or not)."""
+        return all(source.name in self._reported for source in self._runtime.plan.sources)
 
     @property
     def _region(self) -> str:
         # The region may come from boto3's chain rather than the file; the client knows.
-        region = self._runtime.poller.region
-        return region or self._runtime.config.aws.region or "<your region>"
+        region = self._runtime.calls.client.meta.region_name
+        return str(region or self._runtime.config.aws.region or "<your region>")
 
-    # -- polling ------------------------------------------------------------------------
+    # -- passes -------------------------------------------------------------------------
 
-    def poll_cycle(self) -> CycleSummary | None:
-        """Poll every target once and publish the result; None if stopped."""
-        with self._cycle_lock:
-            if self._stop.is_set():
-                return None
+    def run_pass(self, name: str) -> PassOutcome | None:
+        """Run one pass of the named source now; None if stopped or no such source."""
+        if self._stop.is_set():
+            return None
+        runtime = self._runtime
+        source = runtime.source(name)
+        if source is None:
+            return None
+        started = time.monotonic()
+        try:
+            outcome = source.run(self.state)
+        except Exception as error:  # a bug must fail one pass, never the schedule
+            log.exception("source pass failed unexpectedly", extra={"source": name})
+            outcome = PassOutcome(ok=False, problem=f"unexpected error: {error!r}")
+        duration = time.monotonic() - started
+        if self._stop.is_set():
+            return None
+        self._record(source, outcome, duration)
+        if name in {slot.name for slot in runtime.plan.slots}:
+            self._after_target_pass(runtime)
+        return outcome
+
+    def run_all(self) -> dict[str, PassOutcome | None]:
+        """One pass of every source, target sources first: what a test's "cycle" is."""
+        sources = self._runtime.plan.sources
+        order = sorted(sources, key=lambda s: isinstance(s, LivePoller | AggregatesSource))
+        return {source.name: self.run_pass(source.name) for source in order}
+
+    def _record(self, source: Source, outcome: PassOutcome, duration: float) -> None:
+        metrics, name = self.metrics, source.name
+        metrics.source_passes.labels(name).inc()
+        metrics.source_duration.labels(name).set(duration)
+        metrics.source_ok.labels(name).set(1 if outcome.ok else 0)
+        if outcome.ok:
+            metrics.source_success_time.labels(name).set(self._clock())
+        else:
+            metrics.source_failures.labels(name).inc()
+        if _observes(source):
+            metrics.cycles.inc()
+            metrics.cycle_duration.observe(duration)
+            if outcome.summary.succeeded:
+                metrics.last_cycle_success.set(self._clock())
+            self._log_cycle(source, outcome, duration)
+        self._update_counts()
+        self._log_outcome(source, outcome)
+        self._hints.observe(name, outcome.failures, succeeded=outcome.ok, region=self._region)
+        self._reported.add(name)
+
+    def _after_target_pass(self, runtime: Runtime) -> None:
+        """Poll what discovery just added, or start the live poller once every target
+        source has reported (so its first pass covers the whole discovered fleet)."""
+        live = runtime.plan.live
+        if live is None:
+            return
+        if self._live_released:
+            joined = self.state.take_joined_live()
+            if joined:
+                self._log_prompt_poll(len(joined))
+                live.poll(joined, self.state)
+            return
+        targets = {slot.name for slot in runtime.plan.slots}
+        if targets <= self._reported | {STATIC_SOURCE}:
+            self._release_live()
+
+    def _release_live(self) -> None:
+        self._live_released = True
+        self.state.take_joined_live()  # the first pass covers them
+        scheduler = self._scheduler
+        if scheduler is not None and scheduler.get_job(LivePoller.name) is not None:
+            scheduler.modify_job(LivePoller.name, next_run_time=dt.datetime.now(dt.UTC))
+
+    def _update_counts(self) -> None:
+        for slot in self._runtime.plan.slots:
+            count = self.state.count(slot.name)
+            self.metrics.source_things.labels(slot.name).set(count.things)
+            if slot.max_things is not None:
+                self.metrics.source_refused.labels(slot.name).set(count.refused)
+
+    # -- rendering ----------------------------------------------------------------------
+
+    def render_now(self) -> None:
+        """Render the fleet's series from the state as it is now."""
+        with self._render_lock:
             runtime = self._runtime
             started = time.monotonic()
-            observations = runtime.poller.poll(runtime.targets.names)
+            with self.state.lock:
+                version = self.state.version
+                now = self._clock()
+                runtime.exposition.forget(self.state.take_left())
+                max_age = AGGREGATE_STALENESS_INTERVALS * runtime.config.aggregates.interval
+                rendered = runtime.exposition.render(
+                    self.state.targets,
+                    self.state.fleet,
+                    self.state.aggregates(now, max_age),
+                    now,
+                )
+            # Compressed outside the lock: sources keep applying while this runs.
+            self._fleet_payload = Payload.of(rendered.text)
+            self._rendered_version = version
+            self._stale_at = rendered.stale_at
+            self.metrics.render_duration.set(time.monotonic() - started)
+            self.metrics.renders.inc()
+
+    def _render_loop(self) -> None:
+        last_render = 0.0
+        cost = 0.0
+        while not self._stop.is_set():
+            version = self.state.wait_for_change(self._rendered_version, RENDER_TICK)
             if self._stop.is_set():
-                return None
-            with self._state_lock:
-                if runtime is not self._runtime:
-                    # Reloaded mid-cycle: drop answers for things the new config removed.
-                    wanted = set(self._runtime.targets.names)
-                    observations = [o for o in observations if o.thing_name in wanted]
-                summary = self._fleet.apply(observations)
-                duration = time.monotonic() - started
-                self.metrics.cycle_duration.observe(duration)
-                self.metrics.cycles.inc()
-                if summary.succeeded:
-                    # A cycle in which every poll failed, or none was made, is no sign of
-                    # life from AWS.
-                    self.metrics.last_cycle_success.set(self._clock())
-                self._fleet_payload = self._render_fleet_locked()
-        self._ready.set()
-        self._log_cycle(summary, duration)
-        return summary
+                return
+            due = self._stale_at is not None and self._clock() >= self._stale_at
+            if version == self._rendered_version and not due:
+                continue
+            pause = max(RENDER_MIN_INTERVAL, cost / RENDER_SHARE) - (time.monotonic() - last_render)
+            if pause > 0 and self._stop.wait(pause):
+                return
+            started = time.monotonic()
+            try:
+                self.render_now()
+            except Exception:  # never let a rendering bug stop rendering
+                log.exception("rendering the fleet failed")
+            last_render, cost = time.monotonic(), time.monotonic() - started
 
-    def _render_fleet_locked(self) -> Payload:
-        runtime = self._runtime
-        self._rendered_view = FleetView(
-            fleet=self._fleet,
-            staleness=runtime.config.poll.staleness,
-            now=self._clock(),
-            thing_labels=runtime.targets.labels,
-            label_names=runtime.targets.label_names,
-        )
-        return render_fleet(self._rendered_view)
+    # -- logs ---------------------------------------------------------------------------
 
-    def _log_cycle(self, summary: CycleSummary, duration: float) -> None:
+    def _log_cycle(self, source: Source, outcome: PassOutcome, duration: float) -> None:
+        summary = outcome.summary
         errors = ",".join(f"{code}:{n}" for code, n in sorted(summary.error_codes.items()))
         log.log(
-            logging.WARNING if summary.failed else logging.INFO,
+            logging.WARNING if summary.failed or not outcome.ok else logging.INFO,
             "poll cycle finished",
             extra={
+                "source": source.name,
                 "things": summary.observed,
                 "ok": summary.succeeded,
                 "failed": summary.failed,
@@ -194,152 +312,229 @@ class Exporter:
                 "duration_seconds": round(duration, 3),
             },
         )
-        self._log_hints(summary)
-        if summary.not_found_names != self._not_found:
-            self._not_found = summary.not_found_names
-            if self._not_found:
-                log.warning(
-                    "things not found in AWS IoT; reported as poll failures, not disconnects",
-                    extra={
-                        "count": len(self._not_found),
-                        "things": ",".join(sorted(self._not_found)[:20]),
-                    },
-                )
+        self._log_not_found(summary)
 
-    def _log_hints(self, summary: CycleSummary) -> None:
-        """Explain, once per episode, the account-level problems an operator must fix."""
-        for code, hint in ACCOUNT_HINTS.items():
-            if summary.error_codes.get(code):
-                if code not in self._hints_logged:
-                    self._hints_logged.add(code)
-                    log.error(hint.format(region=self._region))
-            elif summary.succeeded:
-                self._hints_logged.discard(code)
+    def _log_not_found(self, summary: BatchSummary) -> None:
+        if summary.not_found_names:
+            log.warning(
+                "things not found in AWS IoT; reported as poll failures, not disconnects",
+                extra={
+                    "count": len(summary.not_found_names),
+                    "things": ",".join(sorted(summary.not_found_names)[:20]),
+                },
+            )
+
+    def _log_outcome(self, source: Source, outcome: PassOutcome) -> None:
+        """Failures once per episode (and their end), caps and empty sources as they happen."""
+        name = source.name
+        if not outcome.ok:
+            if self._failing.get(name) != outcome.problem:
+                self._failing[name] = outcome.problem
+                kept = (
+                    "; keeping its last list"
+                    if name in {slot.name for slot in self._runtime.plan.slots}
+                    else ""
+                )
+                log.error(
+                    f"{source.where}: source failed{kept}",
+                    extra={"source": name, "problem": outcome.problem},
+                )
+            return
+        if self._failing.pop(name, None) is not None:
+            log.info(f"{source.where}: source recovered", extra={"source": name})
+        slot = next((s for s in self._runtime.plan.slots if s.name == name), None)
+        if slot is None:
+            return
+        count = self.state.count(name)
+        if count.refused:
+            log.warning(
+                f"{source.where}: more things than max_things; the rest are left out",
+                extra={"source": name, "max_things": slot.max_things, "refused": count.refused},
+            )
+        elif count.things == 0 and name != STATIC_SOURCE:
+            log.warning(f"{source.where}: names no things", extra={"source": name})
+
+    def _log_prompt_poll(self, count: int) -> None:
+        log.info("polling newly discovered things now", extra={"things": count})
 
     # -- configuration ------------------------------------------------------------------
 
-    def _build(self, config: Config) -> Runtime:
-        try:
-            client = self._client_factory(config)
-        except AwsSetupError as error:
-            raise SetupError(str(error)) from error
-        limiter = RateLimiter(config.poll.max_requests_per_second, wait=self._stop.wait)
-        poller = Poller(
-            client,
-            limiter,
-            self.metrics,
-            concurrency=config.poll.concurrency,
-            max_retries=config.poll.max_retries,
-            stop=self._stop,
-            clock=self._clock,
-        )
-        runtime = Runtime(config=config, targets=resolve_targets(config), poller=poller)
+    def _build(self, config: Config, old: Runtime | None) -> Runtime:
+        calls = self._calls(config, old)
+        sources = plan(config, calls, stop=self._stop, clock=self._clock)
+        runtime = Runtime(config, calls, sources, Exposition(_shape(config)))
         _warn_if_budget_too_small(runtime)
         return runtime
 
+    def _calls(self, config: Config, old: Runtime | None) -> AwsCalls:
+        """AWS calls for a config: an unchanged AWS setup keeps its client and its budgets'
+        pacing, so a reload neither loads botocore's model again nor resets a backoff."""
+        same_client = (
+            old is not None
+            and old.config.aws == config.aws
+            and old.config.poll.concurrency == config.poll.concurrency
+        )
+        if same_client and old is not None:
+            client: Any = old.calls.client
+            budgets = old.calls.budgets.updated(_rates(config))
+        else:
+            try:
+                client = self._client_factory(config)
+            except AwsSetupError as error:
+                raise SetupError(str(error)) from error
+            budgets = Budgets(_rates(config), wait=self._stop.wait)
+        return AwsCalls(
+            client,
+            budgets,
+            self.metrics,
+            max_retries=config.poll.max_retries,
+            stop=self._stop,
+        )
+
+    def _seed_static(self, config: Config) -> None:
+        if config.things:
+            names = config.things.names
+            self.state.found(STATIC_SOURCE, [Found(name) for name in names])
+            self.state.settled(STATIC_SOURCE, frozenset(names))
+        self.state.take_joined_live()  # the first live pass covers them
+
     def _apply_runtime_metrics(self, runtime: Runtime) -> None:
-        self.metrics.request_budget.set(runtime.config.poll.max_requests_per_second)
-        self.metrics.things_targeted.set(len(runtime.targets.names))
+        for operation, rate in runtime.calls.budgets.rates.items():
+            self.metrics.request_budget.labels(operation).set(rate)
+        for slot in runtime.plan.slots:
+            if slot.max_things is not None:
+                self.metrics.source_max_things.labels(slot.name).set(slot.max_things)
+        self._update_counts()
 
     def reload(self) -> ReloadResult:
         """Load the config again; on any error keep the running one and report it."""
         with self._reload_lock:
+            old = self._runtime
             try:
-                runtime = self._build(self._load_config())
+                runtime = self._build(self._load_config(), old)
             except (ConfigError, SetupError) as error:
                 return self._reload_failed(str(error))
             except Exception as error:  # a reload must never take the daemon down
                 log.exception("unexpected error while reloading the config")
                 return self._reload_failed(f"unexpected error: {error!r}")
-            old = self._runtime
-            with self._state_lock:
+            with self._render_lock, self.state.lock:
                 self._runtime = runtime
-                removed = self._fleet.retain(runtime.targets.names)
-                self._apply_runtime_metrics(runtime)
-                self.metrics.config_reload_ok.set(1)
-                self.metrics.config_reload_time.set(self._clock())
-                self._fleet_payload = self._render_fleet_locked()
-            self._reschedule(old.config, runtime.config)
+                left = self.state.reconfigure(runtime.plan.slots)
+                self._seed_static(runtime.config)
+                self.state.keep_aggregates({q.name for q in runtime.config.aggregates.queries})
+            self._forget_removed_sources(old, runtime)
+            self._apply_runtime_metrics(runtime)
+            self.metrics.config_reload_ok.set(1)
+            self.metrics.config_reload_time.set(self._clock())
+            self.render_now()
+            self._reschedule(old, runtime)
             log.info(
                 "config reloaded",
-                extra={"things": len(runtime.targets.names), "removed": len(removed)},
+                extra={"things": len(self.state.targets), "removed": len(left)},
             )
-            return ReloadResult(True, f"config reloaded: {len(runtime.targets.names)} things")
+            return ReloadResult(True, f"config reloaded: {len(self.state.targets)} things")
+
+    def _forget_removed_sources(self, old: Runtime, new: Runtime) -> None:
+        kept = {source.name for source in new.plan.sources}
+        for source in old.plan.sources:
+            if source.name not in kept:
+                self._reported.discard(source.name)
+                self._failing.pop(source.name, None)
+                self.metrics.forget_source(source.name)
 
     def _reload_failed(self, error: str) -> ReloadResult:
         self.metrics.config_reload_ok.set(0)
         log.error("config reload failed; keeping the running config", extra={"error": error})
         return ReloadResult(False, f"config reload failed; keeping the running config:\n{error}")
 
-    def _reschedule(self, old: Config, new: Config) -> None:
-        if self._scheduler is not None and old.poll.interval != new.poll.interval:
-            self._scheduler.reschedule_job(
-                JOB_ID, trigger=IntervalTrigger(seconds=new.poll.interval)
-            )
+    def _reschedule(self, old: Runtime, new: Runtime) -> None:
+        scheduler = self._scheduler
+        if scheduler is None:
+            return
+        before = {source.name: source.interval for source in old.plan.sources}
+        for source in new.plan.sources:
+            if source.name not in before:
+                self._add_job(scheduler, source)
+            elif before[source.name] != source.interval:
+                scheduler.reschedule_job(
+                    source.name, trigger=IntervalTrigger(seconds=source.interval)
+                )
+        kept = {source.name for source in new.plan.sources}
+        for name in before:
+            if name not in kept and scheduler.get_job(name) is not None:
+                scheduler.remove_job(name)
 
     # -- lifecycle ----------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start polling now (first cycle immediately), then every poll.interval."""
-        # One worker for the one job: max_instances=1 refuses a run while a cycle is still
-        # going (the listener below reports it), so a second worker would never be used.
-        scheduler = BackgroundScheduler(executors={"default": SchedulerPool(1)}, timezone="UTC")
+        """Start every source now (the live poller once discovery has reported) and the renderer."""
+        scheduler = BackgroundScheduler(
+            executors={"default": SchedulerPool(SCHEDULER_THREADS)}, timezone="UTC"
+        )
         scheduler.add_listener(self._on_overrun, EVENT_JOB_MAX_INSTANCES)
+        self._scheduler = scheduler
+        for source in self._runtime.plan.sources:
+            self._add_job(scheduler, source)
+        scheduler.start()
+        if not {slot.name for slot in self._runtime.plan.slots} - {STATIC_SOURCE}:
+            self._release_live()  # nothing to discover first
+        self._renderer = threading.Thread(target=self._render_loop, name="render", daemon=True)
+        self._renderer.start()
+
+    def _add_job(self, scheduler: BackgroundScheduler, source: Source) -> None:
+        waits = isinstance(source, LivePoller) and not self._live_released
         scheduler.add_job(
-            self._scheduled_cycle,
-            IntervalTrigger(seconds=self._runtime.config.poll.interval),
-            id=JOB_ID,
+            self._scheduled_pass,
+            IntervalTrigger(seconds=source.interval),
+            args=(source.name,),
+            id=source.name,
             max_instances=1,
             coalesce=True,
             misfire_grace_time=None,
-            next_run_time=dt.datetime.now(dt.UTC),
+            # The live poller waits for discovery: its first pass then covers every thing.
+            next_run_time=None if waits else dt.datetime.now(dt.UTC),
         )
-        scheduler.start()
-        self._scheduler = scheduler
 
-    def _scheduled_cycle(self) -> None:
+    def _scheduled_pass(self, name: str) -> None:
         try:
-            self.poll_cycle()
+            self.run_pass(name)
         except Exception:
-            # Never let one bad cycle kill the schedule; the next cycle tries again.
-            log.exception("poll cycle failed")
+            # Never let one bad pass kill the schedule; the next pass tries again.
+            log.exception("source pass failed", extra={"source": name})
 
     def _on_overrun(self, event: JobExecutionEvent) -> None:
-        self.metrics.cycles_overrun.inc()
+        name = event.job_id
+        source = self._runtime.source(name)
+        self.metrics.source_overruns.labels(name).inc()
+        if source is not None and _observes(source):
+            self.metrics.cycles_overrun.inc()
         log.warning(
-            "poll cycle overran its interval; skipping this run instead of stacking cycles",
-            extra={"interval_seconds": self._runtime.config.poll.interval},
+            "a pass overran its interval; skipping this run instead of stacking passes",
+            extra={"source": name, "interval_seconds": source.interval if source else None},
         )
-        # The running cycle publishes nothing until it ends, and one stuck on a request
-        # that never times out (a hung DNS lookup) may not end at all. Rendering here
-        # withdraws state older than poll.staleness all the same; only when some has
-        # crossed the window, as an overrun is also routine for a budget too small.
-        with self._state_lock:
-            shown = self._rendered_view
-            things = self._fleet.things.values()
-            if went_stale_between(things, shown.now, self._clock(), shown.staleness):
-                self._fleet_payload = self._render_fleet_locked()
 
     def stop(self) -> None:
-        """Stop polling; safe to call twice. In-flight requests are abandoned, not awaited."""
+        """Stop every source; safe to call twice. In-flight requests are abandoned, not awaited."""
         self._stop.set()
+        self.state.poke()
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=False)
 
 
 def _warn_if_budget_too_small(runtime: Runtime) -> None:
-    """Say at load time, not after the first overrun, when the budget cannot fit a cycle."""
-    poll = runtime.config.poll
-    shortest_cycle = len(runtime.targets.names) / poll.max_requests_per_second
-    if shortest_cycle > poll.interval:
+    """Say at load time, not after the first overrun, when a budget cannot fit a pass."""
+    config = runtime.config
+    live_things = len(config.things) if config.poll.mode == "live" else 0
+    shortest = live_things / config.poll.max_requests_per_second
+    if shortest > config.poll.interval:
         log.warning(
             "a poll cycle cannot finish within poll.interval at this request budget; "
             "cycles will overrun: raise poll.interval or poll.max_requests_per_second",
             extra={
-                "things": len(runtime.targets.names),
-                "max_requests_per_second": poll.max_requests_per_second,
-                "shortest_cycle_seconds": round(shortest_cycle, 1),
-                "interval_seconds": poll.interval,
+                "things": live_things,
+                "max_requests_per_second": config.poll.max_requests_per_second,
+                "shortest_cycle_seconds": round(shortest, 1),
+                "interval_seconds": config.poll.interval,
             },
         )

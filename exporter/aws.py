@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
 USER_AGENT = f"iot-connectivity-exporter/{__version__}"
 ASSUMED_ROLE_SECONDS = 3600
+OTHER_CALLERS = 8
 
 
 class AwsSetupError(Exception):
@@ -53,7 +55,8 @@ def client_config(settings: AwsSettings, max_pool_connections: int) -> BotocoreC
         retries={"total_max_attempts": 1, "mode": "standard"},
         connect_timeout=settings.connect_timeout,
         read_timeout=settings.read_timeout,
-        max_pool_connections=max_pool_connections,
+        # The live poller's workers, plus one each for discovery, index and aggregates jobs.
+        max_pool_connections=max_pool_connections + OTHER_CALLERS,
         tcp_keepalive=True,
         # The request is one thing name we validated at config load; re-validating it
         # on every call costs CPU at 350 calls/s for nothing.
@@ -210,7 +213,21 @@ def error_code(error: BaseException) -> str:
     """A short, stable code for any failure of an AWS call, used as a metric label."""
     if isinstance(error, ClientError):
         return str(error.response.get("Error", {}).get("Code") or "UnknownClientError")
+    if isinstance(error, EndpointConnectionError) and _unresolved(error):
+        return "EndpointNotResolved"
     for kinds, code in _TRANSPORT_ERROR_CODES:
         if isinstance(error, kinds):
             return code
     return type(error).__name__ if isinstance(error, BotoCoreError) else "InternalError"
+
+
+def _unresolved(error: EndpointConnectionError) -> bool:
+    """Whether the connection failed on the host name's lookup (not a refused connection)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return True
+        cause = cause.__cause__ or cause.__context__ or getattr(cause, "kwargs", {}).get("error")
+        if not isinstance(cause, BaseException):
+            return False
+    return False

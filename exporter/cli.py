@@ -17,7 +17,7 @@ from prometheus_client import disable_created_metrics
 from exporter import __version__
 from exporter.app import Exporter, SetupError
 from exporter.aws import make_iot_client
-from exporter.config import load_config
+from exporter.config import Config, load_config
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
 from exporter.webconfig import WebSecurity, load_web_security
@@ -156,7 +156,7 @@ def check_config(path: str, web_config_path: str = "") -> int:
     code = 0
     try:
         config = load_config(path)
-        print(f"config OK: {path}: {len(config.things)} things")
+        print(f"config OK: {path}: {describe_sources(config)}")
     except ConfigError as error:
         print(error, file=sys.stderr)
         code = 1
@@ -168,6 +168,16 @@ def check_config(path: str, web_config_path: str = "") -> int:
             print(error, file=sys.stderr)
             code = 1
     return code
+
+
+def describe_sources(config: Config) -> str:
+    """What a config watches, in a few words: "3 things, 2 discovery sources, 1 aggregate"."""
+    parts = [
+        f"{len(config.things)} things",
+        f"{len(config.discovery.sources)} discovery sources",
+        f"{len(config.aggregates.queries)} aggregate queries",
+    ]
+    return ", ".join(parts) + f" ({config.poll.mode} mode)"
 
 
 def _describe(security: WebSecurity) -> str:

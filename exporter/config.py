@@ -1,19 +1,24 @@
 """The YAML config: frozen pydantic models, loading, and every error at once with its path."""
 
+import difflib
 import math
 import os
 import re
-from collections.abc import Iterator
-from typing import Annotated, Any, NoReturn
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Annotated, Any, NoReturn, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
+    BaseModel,
     BeforeValidator,
     Field,
     ValidationError,
     ValidationInfo,
     ValidatorFunctionWrapHandler,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -22,6 +27,7 @@ from pydantic_core import ErrorDetails, InitErrorDetails, PydanticCustomError
 from exporter.yamlfile import (
     ERROR_TYPE,
     ConfigError,
+    ListOfModels,
     StrictSection,
     fail,
     load_yaml,
@@ -45,6 +51,31 @@ MAX_CONCURRENCY = 512
 STALENESS_INTERVALS = 3
 DEFAULT_MAX_RETRIES = 2
 MAX_RETRIES = 10
+MODES = ("live", "index")
+DEFAULT_DISCOVERY_INTERVAL = 300.0
+DEFAULT_AGGREGATES_INTERVAL = 60.0
+# Most things one discovery source may name: a query that matches the whole account by
+# mistake must not grow memory, series and calls without bound. The static list has no
+# cap: its size is written in the file.
+DEFAULT_MAX_THINGS = 100_000
+MAX_MAX_THINGS = 10_000_000
+DEFAULT_MAX_BUCKETS = 100
+MAX_BUCKETS = 10_000  # GetBucketsAggregation's own limit
+# Requests per second each AWS operation may spend, well under AWS's quotas, which the
+# account's devices and back-ends share: 25 per second for ListThingsInThingGroup, 10 for
+# ListThings and ListThingGroups. AWS documents no rate for the fleet-index queries, so
+# theirs leave room for other callers. GetThingConnectivityData's budget is
+# poll.max_requests_per_second, against a quota of 350.
+POLL_OPERATION = "GetThingConnectivityData"
+DEFAULT_BUDGETS: dict[str, float] = {
+    "SearchIndex": 10.0,
+    "ListThingsInThingGroup": 5.0,
+    "ListThings": 2.0,
+    "ListThingGroups": 2.0,
+    "DescribeThingGroup": 2.0,
+    "GetStatistics": 1.0,
+    "GetBucketsAggregation": 1.0,
+}
 
 # Label names the exporter or Prometheus already sets on the series, with why.
 RESERVED_LABELS = {
@@ -53,12 +84,25 @@ RESERVED_LABELS = {
     "error_code": "the exporter sets it",
     "job": "Prometheus sets it when it scrapes",
     "instance": "Prometheus sets it when it scrapes",
+    "query": "the exporter sets it on the fleet aggregates",
 }
+# Labels iot_thing_info always carries; no registry attribute may take them.
+INFO_LABELS = ("thing_name", "thing_type")
 
 _FROM_FILE = "from_file"  # validation-context key: the data came from YAML, not Python code
 _DERIVED = object()  # staleness not given: derive it from the interval
 
 _THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+# Thing group and thing type names follow the thing-name rule.
+_REGISTRY_NAME_RE = _THING_NAME_RE
+_ATTRIBUTE_NAME_RE = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
+_ATTRIBUTE_VALUE_RE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
+_SOURCE_NAME_RE = re.compile(r"[a-zA-Z0-9_.:/=-]{1,128}")
+_AGGREGATION_FIELD_RE = re.compile(
+    r"thingTypeName|thingGroupNames|attributes\.[a-zA-Z0-9_.,@/:#-]{1,128}"
+)
+MAX_QUERY_LENGTH = 2048
+_QUERY_RE = re.compile(f"[^\x00-\x1f\x7f]{{1,{MAX_QUERY_LENGTH}}}")
 _LABEL_NAME_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 # botocore's own check, so a region it would refuse is caught at config time.
 _REGION_RE = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
@@ -254,12 +298,37 @@ def _label_value(value: Any) -> str:
     _not_a_string(value)
 
 
-def _things(value: Any) -> Any:
-    if value is None or (isinstance(value, list | tuple) and not value):
-        fail("list at least one thing")
-    if not isinstance(value, list | tuple):
-        fail(f"expected a list of things, got {show(value)}")
-    return tuple(value)
+def _error(loc: tuple[int | str, ...], message: str) -> InitErrorDetails:
+    custom = PydanticCustomError(ERROR_TYPE, "{message}", {"message": message})
+    return {"type": custom, "loc": loc, "input": None}
+
+
+def _list_of(what: str) -> BeforeValidator:
+    """A YAML list; an all-commented-out one (null) is empty."""
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return ()
+        if not isinstance(value, list | tuple):
+            fail(f"expected a list of {what}, got {show(value)}")
+        return tuple(value)
+
+    return BeforeValidator(check)
+
+
+def _boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        fail(f"expected true or false, got {show(value)}")
+    return value
+
+
+def _one_of(choices: tuple[str, ...]) -> BeforeValidator:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in choices:
+            fail(f"expected {' or '.join(choices)}, got {show(value)}")
+        return value
+
+    return BeforeValidator(check)
 
 
 Text = Annotated[str, BeforeValidator(_text)]
@@ -282,14 +351,118 @@ SessionName = Annotated[
     Text, _matching(_SESSION_NAME_RE, "must be 2 to 64 letters, digits or + = , . @ _ -, got {got}")
 ]
 Duration = Annotated[float, BeforeValidator(_duration)]
+Interval = Annotated[Duration, _at_least(MIN_INTERVAL)]
 Timeout = Annotated[Duration, AfterValidator(_check_positive_duration)]
 ThingName = Annotated[
     Text,
     _matching(_THING_NAME_RE, "invalid thing name {got}: use 1 to 128 letters, digits or : _ -"),
 ]
+GroupName = Annotated[
+    Text,
+    _matching(
+        _REGISTRY_NAME_RE, "invalid thing group name {got}: use 1 to 128 letters, digits or : _ -"
+    ),
+]
+TypeName = Annotated[
+    Text,
+    _matching(
+        _REGISTRY_NAME_RE, "invalid thing type name {got}: use 1 to 128 letters, digits or : _ -"
+    ),
+]
+AttributeName = Annotated[
+    Text,
+    _matching(
+        _ATTRIBUTE_NAME_RE,
+        "invalid attribute name {got}: use 1 to 128 letters, digits or _ . , @ / : # -",
+    ),
+]
+AttributeValue = Annotated[
+    Text,
+    _matching(
+        _ATTRIBUTE_VALUE_RE,
+        "invalid attribute value {got}: use up to 800 letters, digits or _ . , @ / : # = [ ] -",
+    ),
+]
+QueryString = Annotated[
+    Text,
+    AfterValidator(_check_not_empty),
+    _matching(_QUERY_RE, f"must be one line of at most {MAX_QUERY_LENGTH} characters, got {{got}}"),
+]
+SourceName = Annotated[
+    Text,
+    _matching(_SOURCE_NAME_RE, "invalid name {got}: use 1 to 128 letters, digits or _ . : / = -"),
+]
+AggregationField = Annotated[
+    Text,
+    _matching(
+        _AGGREGATION_FIELD_RE,
+        "expected thingTypeName, thingGroupNames or attributes.NAME, got {got}",
+    ),
+]
+Mode = Annotated[str, _one_of(MODES)]
+MaxThings = Annotated[int, _integer_in(1, MAX_MAX_THINGS)]
+Boolean = Annotated[bool, BeforeValidator(_boolean)]
 LabelName = Annotated[str, BeforeValidator(_label_name)]
 LabelValue = Annotated[str, BeforeValidator(_label_value)]
 Labels = Annotated[dict[LabelName, LabelValue], mapping_or_empty("label names to values")]
+
+
+# --- list rules -------------------------------------------------------------------------------
+
+
+def _raw(key: str, *, plain: bool = True) -> Callable[[Any], str | None]:
+    """An item's `key` as written (a model's attribute from Python), or the plain string item."""
+
+    def get(item: Any) -> str | None:
+        if plain and isinstance(item, str):
+            return item
+        found = item.get(key) if isinstance(item, dict) else getattr(item, key, None)
+        return found if isinstance(found, str) else None
+
+    return get
+
+
+def _unique_by(key: Callable[[Any], str | None], what: str) -> WrapValidator:
+    """Refuse an item whose key an earlier item has; checked on the raw items, so a
+    duplicate shows even while another item is invalid."""
+
+    def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        duplicates: list[InitErrorDetails] = []
+        if isinstance(value, list | tuple):
+            first: dict[str, int] = {}
+            for index, item in enumerate(value):
+                seen = key(item)
+                if seen is None:
+                    continue
+                if seen in first:
+                    message = f'duplicate {what} "{seen}" (first at [{first[seen]}])'
+                    duplicates.append(_error((index,), message))
+                else:
+                    first[seen] = index
+        try:
+            result = handler(value)
+        except ValidationError as exc:
+            _reraise(exc.title, exc.errors(), duplicates)
+        if duplicates:
+            _reraise(what, [], duplicates)
+        return result
+
+    return WrapValidator(check)
+
+
+def _itself(item: Any) -> str | None:
+    return item if isinstance(item, str) else None
+
+
+def _attribute_filter_key(item: Any) -> str | None:
+    keys = ("attribute", "value", "thing_type")
+    if isinstance(item, dict):
+        parts = tuple(item.get(key) for key in keys)
+    else:
+        parts = tuple(getattr(item, key, None) for key in keys)
+    if not all(isinstance(part, str | None) for part in parts) or parts[0] is None:
+        return None
+    return "=".join(part for part in parts if part is not None)
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -320,7 +493,8 @@ class AwsSettings(StrictSection):
 class PollSettings(StrictSection):
     """How often and how hard to poll; the request budget protects the shared API quota."""
 
-    interval: Annotated[Duration, _at_least(MIN_INTERVAL)] = DEFAULT_INTERVAL
+    mode: Mode = "live"
+    interval: Interval = DEFAULT_INTERVAL
     max_requests_per_second: Annotated[
         float, _number_in(0, MAX_REQUESTS_PER_SECOND, low_open=True)
     ] = DEFAULT_MAX_REQUESTS_PER_SECOND
@@ -347,7 +521,7 @@ class PollSettings(StrictSection):
 
 
 class ThingSettings(StrictSection):
-    """One thing to poll, with labels for its iot_thing_connected series."""
+    """One thing of the static list, with labels for its iot_thing_connected series."""
 
     name: ThingName
     labels: Labels = Field(default_factory=dict)
@@ -362,31 +536,368 @@ class ThingSettings(StrictSection):
         return data
 
 
+@dataclass(frozen=True, slots=True)
+class StaticThings(ListOfModels):
+    """The config's own list of things: names in file order, and the labels some carry.
+
+    Plain names rather than a model per thing: a file of 100,000 names loads in a fraction
+    of the time and memory, and a thing without labels costs no more than its name.
+    """
+
+    ITEM_MODEL = ThingSettings
+
+    names: tuple[str, ...] = ()
+    labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+class TargetSourceSettings(StrictSection):
+    """What every discovery source may override: its mode and its cap on things."""
+
+    mode: Mode | None = None
+    max_things: MaxThings | None = None
+
+
+class ThingGroupSettings(TargetSourceSettings):
+    """discovery.thing_groups[]: a group's things, and with recursive its descendants' too."""
+
+    name: GroupName
+    recursive: Boolean = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+
+class ThingTypeSettings(TargetSourceSettings):
+    """discovery.thing_types[]: every thing of one type."""
+
+    name: TypeName
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, data: Any) -> Any:
+        return {"name": data} if isinstance(data, str) else data
+
+
+class AttributeFilterSettings(TargetSourceSettings):
+    """discovery.attributes[]: the things whose attribute has a value, optionally of one type."""
+
+    attribute: AttributeName
+    value: AttributeValue
+    thing_type: TypeName | None = None
+
+
+class QuerySettings(TargetSourceSettings):
+    """discovery.queries[]: the things a fleet-index query matches."""
+
+    query: QueryString
+    name: SourceName | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, data: Any) -> Any:
+        return {"query": data} if isinstance(data, str) else data
+
+
+class DiscoverySettings(StrictSection):
+    """Target sources beyond the static list, and how often they look again."""
+
+    interval: Interval = DEFAULT_DISCOVERY_INTERVAL
+    max_things: MaxThings = DEFAULT_MAX_THINGS
+    thing_groups: Annotated[
+        tuple[ThingGroupSettings, ...],
+        _unique_by(_raw("name"), "thing group"),
+        _list_of("thing group names or mappings"),
+    ] = ()
+    thing_types: Annotated[
+        tuple[ThingTypeSettings, ...],
+        _unique_by(_raw("name"), "thing type"),
+        _list_of("thing type names or mappings"),
+    ] = ()
+    attributes: Annotated[
+        tuple[AttributeFilterSettings, ...],
+        _unique_by(_attribute_filter_key, "attribute filter"),
+        _list_of("attribute filters (mappings with attribute and value)"),
+    ] = ()
+    queries: Annotated[
+        tuple[QuerySettings, ...],
+        _unique_by(_raw("query"), "query"),
+        _list_of("fleet-index query strings or mappings"),
+    ] = ()
+
+    @property
+    def sources(self) -> tuple[TargetSourceSettings, ...]:
+        """Every discovery source, in the order the file lists their kinds."""
+        return (*self.thing_groups, *self.thing_types, *self.attributes, *self.queries)
+
+
+class RegistryAttribute(StrictSection):
+    """registry.attributes[]: a registry attribute carried on iot_thing_info as a label."""
+
+    attribute: AttributeName
+    label: LabelName
+
+    @model_validator(mode="before")
+    @classmethod
+    def _plain(cls, data: Any) -> Any:
+        if not isinstance(data, str):
+            return data
+        if _LABEL_NAME_RE.fullmatch(data) is None:
+            fail(
+                f"attribute {show(data)} is not a valid label name: write"
+                f" {{attribute: {data}, label: NAME}} with a NAME of letters, digits and _"
+            )
+        return {"attribute": data, "label": data}
+
+
+class RegistrySettings(StrictSection):
+    """Labels from the thing registry: iot_thing_info carries them; a few are promoted."""
+
+    attributes: Annotated[
+        tuple[RegistryAttribute, ...],
+        _unique_by(_raw("attribute"), "attribute"),
+        _list_of("attribute names or mappings"),
+    ] = ()
+    promote: Annotated[
+        tuple[LabelName, ...], _unique_by(_itself, "label"), _list_of("label names")
+    ] = ()
+
+    @field_validator("attributes")
+    @classmethod
+    def _labels_distinct(
+        cls, attributes: tuple[RegistryAttribute, ...]
+    ) -> tuple[RegistryAttribute, ...]:
+        seen: dict[str, str] = {}
+        for item in attributes:
+            if item.label in INFO_LABELS:
+                fail(f'label "{item.label}" is iot_thing_info\'s own; choose another')
+            if item.label in seen:
+                fail(
+                    f'label "{item.label}" is given to both "{seen[item.label]}"'
+                    f' and "{item.attribute}"'
+                )
+            seen[item.label] = item.attribute
+        return attributes
+
+    @field_validator("promote")
+    @classmethod
+    def _promote_known(cls, promote: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        attributes: tuple[RegistryAttribute, ...] | None = info.data.get("attributes")
+        if attributes is None:
+            return promote  # attributes has its own error
+        known = ("thing_type", *(item.label for item in attributes))
+        for label in promote:
+            if label not in known:
+                fail(
+                    f'cannot promote "{label}": it is neither thing_type nor a label of'
+                    f" registry.attributes ({', '.join(known)})"
+                )
+        return promote
+
+    @property
+    def info_labels(self) -> tuple[str, ...]:
+        """iot_thing_info's labels besides thing_name: thing_type, then each attribute's."""
+        return ("thing_type", *(item.label for item in self.attributes))
+
+
+class AggregateQuerySettings(StrictSection):
+    """aggregates.queries[]: counts over the things a fleet-index query matches."""
+
+    name: SourceName
+    query: QueryString = "*"
+    by: Annotated[
+        tuple[AggregationField, ...],
+        _unique_by(_itself, "field"),
+        _list_of("fields such as thingTypeName or attributes.site"),
+    ] = ()
+    # Most buckets (reasons, or values of a `by` field) kept per field: an attribute with a
+    # value per thing must not become a series per thing.
+    max_buckets: Annotated[int, _integer_in(1, MAX_BUCKETS)] = DEFAULT_MAX_BUCKETS
+
+
+class AggregatesSettings(StrictSection):
+    """Fleet-wide counts from the index, each query costing a few calls per interval."""
+
+    interval: Interval = DEFAULT_AGGREGATES_INTERVAL
+    queries: Annotated[
+        tuple[AggregateQuerySettings, ...],
+        _unique_by(_raw("name", plain=False), "aggregate name"),
+        _list_of("aggregate queries (mappings with name and query)"),
+    ] = ()
+
+
+class MetricsSettings(StrictSection):
+    """What /metrics shows."""
+
+    per_thing: Boolean = True
+
+
+def _operation(value: Any) -> str:
+    if value == POLL_OPERATION:
+        fail(f"{POLL_OPERATION}'s budget is poll.max_requests_per_second; set it there")
+    if not isinstance(value, str) or value not in DEFAULT_BUDGETS:
+        close = difflib.get_close_matches(str(value), DEFAULT_BUDGETS, n=1)
+        hint = f'did you mean "{close[0]}"?' if close else f"one of {', '.join(DEFAULT_BUDGETS)}"
+        fail(f"unknown AWS operation {show(value)} ({hint})")
+    return value
+
+
+Budgets = Annotated[
+    dict[
+        Annotated[str, BeforeValidator(_operation)],
+        Annotated[float, _number_in(0, MAX_REQUESTS_PER_SECOND, low_open=True)],
+    ],
+    mapping_or_empty("AWS operations to requests per second"),
+]
+
+
 class Config(StrictSection):
     """The whole config file."""
 
     aws: AwsSettings = Field(default_factory=AwsSettings)
     poll: PollSettings = Field(default_factory=PollSettings)
     labels: Labels = Field(default_factory=dict)
-    things: Annotated[tuple[ThingSettings, ...], BeforeValidator(_things)]
+    things: StaticThings = Field(default_factory=StaticThings)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    registry: RegistrySettings | None = None
+    aggregates: AggregatesSettings = Field(default_factory=AggregatesSettings)
+    budgets: Budgets = Field(default_factory=dict)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
-    @field_validator("things", mode="wrap")
+    @field_validator("things", mode="plain")
     @classmethod
-    def _unique_things(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        # Checked on the raw items so duplicates show even when another thing is invalid.
-        duplicates = list(_duplicate_things(value))
+    def _static_things(cls, value: Any, info: ValidationInfo) -> StaticThings:
+        return _static_things(value, info.context)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _names_a_source(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """At least one thing, discovery source or aggregate: checked on the file as written,
+        so the error shows beside every other one."""
+        none = [] if _names_a_source(data) else [_error(("things",), NO_SOURCE)]
         try:
-            things = handler(value)
+            config = handler(data)
         except ValidationError as exc:
-            _reraise(cls.__name__, exc.errors(), duplicates)
-        if duplicates:
-            _reraise(cls.__name__, [], duplicates)
-        return things
+            _reraise(exc.title, exc.errors(), none)
+        if none:
+            _reraise("Config", [], none)
+        return config
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[InitErrorDetails] = []
+        promoted = set(self.registry.promote) if self.registry else set()
+        clashes = sorted(promoted.intersection(self.label_names()))
+        if clashes:
+            problems.append(
+                _error(
+                    ("registry", "promote"),
+                    f"{', '.join(clashes)}: also a configured label; promote another or rename"
+                    " the configured one",
+                )
+            )
+        if problems:
+            _reraise("Config", [], problems)
+        return self
 
     def label_names(self) -> tuple[str, ...]:
         """Every configured label name, static and per thing, sorted."""
-        names = set(self.labels).union(*(thing.labels for thing in self.things))
+        names = set(self.labels).union(*self.things.labels.values())
         return tuple(sorted(names))
+
+    def budget(self, operation: str) -> float:
+        """Requests per second `operation` may spend."""
+        if operation == POLL_OPERATION:
+            return self.poll.max_requests_per_second
+        return self.budgets.get(operation, DEFAULT_BUDGETS[operation])
+
+    def mode_of(self, source: TargetSourceSettings) -> str:
+        """The source's own mode, or poll.mode."""
+        return source.mode or self.poll.mode
+
+    def max_things_of(self, source: TargetSourceSettings) -> int:
+        """The source's own cap on things, or discovery.max_things."""
+        return source.max_things or self.discovery.max_things
+
+
+NO_SOURCE = "list at least one thing, or name a discovery source or an aggregate query"
+
+
+def _names_a_source(data: Any) -> bool:
+    """Whether the raw config names anything to watch. A malformed section counts as
+    naming something: it has an error of its own."""
+    if not isinstance(data, dict):
+        return True
+    candidates = [data.get("things")]
+    for key, lists in (("discovery", DISCOVERY_LISTS), ("aggregates", ("queries",))):
+        section = data.get(key)
+        if section is None:
+            continue
+        if not isinstance(section, dict | BaseModel):
+            return True
+        candidates.extend(_member(section, name) for name in lists)
+    return any(_given(value) for value in candidates)
+
+
+DISCOVERY_LISTS = ("thing_groups", "thing_types", "attributes", "queries")
+
+
+def _member(section: dict[str, Any] | BaseModel, key: str) -> Any:
+    return section.get(key) if isinstance(section, dict) else getattr(section, key, None)
+
+
+def _given(value: Any) -> bool:
+    if isinstance(value, StaticThings):
+        return bool(value.names)
+    return value is not None and not (isinstance(value, list | tuple) and not value)
+
+
+def _static_things(value: Any, context: Mapping[str, Any] | None) -> StaticThings:
+    """The static list, checked item by item; every problem is reported with its index.
+
+    A plain name, the common case in a large file, costs one regular expression; anything
+    else goes through ThingSettings for its wording.
+    """
+    if isinstance(value, StaticThings):
+        return value
+    if value is None:
+        return StaticThings()
+    if not isinstance(value, list | tuple):
+        fail(f"expected a list of things, got {show(value)}")
+    names: list[str] = []
+    labels: dict[str, Mapping[str, str]] = {}
+    first: dict[str, int] = {}
+    errors: list[InitErrorDetails] = []
+    plain_name = _THING_NAME_RE.fullmatch
+    for index, item in enumerate(value):
+        # Duplicates are found on the names as written, so one shows even when its item
+        # has another problem.
+        raw = item if type(item) is str else _raw_thing_name(item)
+        if raw is not None and plain_name(raw):
+            if raw in first:
+                message = f'duplicate thing "{raw}" (first at things[{first[raw]}])'
+                errors.append(_error((index, "name"), message))
+                continue
+            first[raw] = index
+        if type(item) is str and plain_name(item):
+            names.append(sys.intern(item))
+            continue
+        try:
+            thing = ThingSettings.model_validate(item, context=context)
+        except ValidationError as exc:
+            errors.extend(_init_details(error, prefix=(index,)) for error in exc.errors())
+            continue
+        name = sys.intern(thing.name)
+        names.append(name)
+        if thing.labels:
+            labels[name] = thing.labels
+    if errors:
+        _reraise("things", [], errors)
+    return StaticThings(tuple(names), labels)
 
 
 def _raw_thing_name(item: Any) -> str | None:
@@ -398,45 +909,20 @@ def _raw_thing_name(item: Any) -> str | None:
     return None
 
 
-def _duplicate_things(items: Any) -> Iterator[InitErrorDetails]:
-    if not isinstance(items, list | tuple):
-        return
-    first: dict[str, int] = {}
-    for index, item in enumerate(items):
-        name = _raw_thing_name(item)
-        if name is None or _THING_NAME_RE.fullmatch(name) is None:
-            continue  # an invalid name has its own error
-        if name in first:
-            message = f'duplicate thing "{name}" (first at things[{first[name]}])'
-            yield {
-                "type": PydanticCustomError(ERROR_TYPE, "{message}", {"message": message}),
-                "loc": (index, "name"),
-                "input": item,
-            }
-        else:
-            first[name] = index
-
-
 def _reraise(title: str, errors: list[ErrorDetails], extra: list[InitErrorDetails]) -> NoReturn:
     details = [_init_details(error) for error in errors]
     raise ValidationError.from_exception_data(title, [*details, *extra])
 
 
-def _init_details(error: ErrorDetails) -> InitErrorDetails:
+def _init_details(error: ErrorDetails, prefix: tuple[int | str, ...] = ()) -> InitErrorDetails:
+    loc = (*prefix, *error["loc"])
     if error["type"] == ERROR_TYPE:
         custom = PydanticCustomError(ERROR_TYPE, "{message}", {"message": error["msg"]})
-        return {"type": custom, "loc": error["loc"], "input": error["input"]}
-    details: InitErrorDetails = {
-        "type": error["type"],
-        "loc": error["loc"],
-        "input": error["input"],
-    }
+        return {"type": custom, "loc": loc, "input": error["input"]}
+    details: InitErrorDetails = {"type": error["type"], "loc": loc, "input": error["input"]}
     if "ctx" in error:
         details["ctx"] = error["ctx"]
     return details
-
-
-# --- errors -----------------------------------------------------------------------------------
 
 
 # --- loading ----------------------------------------------------------------------------------
@@ -446,7 +932,10 @@ def parse_config(text: str, source: str = "<config>") -> Config:
     """The config in YAML text; ConfigError lists everything wrong with it, in file order."""
     document = load_yaml(text, source)
     if document.data is None:
-        raise ConfigError(["the file is empty: it needs at least a list of things"], source)
+        raise ConfigError(
+            ["the file is empty: it needs a list of things, a discovery source or an aggregate"],
+            source,
+        )
     if not isinstance(document.data, dict):
         problem = f"expected a mapping at the top level, got {show(document.data)}"
         raise ConfigError([problem], source)

@@ -1,14 +1,15 @@
-"""Fleet state: what each thing last reported, and the rules that turn polls into disconnect counts.
+"""Fleet state: what each thing last reported, and the rules that turn observations into counts.
 
-Pure logic: no boto3, no threads, no clock. The poller hands in observations; the
-collector reads snapshots. Everything here can be tested in a table.
+Pure logic: no boto3, no threads, no clock. Sources hand in batches of observations (the
+live poller, the fleet-index pager); the exposition reads the state. Everything here can
+be tested in a table.
 """
 
 from __future__ import annotations
 
 import enum
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
 # A flap that began and ended between two polls leaves only a newer timestamp on a
@@ -31,7 +32,7 @@ class Outcome(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """One answer (or failure) of GetThingConnectivityData for one thing."""
+    """What one source learnt about one thing's connectivity, or why it could not."""
 
     thing_name: str
     outcome: Outcome
@@ -90,6 +91,8 @@ def counted_reason(previous: ThingState, observation: Observation) -> str | None
 
     Rules (docs/metrics.md tells operators the same):
     - nothing is counted on first sight, since the thing's past is unknown;
+    - an observation without a timestamp (never connected, or the index has dropped it)
+      dates no event, so it never counts;
     - connected -> disconnected, or a newer timestamp while disconnected, counts the reason;
     - a newer timestamp while still connected is a flap polling could not see;
     - a failed poll never counts.
@@ -117,14 +120,11 @@ def transition(
     if observation.outcome is not Outcome.OK:
         # An error or a missing thing says nothing about connectivity: keep what we knew.
         return replace(state, last_error=observation.error_code or "Unknown"), None
-    if (
-        state.known
-        and state.timestamp is not None
-        and observation.timestamp is not None
-        and observation.timestamp < state.timestamp
-    ):
-        # An answer older than what we already hold (a lagging replica): taking it would
-        # make the next fresh answer look "newer" and count the same event twice.
+    if state.known and _says_less(state, observation):
+        # Older than what we hold (a lagging index), or the same state with its details
+        # dropped (the index forgets the timestamp and reason of a thing disconnected for
+        # about an hour): the thing was seen, nothing changed. Taking the older answer
+        # would make the next fresh one look "newer" and count the same event twice.
         return replace(state, last_success_at=observation.observed_at, last_error=None), None
     reason = counted_reason(state, observation)
     disconnects: Mapping[str, int] = state.disconnects
@@ -142,18 +142,39 @@ def transition(
     ), reason
 
 
+def _says_less(state: ThingState, observation: Observation) -> bool:
+    if observation.timestamp is None:
+        return state.timestamp is not None and observation.connected == state.connected
+    return state.timestamp is not None and observation.timestamp < state.timestamp
+
+
 @dataclass(frozen=True, slots=True)
-class CycleSummary:
+class BatchSummary:
     """What one batch of observations did to the fleet."""
 
-    observed: int
-    succeeded: int
-    not_found: int
-    failed: int
-    counted: Mapping[str, int]
-    error_codes: Mapping[str, int]
+    observed: int = 0
+    succeeded: int = 0
+    not_found: int = 0
+    failed: int = 0
+    counted: Mapping[str, int] = field(default_factory=dict)
+    error_codes: Mapping[str, int] = field(default_factory=dict)
     # Things AWS says do not exist, so the app can report the set when it changes.
     not_found_names: frozenset[str] = frozenset()
+    # Observations of things that no source targets (any more), left out.
+    ignored: int = 0
+
+    def __add__(self, other: BatchSummary) -> BatchSummary:
+        """Both batches' effects, as if they had been one (a pass is a sum of batches)."""
+        return BatchSummary(
+            observed=self.observed + other.observed,
+            succeeded=self.succeeded + other.succeeded,
+            not_found=len(self.not_found_names | other.not_found_names),
+            failed=self.failed + other.failed,
+            counted=dict(Counter(self.counted) + Counter(other.counted)),
+            error_codes=dict(Counter(self.error_codes) + Counter(other.error_codes)),
+            not_found_names=self.not_found_names | other.not_found_names,
+            ignored=self.ignored + other.ignored,
+        )
 
 
 class FleetState:
@@ -169,25 +190,35 @@ class FleetState:
         self.fleet_disconnects: Counter[str] = Counter(dict.fromkeys(known_reasons, 0))
         self.fleet_disconnects.setdefault(UNOBSERVED_FLAP, 0)
 
-    def apply(self, observations: Iterable[Observation]) -> CycleSummary:
+    def apply(
+        self,
+        observations: Iterable[Observation],
+        targeted: Callable[[str], bool] = lambda name: True,
+    ) -> BatchSummary:
+        """Apply a batch; an observation of a thing no source targets is ignored."""
         counted: Counter[str] = Counter()
         error_codes: Counter[str] = Counter()
-        observed = succeeded = 0
+        observed = succeeded = ignored = 0
         not_found: set[str] = set()
+        things = self.things
         for observation in observations:
+            name = observation.thing_name
+            if not targeted(name):
+                ignored += 1
+                continue
             observed += 1
-            new_state, reason = transition(self.things.get(observation.thing_name), observation)
-            self.things[observation.thing_name] = new_state
+            new_state, reason = transition(things.get(name), observation)
+            things[name] = new_state
             if observation.outcome is Outcome.OK:
                 succeeded += 1
             else:
                 if observation.outcome is Outcome.NOT_FOUND:
-                    not_found.add(observation.thing_name)
+                    not_found.add(name)
                 error_codes[observation.error_code or "Unknown"] += 1
             if reason is not None:
                 counted[reason] += 1
                 self.fleet_disconnects[reason] += 1
-        return CycleSummary(
+        return BatchSummary(
             observed=observed,
             succeeded=succeeded,
             not_found=len(not_found),
@@ -195,27 +226,15 @@ class FleetState:
             counted=dict(counted),
             error_codes=dict(error_codes),
             not_found_names=frozenset(not_found),
+            ignored=ignored,
         )
 
-    def retain(self, thing_names: Iterable[str]) -> list[str]:
-        """Forget things no longer targeted (their series disappear); return their names."""
-        wanted = set(thing_names)
-        removed = [name for name in self.things if name not in wanted]
-        for name in removed:
-            del self.things[name]
-        return removed
+    def forget(self, thing_names: Iterable[str]) -> None:
+        """Drop things no source targets any more: their series disappear."""
+        for name in thing_names:
+            self.things.pop(name, None)
 
 
 def is_fresh(state: ThingState, now: float, staleness: float) -> bool:
     """Whether the thing's connectivity is recent enough to be shown as current."""
     return state.last_success_at is not None and now - state.last_success_at <= staleness
-
-
-def went_stale_between(
-    states: Iterable[ThingState], since: float, until: float, staleness: float
-) -> bool:
-    """Whether a thing shown as current at `since` is past the staleness window at `until`."""
-    return any(
-        is_fresh(state, since, staleness) and not is_fresh(state, until, staleness)
-        for state in states
-    )

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from exporter import __version__
-from exporter.collector import CONTENT_TYPE, Payload
+from exporter.exposition import CONTENT_TYPE, Payload
 from exporter.webconfig import REALM, WebSecurity
 
 log = logging.getLogger(__name__)

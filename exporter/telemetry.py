@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import platform
 
 import boto3
@@ -9,17 +10,20 @@ import botocore
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from exporter import __version__
+from exporter.config import POLL_OPERATION
 
-# The one AWS operation the poller spends its budget on; its series exist from the start.
-POLL_OPERATION = "GetThingConnectivityData"
-
-# Cycles range from well under a second (a handful of things) to minutes (100k things at
+# Passes range from well under a second (a handful of things) to minutes (100k things at
 # the default budget); the buckets cover both ends.
 CYCLE_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 
 class ExporterMetrics:
-    """Counters and gauges the poller and the app update; rendered with everything else."""
+    """Counters and gauges the sources and the app update; rendered with every scrape.
+
+    A "poll cycle" is a pass of an observation source: the live poller, or an index-mode
+    source paging the fleet index. The iot_exporter_source_* families cover every source,
+    discovery and aggregates included, by source="...".
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.build_info = Gauge(
@@ -46,12 +50,14 @@ class ExporterMetrics:
         )
         self.request_budget = Gauge(
             "iot_exporter_request_budget_per_second",
-            "The configured budget of AWS API requests per second (poll.max_requests_per_second).",
+            "The configured budget of AWS API requests per second, by operation "
+            "(GetThingConnectivityData's is poll.max_requests_per_second).",
+            ["operation"],
             registry=registry,
         )
         self.cycle_duration = Histogram(
             "iot_exporter_poll_cycle_duration_seconds",
-            "How long a poll cycle over all targeted things took.",
+            "How long a poll cycle (a pass of the live poller or of an index-mode source) took.",
             buckets=CYCLE_BUCKETS,
             registry=registry,
         )
@@ -67,13 +73,13 @@ class ExporterMetrics:
         )
         self.last_cycle_success = Gauge(
             "iot_exporter_last_poll_success_timestamp_seconds",
-            "When the last poll cycle in which at least one poll succeeded completed, "
+            "When the last poll cycle in which at least one observation succeeded completed, "
             "in seconds since the epoch.",
             registry=registry,
         )
         self.things_targeted = Gauge(
             "iot_exporter_things_targeted",
-            "Things the current configuration asks the exporter to poll.",
+            "Things some source names: the static list and every discovery source, merged.",
             registry=registry,
         )
         self.config_reload_ok = Gauge(
@@ -86,6 +92,88 @@ class ExporterMetrics:
             "When the configuration was last loaded successfully, in seconds since the epoch.",
             registry=registry,
         )
+        source = ["source"]
+        self.source_passes = Counter(
+            "iot_exporter_source_passes",
+            "Passes a source completed or gave up on (discovery, polling, index paging, "
+            "aggregates).",
+            source,
+            registry=registry,
+        )
+        self.source_failures = Counter(
+            "iot_exporter_source_pass_failures",
+            "Passes that failed; a failed discovery pass keeps the source's last good list.",
+            source,
+            registry=registry,
+        )
+        self.source_ok = Gauge(
+            "iot_exporter_source_last_pass_successful",
+            "Whether the source's last pass succeeded (1) or failed (0).",
+            source,
+            registry=registry,
+        )
+        self.source_success_time = Gauge(
+            "iot_exporter_source_last_success_timestamp_seconds",
+            "When the source last completed a pass successfully, in seconds since the epoch.",
+            source,
+            registry=registry,
+        )
+        self.source_duration = Gauge(
+            "iot_exporter_source_last_pass_duration_seconds",
+            "How long the source's last pass took.",
+            source,
+            registry=registry,
+        )
+        self.source_overruns = Counter(
+            "iot_exporter_source_passes_overrun",
+            "Passes skipped because the source's previous pass was still running when due.",
+            source,
+            registry=registry,
+        )
+        self.source_things = Gauge(
+            "iot_exporter_source_things",
+            "Things a target source names now (its last good answer).",
+            source,
+            registry=registry,
+        )
+        self.source_max_things = Gauge(
+            "iot_exporter_source_max_things",
+            "The most things a discovery source may name (max_things).",
+            source,
+            registry=registry,
+        )
+        self.source_refused = Gauge(
+            "iot_exporter_source_things_refused",
+            "Things a discovery source found in its last pass beyond max_things, and left out.",
+            source,
+            registry=registry,
+        )
+        self.render_duration = Gauge(
+            "iot_exporter_render_duration_seconds",
+            "How long the last rendering of the fleet's series took.",
+            registry=registry,
+        )
+        self.renders = Counter(
+            "iot_exporter_renders",
+            "Renderings of the fleet's series (at most one per short interval, on change).",
+            registry=registry,
+        )
         # Pre-create the series operators alert on, so rate() works from the first scrape.
         self.api_requests.labels(POLL_OPERATION)
         self.api_errors.labels(POLL_OPERATION, "ThrottlingException")
+
+    def forget_source(self, source: str) -> None:
+        """Remove a source's series when a reload removes the source."""
+        for family in (
+            self.source_passes,
+            self.source_failures,
+            self.source_ok,
+            self.source_success_time,
+            self.source_duration,
+            self.source_overruns,
+            self.source_things,
+            self.source_max_things,
+            self.source_refused,
+        ):
+            with contextlib.suppress(KeyError):  # it never ran
+                family.remove(source)

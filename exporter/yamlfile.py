@@ -5,7 +5,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any, NamedTuple, NoReturn, Self, TypeVar, get_args, get_origin
+from typing import Any, NoReturn, Self, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
@@ -127,6 +127,16 @@ class StrictSection(BaseModel):
         return data
 
 
+class ListOfModels:
+    """A field that holds a YAML list in a container of its own, rather than a tuple of models.
+
+    ITEM_MODEL names the model one item stands for, so an error in item 3 reads as
+    `field[3].key` and an unknown key there gets its "did you mean".
+    """
+
+    ITEM_MODEL: type[BaseModel]
+
+
 # --- errors and loading ----------------------------------------------------------------------
 
 
@@ -147,12 +157,28 @@ _LAST_SEGMENT_RE = re.compile(r"(?:\.[^.\[]*|\[[0-9]+\])$")
 _UNPLACED = 1 << 62  # errors about keys absent from the file sort last
 
 
-class Document(NamedTuple):
-    """A parsed YAML document, where each path starts, and its duplicate keys."""
+class Document:
+    """A parsed YAML document, its duplicate keys, and where each path starts.
 
-    data: Any
-    lines: dict[str, int]
-    duplicates: list[tuple[int, str]]
+    The lines are found only when asked for (to place an error): a file of 100,000 things
+    has 100,000 list items whose lines a valid file never needs.
+    """
+
+    def __init__(
+        self, data: Any, root: yaml.Node | None, duplicates: list[tuple[int, str]]
+    ) -> None:
+        self.data = data
+        self.duplicates = duplicates
+        self._root = root
+        self._lines: dict[str, int] | None = None
+
+    @property
+    def lines(self) -> dict[str, int]:
+        if self._lines is None:
+            self._lines = {}
+            if self._root is not None:
+                _walk(self._root, "", self._lines, set(), [])
+        return self._lines
 
 
 def _yaml_problem(exc: yaml.YAMLError) -> str:
@@ -165,38 +191,46 @@ def _yaml_problem(exc: yaml.YAMLError) -> str:
     return "invalid YAML: " + " ".join(str(exc).split())
 
 
-def _walk(node: yaml.Node, path: str, document: Document, seen: set[int]) -> None:
-    """Record where each key and item starts, and the keys given twice in one mapping."""
+def _walk(
+    node: yaml.Node,
+    path: str,
+    lines: dict[str, int] | None,
+    seen: set[int],
+    duplicates: list[tuple[int, str]],
+) -> None:
+    """Find the keys given twice in one mapping; with `lines`, record where each path starts."""
     if id(node) in seen:  # aliases share nodes and may even loop
         return
     seen.add(id(node))
     if isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
+            if lines is None and isinstance(item, yaml.ScalarNode):
+                continue  # nothing below a scalar can be a duplicate key
             child = f"{path}[{index}]"
-            document.lines[child] = item.start_mark.line + 1
-            _walk(item, child, document, seen)
+            if lines is not None:
+                lines[child] = item.start_mark.line + 1
+            _walk(item, child, lines, seen, duplicates)
     elif isinstance(node, yaml.MappingNode):
         first_line: dict[tuple[str, Any], int] = {}
         for key, value in node.value:
             child = f"{path}.{key.value}" if path else str(key.value)
             line = key.start_mark.line + 1
             # PyYAML lets the last of duplicate keys win, so errors point at that one.
-            document.lines[child] = line
+            if lines is not None:
+                lines[child] = line
             identity = (key.tag, key.value)
             if isinstance(key, yaml.ScalarNode) and key.tag != _MERGE_TAG:
                 if identity in first_line:
                     message = f"duplicate key at line {line} (first at line {first_line[identity]})"
-                    document.duplicates.append((line, f"{child}: {message}"))
+                    duplicates.append((line, f"{child}: {message}"))
                 else:
                     first_line[identity] = line
-            _walk(value, child, document, seen)
+            _walk(value, child, lines, seen, duplicates)
 
 
 # What YAML 1.1 accepts in a stream; anything else (NUL, ESC, a form feed, a DOS Ctrl-Z)
 # would stop the parser with an error that gives a byte position rather than a line.
-_NOT_YAML_RE = re.compile(
-    "[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
+_NOT_YAML_RE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _CHARACTER_NAMES = {"\x00": "NUL", "\x1a": "Ctrl-Z", "\x1b": "ESC", "\x0c": "form feed"}
 
 
@@ -246,12 +280,14 @@ def _load_with(loader_class: type[yaml.SafeLoader], text: str) -> Document:
     try:
         node = loader.get_single_node()
         if node is None:
-            return Document(None, {}, [])
+            return Document(None, None, [])
         # Walk the nodes before constructing: constructing applies merge keys (<<) in
         # place, which would make a merged-then-overridden key look like a duplicate.
-        layout = Document(None, {}, [])
-        _walk(node, "", layout, set())
-        return layout._replace(data=loader.construct_document(node))
+        duplicates: list[tuple[int, str]] = []
+        _walk(node, "", None, set(), duplicates)
+        # The lines are found later, if at all, from the same nodes: merged keys then show
+        # beside the mapping's own, which only ever moves an error to the merged line.
+        return Document(loader.construct_document(node), node, duplicates)
     finally:
         loader.dispose()
 
@@ -314,6 +350,11 @@ def _locate(
         if isinstance(part, int) and get_origin(shape) in (tuple, list):
             path += f"[{part}]"
             shape = get_args(shape)[0]
+            continue
+        if isinstance(part, int) and hasattr(shape, "ITEM_MODEL"):
+            # A list field kept in a container of its own (see ListOfModels).
+            path += f"[{part}]"
+            shape = shape.ITEM_MODEL
             continue
         path += f".{part}" if path else str(part)
         owner = _model_in(shape)

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from exporter.aws import make_iot_client
-from exporter.fleet import UNOBSERVED_FLAP, CycleSummary
+from exporter.fleet import UNOBSERVED_FLAP
 from exporter.server import Endpoints, ExporterHTTPServer
 from exporter.simulator import FaultConfig, SimulatorConfig
+from exporter.sources import PassOutcome
 from tests.support.harness import HarnessFactory, Samples, series, value
 from tests.support.promstack import http_get, wait_until
 
@@ -466,23 +467,22 @@ def test_overrunning_cycle_is_reported_not_stacked(harness: HarnessFactory) -> N
         interval="1s",
         staleness="1m",
     )
-    # The scheduler's job calls self.poll_cycle, so this wrapper sees every scheduled run,
-    # including one that would queue on the exporter's internal cycle lock.
+    # The scheduler's job calls self.run_pass, so this wrapper sees every scheduled run.
     running, most, lock = 0, 0, threading.Lock()
-    poll_cycle = h.exporter.poll_cycle
+    run_pass = h.exporter.run_pass
 
-    def counted() -> CycleSummary | None:
+    def counted(name: str) -> PassOutcome | None:
         nonlocal running, most
         with lock:
             running += 1
             most = max(most, running)
         try:
-            return poll_cycle()
+            return run_pass(name)
         finally:
             with lock:
                 running -= 1
 
-    h.exporter.poll_cycle = counted  # type: ignore[method-assign]
+    h.exporter.run_pass = counted  # type: ignore[method-assign]
     h.exporter.start()
     wait_until(
         lambda: h.live_value("iot_exporter_poll_cycles_overrun_total") >= 1 or None,
@@ -504,13 +504,18 @@ def test_state_goes_stale_while_a_cycle_hangs(harness: HarnessFactory) -> None:
     h.sim.faults.set(latency=600)
     h.exporter.start()
     h.clock.advance(61)
+    # Nothing changes while the cycle hangs: the renderer withdraws the state on time alone.
     wait_until(
-        lambda: connected_by_thing(h.samples()) == {} or None,
+        lambda: connected_by_thing(h.served()) == {} or None,
         timeout=20,
         what="stale state withdrawn during the hung cycle",
     )
-    samples = h.samples()
-    assert h.live_value("iot_exporter_poll_cycles_overrun_total") >= 1
+    samples = h.served()
+    wait_until(
+        lambda: h.live_value("iot_exporter_poll_cycles_overrun_total") >= 1 or None,
+        timeout=20,
+        what="the hung cycle's overrun",
+    )
     assert series(samples, "iot_thing_connectivity_timestamp_seconds") == {}
     # Withdrawn, not forgotten: when the last good poll was is still shown.
     assert len(series(samples, "iot_thing_last_successful_poll_timestamp_seconds")) == 3
@@ -597,6 +602,8 @@ def test_unexpected_reload_failure_keeps_the_daemon_and_its_config(harness: Harn
         raise RuntimeError("credential helper crashed")
 
     h.exporter._client_factory = broken_factory  # type: ignore[assignment]
+    # A changed AWS setup needs a new client (an unchanged one keeps the running client).
+    h.rewrite_config(aws={**h.document["aws"], "read_timeout": "3s"})
     result = h.exporter.reload()
     assert not result.ok
     assert "credential helper crashed" in result.message

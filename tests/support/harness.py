@@ -60,12 +60,19 @@ class Harness:
         return 0.0 if found is None else found
 
     def cycle(self, advance: float = 0.0) -> Samples:
+        """Advance the clock, run one pass of every source (discovery first), render."""
         if advance:
             self.clock.advance(advance)
-        self.exporter.poll_cycle()
+        self.exporter.run_all()
         return self.samples()
 
+    def served(self) -> Samples:
+        """The exposition as a scrape gets it now, without rendering it first."""
+        return parse_samples(self.exporter.payload().plain)
+
     def samples(self) -> Samples:
+        """The exposition as of now: rendered afresh, as the renderer would on a change."""
+        self.exporter.render_now()
         return parse_samples(self.exporter.payload().plain)
 
     def rewrite_config(self, **changes: Any) -> None:

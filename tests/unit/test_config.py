@@ -12,6 +12,7 @@ from exporter.config import (
     AwsSettings,
     Config,
     PollSettings,
+    StaticThings,
     ThingSettings,
     format_duration,
     load_config,
@@ -26,8 +27,12 @@ def yaml_text(text: str) -> str:
     return textwrap.dedent(text).lstrip("\n")
 
 
-def things(*names: str) -> tuple[ThingSettings, ...]:
-    return tuple(ThingSettings(name=name) for name in names)
+def things(*items: str | ThingSettings) -> StaticThings:
+    """The static list the file's items make: names, and the labels of those that have some."""
+    settings = [ThingSettings(name=i) if isinstance(i, str) else i for i in items]
+    return StaticThings(
+        tuple(t.name for t in settings), {t.name: t.labels for t in settings if t.labels}
+    )
 
 
 # --- valid configs ----------------------------------------------------------------------------
@@ -49,10 +54,7 @@ VALID: list[tuple[str, str, Config]] = [
         Config(
             aws=AwsSettings(region="eu-west-1", endpoint_url="http://127.0.0.1:4566"),
             poll=PollSettings(interval=60.0),
-            things=(
-                ThingSettings(name="sensor-0001"),
-                ThingSettings(name="pump-7", labels={"site": "plant-a"}),
-            ),
+            things=things("sensor-0001", ThingSettings(name="pump-7", labels={"site": "plant-a"})),
         ),
     ),
     ("only-things", "things: [a]", Config(things=things("a"))),
@@ -139,11 +141,7 @@ VALID: list[tuple[str, str, Config]] = [
         """,
         Config(
             labels={"floor": "3", "version": "1.10", "zone": "010", "empty": ""},
-            things=(
-                ThingSettings(name="000123"),
-                ThingSettings(name="12:30"),
-                ThingSettings(name="42", labels={"rack": "0x1F"}),
-            ),
+            things=things("000123", "12:30", ThingSettings(name="42", labels={"rack": "0x1F"})),
         ),
     ),
     (
@@ -156,7 +154,7 @@ VALID: list[tuple[str, str, Config]] = [
         "labels: {env: prod}\nthings: [{name: a, labels: {env: staging, _x: '1'}}]",
         Config(
             labels={"env": "prod"},
-            things=(ThingSettings(name="a", labels={"env": "staging", "_x": "1"}),),
+            things=things(ThingSettings(name="a", labels={"env": "staging", "_x": "1"})),
         ),
     ),
     (
@@ -187,6 +185,7 @@ def test_defaults() -> None:
     )
     assert DEFAULT_ROLE_SESSION_NAME == "iot-connectivity-exporter"
     assert config.poll.model_dump() == {
+        "mode": "live",
         "interval": 60.0,
         "max_requests_per_second": 50.0,
         "concurrency": 16,
@@ -194,7 +193,12 @@ def test_defaults() -> None:
         "max_retries": 2,
     }
     assert config.labels == {}
-    assert config.things == (ThingSettings(name="a", labels={}),)
+    assert config.things == StaticThings(("a",), {})
+    assert config.discovery.sources == ()
+    assert config.registry is None
+    assert config.aggregates.queries == ()
+    assert config.metrics.per_thing is True
+    assert config.budgets == {}
 
 
 def test_parsed_values_have_plain_types() -> None:
@@ -377,10 +381,18 @@ INVALID: list[tuple[str, str, list[str]]] = [
     (
         "things-missing",
         "poll: {interval: 1m}",
-        ["things: required key is missing"],
+        ["things: list at least one thing, or name a discovery source or an aggregate query"],
     ),
-    ("things-empty", "things: []", ["things: list at least one thing"]),
-    ("things-null", "things:", ["things: list at least one thing"]),
+    (
+        "things-empty",
+        "things: []",
+        ["things: list at least one thing, or name a discovery source or an aggregate query"],
+    ),
+    (
+        "things-null",
+        "things:",
+        ["things: list at least one thing, or name a discovery source or an aggregate query"],
+    ),
     (
         "things-not-a-list",
         "things: sensor-1",
@@ -580,8 +592,16 @@ INVALID: list[tuple[str, str, list[str]]] = [
         ],
     ),
     # the file itself
-    ("empty-file", "", ["the file is empty: it needs at least a list of things"]),
-    ("comments-only", "# things: [a]\n", ["the file is empty: it needs at least a list of things"]),
+    (
+        "empty-file",
+        "",
+        ["the file is empty: it needs a list of things, a discovery source or an aggregate"],
+    ),
+    (
+        "comments-only",
+        "# things: [a]\n",
+        ["the file is empty: it needs a list of things, a discovery source or an aggregate"],
+    ),
     ("top-level-list", "- a\n- b", ["expected a mapping at the top level, got a list"]),
     ("top-level-scalar", "things", ['expected a mapping at the top level, got "things"']),
     (
@@ -732,7 +752,11 @@ def test_invalid_config(text: str, expected: list[str]) -> None:
 def test_default_source_name() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config("")
-    assert str(caught.value) == "<config>: the file is empty: it needs at least a list of things"
+    assert (
+        str(caught.value)
+        == "<config>: "
+        + "the file is empty: it needs a list of things, a discovery source or an aggregate"
+    )
 
 
 # --- loading files ----------------------------------------------------------------------------
@@ -865,10 +889,8 @@ def test_format_duration_rejects(seconds: float) -> None:
 def test_yaml_merge_key_override_is_not_a_duplicate() -> None:
     text = "things:\n  - &t {name: a, labels: {site: x}}\n  - <<: *t\n    name: b\n"
     config = parse_config(text)
-    assert [(t.name, dict(t.labels)) for t in config.things] == [
-        ("a", {"site": "x"}),
-        ("b", {"site": "x"}),
-    ]
+    assert config.things.names == ("a", "b")
+    assert config.things.labels == {"a": {"site": "x"}, "b": {"site": "x"}}
 
 
 def test_absurdly_nested_yaml_is_an_error_not_a_crash() -> None:

@@ -15,7 +15,6 @@ from exporter.fleet import (
     ThingState,
     is_fresh,
     transition,
-    went_stale_between,
 )
 
 T0 = 1_700_000_000.0
@@ -209,13 +208,79 @@ def test_restart_never_counts_twice() -> None:
     assert fleet.things["a"].disconnects == {}
 
 
-def test_retain_forgets_removed_things_but_keeps_fleet_counters() -> None:
+def test_forget_removes_things_but_keeps_fleet_counters() -> None:
     fleet = FleetState()
     fleet.apply([Observation.ok(n, T0, connected=True, timestamp=1) for n in ("a", "b")])
     fleet.apply([Observation.ok("a", T0, connected=False, timestamp=2, reason="AUTH_ERROR")])
-    assert fleet.retain(["b"]) == ["a"]
+    fleet.forget(["a", "never-seen"])
     assert set(fleet.things) == {"b"}
     assert fleet.fleet_disconnects["AUTH_ERROR"] == 1
+
+
+def test_observations_of_things_no_source_targets_are_ignored() -> None:
+    fleet = FleetState()
+    summary = fleet.apply(
+        [
+            Observation.ok("a", T0, connected=True, timestamp=1),
+            Observation.ok("gone", T0, connected=True, timestamp=1),
+        ],
+        targeted=lambda name: name != "gone",
+    )
+    assert set(fleet.things) == {"a"}
+    assert (summary.observed, summary.ignored) == (1, 1)
+
+
+def test_the_index_dropping_a_long_disconnect_s_details_changes_nothing() -> None:
+    # AWS's index forgets the timestamp and reason of a thing disconnected for about an
+    # hour; that is no new disconnect, and the details the exporter holds stay true.
+    held = known(connected=False, ts=100, reason="AUTH_ERROR")
+    state, counted = transition(held, Observation.ok("t", T0 + 3600, connected=False))
+    assert counted is None
+    assert (state.connected, state.timestamp, state.reason) == (False, 100, "AUTH_ERROR")
+    assert state.last_success_at == T0 + 3600
+    # A live answer with the same event afterwards counts nothing either.
+    state, counted = transition(state, down(100, "AUTH_ERROR"))
+    assert counted is None
+
+
+def test_a_lagging_index_interleaved_with_live_answers_never_counts_twice() -> None:
+    live, index = "live", "index"
+    # (who answers, connected, timestamp): the thing drops at 200 and is back at 300; the
+    # index shows each change late and is asked in between the live polls.
+    answers = [
+        (live, True, 100.0),
+        (index, True, 100.0),
+        (live, False, 200.0),
+        (index, True, 100.0),  # lagging: older than held, ignored
+        (index, False, 200.0),  # caught up: the same event, nothing new
+        (live, True, 300.0),
+        (index, False, 200.0),  # lagging again
+        (index, True, 300.0),
+        (live, True, 300.0),
+    ]
+    fleet = FleetState()
+    for at, (_, connected, timestamp) in enumerate(answers):
+        reason = None if connected else "CONNECTION_LOST"
+        fleet.apply(
+            [Observation.ok("t", T0 + at, connected=connected, timestamp=timestamp, reason=reason)]
+        )
+    assert fleet.things["t"].disconnects == {"CONNECTION_LOST": 1}
+    assert fleet.things["t"].connected
+    assert {who for who, _, _ in answers} == {live, index}
+
+
+def test_batch_summaries_add_up() -> None:
+    fleet = FleetState()
+    first = fleet.apply([Observation.failed("a", T0, "ResourceNotFoundException", not_found=True)])
+    second = fleet.apply(
+        [
+            Observation.failed("a", T0, "ResourceNotFoundException", not_found=True),
+            Observation.ok("b", T0, connected=True, timestamp=1),
+        ]
+    )
+    both = first + second
+    assert (both.observed, both.succeeded, both.failed, both.not_found) == (3, 1, 2, 1)
+    assert both.error_codes == {"ResourceNotFoundException": 2}
 
 
 @pytest.mark.parametrize(
@@ -225,25 +290,3 @@ def test_retain_forgets_removed_things_but_keeps_fleet_counters() -> None:
 def test_staleness_window(last_success_at: float | None, now: float, fresh: bool) -> None:
     state = ThingState(last_success_at=last_success_at)
     assert is_fresh(state, now, staleness=300) is fresh
-
-
-@pytest.mark.parametrize(
-    ("state", "since", "until", "went_stale"),
-    [
-        # Shown at the last render, past the window now: a new render would withdraw it.
-        (ThingState(last_success_at=T0), T0 + 300, T0 + 301, True),
-        (ThingState(last_success_at=T0), T0 + 10, T0 + 900, True),
-        # Still inside the window: nothing would change.
-        (ThingState(last_success_at=T0), T0 + 10, T0 + 300, False),
-        # Already withdrawn at the last render: withdrawing again changes nothing.
-        (ThingState(last_success_at=T0), T0 + 301, T0 + 900, False),
-        # Never shown: never polled successfully, whether never polled or only failing.
-        (ThingState(), T0 + 10, T0 + 900, False),
-        (ThingState(last_error="Timeout"), T0 + 10, T0 + 900, False),
-    ],
-)
-def test_went_stale_between_renders(
-    state: ThingState, since: float, until: float, went_stale: bool
-) -> None:
-    fresh_elsewhere = ThingState(last_success_at=until)
-    assert went_stale_between([fresh_elsewhere, state], since, until, staleness=300) is went_stale

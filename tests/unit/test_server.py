@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from exporter.collector import CONTENT_TYPE, Payload
+from exporter.exposition import CONTENT_TYPE, Payload
 from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult, accepts_gzip
 
 

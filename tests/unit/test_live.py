@@ -1,4 +1,4 @@
-"""The poller's pure parts: odd answers fail rather than become state; bugs fail one thing."""
+"""The live poller: odd answers fail rather than become state; bugs fail one thing."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ import datetime as dt
 import logging
 import math
 import threading
-from typing import TYPE_CHECKING, Any, cast
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
 
+from exporter.calls import AwsCalls, Budgets
+from exporter.config import POLL_OPERATION
 from exporter.fleet import Outcome
-from exporter.poller import MAX_CLOCK_SKEW_SECONDS, Poller, parse_response
 from exporter.ratelimit import RateLimiter
+from exporter.sources.live import BATCH_SIZE, MAX_CLOCK_SKEW_SECONDS, LivePoller, parse_response
 from exporter.telemetry import ExporterMetrics
-
-if TYPE_CHECKING:
-    from mypy_boto3_iot import IoTClient
+from tests.support.updates import RecordingUpdates
 
 NOW = 1_700_000_000.0
 
@@ -88,8 +89,22 @@ def test_parse_response(
 class _ConnectedIoT:
     """Answers every thing as connected; stands in for the client when the fault is elsewhere."""
 
+    meta = SimpleNamespace(
+        method_to_api_mapping={"get_thing_connectivity_data": POLL_OPERATION}, region_name="x"
+    )
+
     def get_thing_connectivity_data(self, thingName: str) -> dict[str, Any]:  # noqa: N803
         return {"connected": True, "timestamp": NOW - 1}
+
+
+def _poller(limiter: RateLimiter, concurrency: int = 1) -> LivePoller:
+    budgets = Budgets({POLL_OPERATION: 10_000})
+    budgets._limiters[POLL_OPERATION] = limiter
+    stop = threading.Event()
+    calls = AwsCalls(
+        _ConnectedIoT(), budgets, ExporterMetrics(CollectorRegistry()), max_retries=0, stop=stop
+    )
+    return LivePoller(calls, interval=60, concurrency=concurrency, stop=stop, clock=lambda: NOW)
 
 
 class _FailingFirstLimiter(RateLimiter):
@@ -109,18 +124,13 @@ class _FailingFirstLimiter(RateLimiter):
 def test_a_bug_outside_the_aws_call_fails_one_thing_not_the_worker(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    poller = Poller(
-        cast("IoTClient", _ConnectedIoT()),
-        _FailingFirstLimiter(),
-        ExporterMetrics(CollectorRegistry()),
-        concurrency=1,  # one worker: had it died, no thing after the first would be polled
-        max_retries=0,
-        stop=threading.Event(),
-        clock=lambda: NOW,
-    )
+    # One worker: had it died, no thing after the first would be polled.
+    poller = _poller(_FailingFirstLimiter(), concurrency=1)
     names = [f"thing-{i}" for i in range(5)]
-    with caplog.at_level(logging.ERROR, logger="exporter.poller"):
-        observations = poller.poll(names)
+    updates = RecordingUpdates(live=names)
+    with caplog.at_level(logging.ERROR, logger="exporter.sources.live"):
+        outcome = poller.run(updates)
+    observations = updates.observations
     assert sorted(o.thing_name for o in observations) == names
     failed = [o for o in observations if o.outcome is not Outcome.OK]
     assert [(o.thing_name, o.error_code) for o in failed] == [
@@ -128,3 +138,21 @@ def test_a_bug_outside_the_aws_call_fails_one_thing_not_the_worker(
         ("thing-1", "InternalError"),
     ]
     assert len([r for r in caplog.records if "unexpected error" in r.getMessage()]) == 1
+    assert outcome.ok
+    assert outcome.summary.succeeded == 3
+
+
+def test_observations_reach_the_fleet_in_batches_as_they_come() -> None:
+    names = [f"thing-{i}" for i in range(2 * BATCH_SIZE + 5)]
+    updates = RecordingUpdates(live=names)
+    outcome = _poller(RateLimiter(10_000), concurrency=4).run(updates)
+    assert [len(batch) for batch in updates.batches] == [BATCH_SIZE, BATCH_SIZE, 5]
+    assert sorted(o.thing_name for o in updates.observations) == sorted(names)
+    assert outcome.summary.observed == len(names)
+
+
+def test_a_pass_with_nothing_to_poll_succeeds() -> None:
+    updates = RecordingUpdates(live=[])
+    outcome = _poller(RateLimiter(10_000)).run(updates)
+    assert outcome.ok
+    assert updates.batches == []

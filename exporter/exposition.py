@@ -1,0 +1,384 @@
+"""Writes the fleet's state as Prometheus text exposition (format 0.0.4), directly.
+
+prometheus_client's generate_latest builds a Metric and a Sample object per series: 3 s
+for a fleet of 100,000 things. Writing the lines straight from the state takes a
+fraction of that, and the output is byte for byte what generate_latest writes (label
+names sorted, values as Go formats them), which the golden file and promtool check.
+Pure: the caller passes the state and the time, and holds the lock.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+from prometheus_client import utils
+
+from exporter.fleet import FleetState, ThingState
+from exporter.sources.base import AggregateCounts
+from exporter.targets import RegistryInfo, Targets
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+# How generate_latest writes a value (Go's formatting: 1.70000003e+09, 1.0), typed.
+go_float: Callable[[float], str] = utils.floatToGoString
+
+
+@dataclass(frozen=True, slots=True)
+class Payload:
+    """One rendering of /metrics, plain and gzip-compressed, kept as parts.
+
+    Parts let a scrape put the exporter's own freshly rendered families in front of the
+    cached fleet bytes without copying 30 MB per scrape at 100,000 things: the server
+    writes the parts one after another.
+    """
+
+    plain_parts: tuple[bytes, ...]
+    gzip_parts: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, plain: bytes) -> Payload:
+        return cls((plain,), (compress(plain),))
+
+    def preceded_by(self, head: bytes) -> Payload:
+        """This payload with `head` (a few live families) in front, compressing only `head`.
+
+        Concatenated gzip members are one valid gzip stream (RFC 1952), which Prometheus's
+        Go reader and every common client decompress as a whole.
+        """
+        return Payload((head, *self.plain_parts), (compress(head), *self.gzip_parts))
+
+    @property
+    def plain(self) -> bytes:
+        return b"".join(self.plain_parts)
+
+    @property
+    def gzipped(self) -> bytes:
+        return b"".join(self.gzip_parts)
+
+
+def compress(data: bytes) -> bytes:
+    """gzip at level 1: on exposition text it compresses as well as level 6, four times as fast.
+
+    mtime=0 keeps the bytes identical for identical input (cacheable, testable).
+    """
+    return gzip.compress(data, compresslevel=1, mtime=0)
+
+
+def escape(value: str) -> str:
+    """A label value as the exposition format quotes it."""
+    if "\\" in value or '"' in value or "\n" in value:
+        return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return value
+
+
+def labels_text(pairs: Iterable[tuple[str, str]]) -> str:
+    """name="value",... in label-name order, as generate_latest writes them."""
+    return ",".join(f'{name}="{escape(value)}"' for name, value in sorted(pairs))
+
+
+def header(name: str, kind: str, text: str) -> str:
+    help_text = text.replace("\\", "\\\\").replace("\n", "\\n")
+    return f"# HELP {name} {help_text}\n# TYPE {name} {kind}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Shape:
+    """What shapes the exposition besides the state: labels, staleness, what to show."""
+
+    staleness: float
+    # Labels configured for every thing, and per thing (which win over the former).
+    static_labels: Mapping[str, str] = field(default_factory=dict)
+    thing_labels: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # Every configured label name: each iot_thing_connected series carries them all.
+    label_names: tuple[str, ...] = ()
+    # iot_thing_info's registry labels (thing_type first, then the attributes'), or None
+    # when the registry is not read; and those of them also put on iot_thing_connected.
+    info_labels: tuple[str, ...] | None = None
+    promoted: tuple[str, ...] = ()
+    per_thing: bool = True
+    aggregates: bool = False  # the iot_fleet_* families are configured
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One rendering and when it next needs doing for time alone (a thing going stale)."""
+
+    text: bytes
+    stale_at: float | None
+
+
+class Exposition:
+    """Renders the fleet; keeps each thing's iot_thing_connected labels between renders."""
+
+    def __init__(self, shape: Shape) -> None:
+        self.shape = shape
+        self._connected_labels: dict[str, tuple[RegistryInfo | None, str]] = {}
+        self._promote = tuple(
+            shape.info_labels.index(label) for label in shape.promoted if shape.info_labels
+        )
+        self._extra_labels = bool(shape.label_names or shape.promoted)
+
+    def render(
+        self,
+        targets: Targets,
+        fleet: FleetState,
+        aggregates: Mapping[str, AggregateCounts],
+        now: float,
+    ) -> Rendered:
+        chunks: list[bytes] = []
+        stale_at: float | None = None
+        if self.shape.per_thing:
+            stale_at = self._things(chunks, targets, fleet.things, now)
+        chunks.append(_fleet_disconnects(fleet).encode())
+        if self.shape.aggregates:
+            chunks.append(_aggregates(aggregates).encode())
+        return Rendered(b"".join(chunks), stale_at)
+
+    # -- per thing ----------------------------------------------------------------------
+
+    def _things(
+        self,
+        chunks: list[bytes],
+        targets: Targets,
+        things: Mapping[str, ThingState],
+        now: float,
+    ) -> float | None:
+        """The per-thing families, each in thing-name order; return the next staleness instant."""
+        staleness = self.shape.staleness
+        names = targets.sorted_names()
+        known = [(name, things[name]) for name in names if name in things]
+        fresh: list[tuple[str, ThingState]] = []
+        stale_at: float | None = None
+        for name, state in known:
+            last = state.last_success_at
+            if last is not None and now - last <= staleness:
+                fresh.append((name, state))
+                until = last + staleness
+                if stale_at is None or until < stale_at:
+                    stale_at = until
+        chunks.append(self._connected(fresh, targets).encode())
+        if self.shape.info_labels is not None:
+            chunks.append(self._info(names, targets, self.shape.info_labels).encode())
+        chunks.append(_connectivity(fresh).encode())
+        chunks.append(_counters_and_polls(known).encode())
+        return stale_at
+
+    def _connected(self, fresh: list[tuple[str, ThingState]], targets: Targets) -> str:
+        out = [
+            header(
+                "iot_thing_connected",
+                "gauge",
+                "Whether AWS IoT reports the thing connected (1) or not (0).",
+            )
+        ]
+        label_of = self._labels_of if self._extra_labels else _thing_only
+        for name, state in fresh:
+            out.append(
+                f"iot_thing_connected{{{label_of(name, targets)}}} "
+                f"{'1.0' if state.connected else '0.0'}\n"
+            )
+        return "".join(out)
+
+    @staticmethod
+    def _info(names: list[str], targets: Targets, info_labels: tuple[str, ...]) -> str:
+        out = [
+            header(
+                "iot_thing_info",
+                "gauge",
+                "Registry facts about the thing: its type and the attributes the config names; "
+                "join them on with group_left.",
+            )
+        ]
+        label_names = ("thing_name", *info_labels)
+        for name in names:
+            info = targets.things[name].info
+            if info is not None:
+                values = (name, info.thing_type, *info.attributes)
+                labels = labels_text(zip(label_names, values, strict=True))
+                out.append(f"iot_thing_info{{{labels}}} 1.0\n")
+        return "".join(out)
+
+    def _labels_of(self, name: str, targets: Targets) -> str:
+        """The thing's iot_thing_connected labels: configured ones, then promoted registry ones."""
+        info = targets.things[name].info
+        cached = self._connected_labels.get(name)
+        if cached is not None and cached[0] is info:
+            return cached[1]
+        shape = self.shape
+        own = shape.thing_labels.get(name, {})
+        pairs = [("thing_name", name)]
+        pairs.extend(
+            (label, own.get(label, shape.static_labels.get(label, "")))
+            for label in shape.label_names
+        )
+        if shape.info_labels is not None:
+            values = (info.thing_type, *info.attributes) if info is not None else ()
+            pairs.extend(
+                (shape.info_labels[index], values[index] if values else "")
+                for index in self._promote
+            )
+        text = labels_text(pairs)
+        self._connected_labels[name] = (info, text)
+        return text
+
+    def forget(self, names: Iterable[str]) -> None:
+        """Drop the cached labels of things that left."""
+        for name in names:
+            self._connected_labels.pop(name, None)
+
+
+def _thing_only(name: str, targets: Targets) -> str:
+    return f'thing_name="{name}"'
+
+
+def _connectivity(fresh: list[tuple[str, ThingState]]) -> str:
+    out = [
+        header(
+            "iot_thing_connectivity_timestamp_seconds",
+            "gauge",
+            "When the thing last connected or disconnected, per AWS IoT, in seconds since "
+            "the epoch.",
+        )
+    ]
+    for name, state in fresh:
+        if state.timestamp is not None:
+            out.append(
+                f'iot_thing_connectivity_timestamp_seconds{{thing_name="{name}"}} '
+                f"{go_float(state.timestamp)}\n"
+            )
+    out.append(
+        header(
+            "iot_thing_disconnect_reason_info",
+            "gauge",
+            "1 while the thing is disconnected, labelled with the reason AWS IoT gives.",
+        )
+    )
+    for name, state in fresh:
+        if not state.connected and state.reason is not None:
+            out.append(
+                f'iot_thing_disconnect_reason_info{{reason="{escape(state.reason)}",'
+                f'thing_name="{name}"}} 1.0\n'
+            )
+    return "".join(out)
+
+
+def _counters_and_polls(known: list[tuple[str, ThingState]]) -> str:
+    out = [
+        header(
+            "iot_thing_disconnects_total",
+            "counter",
+            "Disconnects observed by polling, by reason; unobserved_flap counts a "
+            "disconnect and reconnect that both fell between two polls.",
+        )
+    ]
+    for name, state in known:
+        for reason in sorted(state.disconnects):
+            out.append(
+                f'iot_thing_disconnects_total{{reason="{escape(reason)}",thing_name="{name}"}} '
+                f"{go_float(state.disconnects[reason])}\n"
+            )
+    out.append(
+        header(
+            "iot_thing_poll_success",
+            "gauge",
+            "Whether the last poll of the thing succeeded (1) or failed (0).",
+        )
+    )
+    for name, state in known:
+        out.append(
+            f'iot_thing_poll_success{{thing_name="{name}"}} '
+            f"{'1.0' if state.last_error is None else '0.0'}\n"
+        )
+    out.append(
+        header(
+            "iot_thing_poll_error_info",
+            "gauge",
+            "1 while the last poll of the thing failed, labelled with the error code.",
+        )
+    )
+    for name, state in known:
+        if state.last_error is not None:
+            out.append(
+                f'iot_thing_poll_error_info{{error_code="{escape(state.last_error)}",'
+                f'thing_name="{name}"}} 1.0\n'
+            )
+    out.append(
+        header(
+            "iot_thing_last_successful_poll_timestamp_seconds",
+            "gauge",
+            "When the thing was last polled successfully, in seconds since the epoch.",
+        )
+    )
+    for name, state in known:
+        if state.last_success_at is not None:
+            out.append(
+                f'iot_thing_last_successful_poll_timestamp_seconds{{thing_name="{name}"}} '
+                f"{go_float(state.last_success_at)}\n"
+            )
+    return "".join(out)
+
+
+def _fleet_disconnects(fleet: FleetState) -> str:
+    out = [
+        header(
+            "iot_disconnects_total",
+            "counter",
+            "Disconnects observed across the fleet, by reason (includes things no longer "
+            "targeted).",
+        )
+    ]
+    for reason in sorted(fleet.fleet_disconnects):
+        out.append(
+            f'iot_disconnects_total{{reason="{escape(reason)}"}} '
+            f"{go_float(fleet.fleet_disconnects[reason])}\n"
+        )
+    return "".join(out)
+
+
+def _aggregates(aggregates: Mapping[str, AggregateCounts]) -> str:
+    things = [
+        header(
+            "iot_fleet_things",
+            "gauge",
+            "Things matching an aggregate query, by whether the fleet index has them connected "
+            "(GetStatistics).",
+        )
+    ]
+    reasons = [
+        header(
+            "iot_fleet_disconnected_things",
+            "gauge",
+            "Disconnected things matching an aggregate query, by AWS's reason; the index drops "
+            "the reason about an hour after a disconnect (GetBucketsAggregation).",
+        )
+    ]
+    by = [
+        header(
+            "iot_fleet_connected_things",
+            "gauge",
+            "Connected things matching an aggregate query, by the value of a field "
+            "(GetBucketsAggregation).",
+        )
+    ]
+    for name in sorted(aggregates):
+        counts = aggregates[name]
+        query = escape(name)
+        for connected, count in (("false", counts.disconnected), ("true", counts.connected)):
+            things.append(
+                f'iot_fleet_things{{connected="{connected}",query="{query}"}} {go_float(count)}\n'
+            )
+        for reason in sorted(counts.disconnected_by_reason):
+            reasons.append(
+                f'iot_fleet_disconnected_things{{query="{query}",reason="{escape(reason)}"}} '
+                f"{go_float(counts.disconnected_by_reason[reason])}\n"
+            )
+        for field_name in sorted(counts.connected_by):
+            buckets = counts.connected_by[field_name]
+            for value in sorted(buckets):
+                by.append(
+                    f'iot_fleet_connected_things{{field="{escape(field_name)}",query="{query}",'
+                    f'value="{escape(value)}"}} {go_float(buckets[value])}\n'
+                )
+    return "".join((*things, *reasons, *by))

@@ -1,0 +1,197 @@
+"""Sources: where the exporter learns which things to watch and how they are connected.
+
+Every source is a `Source` (base.py): a job the scheduler runs every `interval`, one pass
+at a time, that reports through `Updates` and never raises for AWS's failures.
+
+- Target sources name things: the static list, thing groups, thing types, attribute
+  filters and fleet-index queries. In live mode they list their things every
+  discovery.interval through the registry (registry.py); in index mode they page the
+  fleet index every poll.interval (index.py), which observes as it discovers.
+- Observation sources report connectivity: the live poller (live.py) and the index
+  pager (index.py); lifecycle events will be a third.
+- The aggregates (aggregates.py) count the fleet through the index.
+
+A new kind of source is a module here with a `Source` subclass, and a line in `plan`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from exporter.calls import AwsCalls
+from exporter.config import (
+    AttributeFilterSettings,
+    Config,
+    QuerySettings,
+    TargetSourceSettings,
+    ThingGroupSettings,
+    ThingTypeSettings,
+)
+from exporter.sources.aggregates import AggregatesSource
+from exporter.sources.base import AggregateCounts, PassOutcome, Source, Updates
+from exporter.sources.index import IndexPager, any_of, fixed_queries, quoted, thing_group_queries
+from exporter.sources.live import LivePoller
+from exporter.sources.registry import (
+    InfoReader,
+    Listing,
+    RegistryLister,
+    attribute_listing,
+    group_listing,
+    query_listing,
+    type_listing,
+)
+from exporter.targets import STATIC_SOURCE, SourceSlot
+
+__all__ = [
+    "AggregateCounts",
+    "PassOutcome",
+    "Plan",
+    "Source",
+    "Updates",
+    "plan",
+    "source_name",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What a config asks for: the target sources' slots, and the jobs to run."""
+
+    slots: tuple[SourceSlot, ...]
+    sources: tuple[Source, ...]
+    live: LivePoller | None  # polls the live-mode targets, if any source is live
+
+    def source(self, name: str) -> Source:
+        return next(source for source in self.sources if source.name == name)
+
+
+def source_name(settings: TargetSourceSettings) -> str:
+    """The source="..." label of a discovery source: its kind and what it selects."""
+    if isinstance(settings, ThingGroupSettings):
+        return f"thing_group:{settings.name}"
+    if isinstance(settings, ThingTypeSettings):
+        return f"thing_type:{settings.name}"
+    if isinstance(settings, AttributeFilterSettings):
+        of_type = f",thing_type:{settings.thing_type}" if settings.thing_type else ""
+        return f"attribute:{settings.attribute}={settings.value}{of_type}"
+    if isinstance(settings, QuerySettings):
+        return settings.name or f"query:{settings.query}"
+    raise TypeError(f"not a discovery source: {settings!r}")
+
+
+def _where(config: Config, settings: TargetSourceSettings) -> str:
+    for key in ("thing_groups", "thing_types", "attributes", "queries"):
+        items: tuple[TargetSourceSettings, ...] = getattr(config.discovery, key)
+        if settings in items:
+            return f"discovery.{key}[{items.index(settings)}]"
+    raise ValueError(f"{settings!r} is not in the config")
+
+
+def _listing(settings: TargetSourceSettings) -> Listing:
+    if isinstance(settings, ThingGroupSettings):
+        return group_listing(settings.name, recursive=settings.recursive)
+    if isinstance(settings, ThingTypeSettings):
+        return type_listing(settings.name)
+    if isinstance(settings, AttributeFilterSettings):
+        return attribute_listing(settings.attribute, settings.value, settings.thing_type)
+    if isinstance(settings, QuerySettings):
+        return query_listing(settings.query)
+    raise TypeError(f"not a discovery source: {settings!r}")
+
+
+def _index_queries(settings: TargetSourceSettings) -> Callable[[AwsCalls], Sequence[str]]:
+    if isinstance(settings, ThingGroupSettings):
+        return thing_group_queries(settings.name, recursive=settings.recursive)
+    if isinstance(settings, ThingTypeSettings):
+        return fixed_queries([f"thingTypeName:{quoted(settings.name)}"])
+    if isinstance(settings, AttributeFilterSettings):
+        query = f"attributes.{settings.attribute}:{quoted(settings.value)}"
+        if settings.thing_type:
+            query += f" AND thingTypeName:{quoted(settings.thing_type)}"
+        return fixed_queries([query])
+    if isinstance(settings, QuerySettings):
+        return fixed_queries([settings.query])
+    raise TypeError(f"not a discovery source: {settings!r}")
+
+
+def plan(
+    config: Config,
+    calls: AwsCalls,
+    *,
+    stop: threading.Event,
+    clock: Callable[[], float] = time.time,
+) -> Plan:
+    """The sources a config asks for.
+
+    A source in index mode pages the fleet index every poll.interval, discovering and
+    observing at once. In live mode it lists its things every discovery.interval, through
+    the registry's list APIs, unless registry labels are wanted and its listing has none
+    (a thing group, the static list): then through the index. The live poller polls every
+    thing a live-mode source names.
+    """
+    info = InfoReader(
+        [item.attribute for item in config.registry.attributes] if config.registry else ()
+    )
+    wants_info = config.registry is not None
+    index_mode = config.poll.mode == "index"
+    slots: list[SourceSlot] = []
+    sources: list[Source] = []
+    if config.things:
+        names = config.things.names
+        slots.append(SourceSlot(STATIC_SOURCE, live=not index_mode, max_things=None))
+        if index_mode or wants_info:
+            sources.append(
+                IndexPager(
+                    STATIC_SOURCE,
+                    "things",
+                    fixed_queries(any_of("thingName", names)),
+                    calls,
+                    interval=config.poll.interval if index_mode else config.discovery.interval,
+                    observe=index_mode,
+                    info=info,
+                    fixed=names,
+                    clock=clock,
+                )
+            )
+    for settings in config.discovery.sources:
+        name, where = source_name(settings), _where(config, settings)
+        live = config.mode_of(settings) == "live"
+        slots.append(SourceSlot(name, live=live, max_things=config.max_things_of(settings)))
+        listing = _listing(settings)
+        if live and (listing.carries_info or not wants_info):
+            sources.append(
+                RegistryLister(
+                    name, where, listing, calls, interval=config.discovery.interval, info=info
+                )
+            )
+        else:
+            sources.append(
+                IndexPager(
+                    name,
+                    where,
+                    _index_queries(settings),
+                    calls,
+                    interval=config.discovery.interval if live else config.poll.interval,
+                    observe=not live,
+                    info=info,
+                    clock=clock,
+                )
+            )
+    live_poller = None
+    if any(slot.live for slot in slots):
+        live_poller = LivePoller(
+            calls,
+            interval=config.poll.interval,
+            concurrency=config.poll.concurrency,
+            stop=stop,
+            clock=clock,
+        )
+        sources.append(live_poller)
+    if config.aggregates.queries:
+        sources.append(
+            AggregatesSource(config.aggregates.queries, calls, interval=config.aggregates.interval)
+        )
+    return Plan(tuple(slots), tuple(sources), live_poller)

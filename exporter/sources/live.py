@@ -1,0 +1,214 @@
+"""The live poller: GetThingConnectivityData for every live-mode target, within its budget."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+import re
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from exporter.calls import AwsCalls, CallFailed
+from exporter.config import POLL_OPERATION
+from exporter.fleet import BatchSummary, Observation
+from exporter.sources.base import PassOutcome, Source, Updates
+
+log = logging.getLogger(__name__)
+
+# AWS's reasons are upper-case enum values; one that is not shaped like one is garbage and
+# must not become an unbounded label value (it is counted as AWS's own UNKNOWN instead).
+REASON_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")
+# A host clock may lag AWS's; a timestamp a day ahead of ours is not skew but nonsense.
+MAX_CLOCK_SKEW_SECONDS = 86_400.0
+# Observations reach the fleet in batches of this many (or fewer at a pass's end), so a
+# pass of 100,000 things that takes half an hour shows its answers as they come.
+BATCH_SIZE = 256
+NAME = "live"
+
+
+class LivePoller(Source):
+    """Fans a pass out over `concurrency` worker threads sharing one budget.
+
+    Workers pull names from a shared iterator rather than one task per thing, so a
+    100,000-thing pass costs a handful of objects. They are daemon threads made per pass:
+    on shutdown a request stuck for up to read_timeout is abandoned, never awaited, and
+    there is no pool to leak when a reload replaces the poller.
+    """
+
+    name = NAME
+    where = "poll"
+
+    def __init__(
+        self,
+        calls: AwsCalls,
+        *,
+        interval: float,
+        concurrency: int,
+        stop: threading.Event,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.interval = interval
+        self._calls = calls
+        self._concurrency = concurrency
+        self._stop = stop
+        self._clock = clock
+        self._unexpected_logged = False
+
+    def run(self, updates: Updates) -> PassOutcome:
+        """Poll every live target once; a thing's failure is an observation, not the pass's."""
+        names = updates.live_names()
+        summary = self.poll(names, updates)
+        failures = tuple((POLL_OPERATION, code) for code in sorted(summary.error_codes))
+        if names and not summary.succeeded:
+            # A pass in which every poll failed is no sign of life from AWS.
+            return PassOutcome(
+                ok=False,
+                problem=f"every poll failed ({','.join(code for _, code in failures)})",
+                things=len(names),
+                summary=summary,
+                failures=failures,
+            )
+        return PassOutcome(ok=True, things=len(names), summary=summary, failures=failures)
+
+    def poll(self, names: Sequence[str], updates: Updates) -> BatchSummary:
+        """Poll `names` once each; hand the observations on in batches; stop early on stop."""
+        self._unexpected_logged = False
+        pending = _Batches(updates)
+        iterator, lock = iter(names), threading.Lock()
+        workers = min(self._concurrency, max(len(names), 1))
+        threads = [
+            threading.Thread(
+                # Each worker gets its own generator over the shared iterator: two threads
+                # must never advance one generator at once.
+                target=self._work,
+                args=(_locked(iterator, lock), pending),
+                name=f"poll-{index}",
+                daemon=True,
+            )
+            for index in range(workers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            while thread.is_alive() and not self._stop.is_set():
+                thread.join(0.1)
+        if self._stop.is_set():
+            return pending.summary
+        return pending.flush()
+
+    def _work(self, names: Iterator[str], pending: _Batches) -> None:
+        for name in names:
+            if self._stop.is_set():
+                return
+            try:
+                observation = self.poll_one(name)
+            except Exception as error:  # a bug outside the AWS call must not end the worker
+                self._log_unexpected(name, error)
+                observation = Observation.failed(name, self._clock(), "InternalError")
+            pending.add(observation)
+
+    def poll_one(self, thing_name: str) -> Observation:
+        """Poll one thing; AwsCalls paces it and retries only throttles."""
+        try:
+            response = self._calls.call(POLL_OPERATION, thingName=thing_name)
+        except CallFailed as failure:
+            if failure.code == "InternalError" and failure.error is not None:
+                self._log_unexpected(thing_name, failure.error)
+            return Observation.failed(
+                thing_name,
+                self._clock(),
+                failure.code,
+                not_found=failure.code == "ResourceNotFoundException",
+            )
+        observation = parse_response(thing_name, response, self._clock())
+        if observation.error_code is not None:
+            self._calls.refused(POLL_OPERATION, observation.error_code)
+        return observation
+
+    def _log_unexpected(self, thing_name: str, error: BaseException) -> None:
+        if self._unexpected_logged:
+            return
+        # Once per pass: a bug hit by every thing must not log 10,000 lines.
+        self._unexpected_logged = True
+        log.error(
+            "unexpected error polling a thing (logged once per pass; "
+            "iot_thing_poll_error_info shows every thing it hit)",
+            extra={"thing": thing_name, "error": repr(error)},
+            exc_info=error,
+        )
+
+
+class _Batches:
+    """Collects the workers' observations and hands them on BATCH_SIZE at a time."""
+
+    def __init__(self, updates: Updates) -> None:
+        self._updates = updates
+        self._lock = threading.Lock()
+        self._batch: list[Observation] = []
+        self.summary = BatchSummary()
+
+    def add(self, observation: Observation) -> None:
+        with self._lock:
+            self._batch.append(observation)
+            if len(self._batch) < BATCH_SIZE:
+                return
+            batch, self._batch = self._batch, []
+            # Applied under this lock, so batches reach the fleet in the order they filled.
+            self.summary += self._updates.observed(batch)
+
+    def flush(self) -> BatchSummary:
+        with self._lock:
+            batch, self._batch = self._batch, []
+            if batch:
+                self.summary += self._updates.observed(batch)
+            return self.summary
+
+
+def parse_response(thing_name: str, response: Mapping[str, Any], observed_at: float) -> Observation:
+    """Turn a parsed GetThingConnectivityData answer into an observation; odd answers fail.
+
+    A failed observation never changes what the fleet believes, so anything that does
+    not make sense is better refused here than taken as the thing's state.
+    """
+    connected = response.get("connected")
+    if not isinstance(connected, bool):
+        # Without a connected flag there is no state to report; do not guess one.
+        return Observation.failed(thing_name, observed_at, "InvalidResponse")
+    timestamp = response.get("timestamp")
+    seconds: float | None = None
+    if isinstance(timestamp, dt.datetime):
+        seconds = timestamp.timestamp()
+    elif isinstance(timestamp, int | float) and not isinstance(timestamp, bool):
+        seconds = float(timestamp)
+    if seconds is not None and not plausible_timestamp(seconds, observed_at):
+        # One absurd timestamp held as "newest" would make every real answer look stale.
+        return Observation.failed(thing_name, observed_at, "InvalidResponse")
+    return Observation.ok(
+        thing_name,
+        observed_at,
+        connected=connected,
+        timestamp=seconds,
+        reason=valid_reason(response.get("disconnectReason")),
+    )
+
+
+def valid_reason(reason: object) -> str | None:
+    """AWS's reason if it is shaped like one of its enum values; None otherwise."""
+    return reason if isinstance(reason, str) and REASON_PATTERN.fullmatch(reason) else None
+
+
+def plausible_timestamp(seconds: float, observed_at: float) -> bool:
+    """Finite, after the epoch, and not beyond any clock skew into the future."""
+    return math.isfinite(seconds) and 0 < seconds <= observed_at + MAX_CLOCK_SKEW_SECONDS
+
+
+def _locked(names: Iterator[str], lock: threading.Lock) -> Iterator[str]:
+    while True:
+        with lock:
+            name = next(names, None)
+        if name is None:
+            return
+        yield name

@@ -1,0 +1,142 @@
+"""Discovery through the registry's list APIs: a target source's things, with no index lag.
+
+ListThingsInThingGroup answers a thing group (recursive on request), ListThings a thing
+type or an attribute filter, and SearchIndex a query. Each pass pages through the whole
+answer; only a completed pass replaces the source's last good list.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from exporter.calls import AwsCalls, CallFailed
+from exporter.sources.base import PassOutcome, Source, Updates
+from exporter.targets import Found, RegistryInfo
+
+# The largest pages the list APIs give (SearchIndex: 100), so a pass takes the fewest calls.
+LIST_PAGE = 250
+SEARCH_PAGE = 100
+INDEX_NAME = "AWS_Things"
+
+
+class InfoReader:
+    """Reads a thing's registry info from a ListThings or SearchIndex entry.
+
+    Infos are shared: 100,000 things of a few types and sites need a few objects, not
+    100,000, and every string is interned for the same reason.
+    """
+
+    def __init__(self, attributes: Sequence[str]) -> None:
+        self._attributes = tuple(attributes)
+        self._shared: dict[RegistryInfo, RegistryInfo] = {}
+
+    def __call__(self, entry: Mapping[str, Any]) -> RegistryInfo:
+        thing_type = entry.get("thingTypeName")
+        attributes = entry.get("attributes")
+        if not isinstance(attributes, dict):
+            attributes = {}
+        info = RegistryInfo(
+            _text(thing_type),
+            tuple(_text(attributes.get(name)) for name in self._attributes),
+        )
+        return self._shared.setdefault(info, info)
+
+
+def _text(value: object) -> str:
+    return sys.intern(value) if isinstance(value, str) else ""
+
+
+def thing_name(entry: object) -> str | None:
+    """The thing name in one list entry (a bare name or a mapping), or None if it has none."""
+    name = entry.get("thingName") if isinstance(entry, dict) else entry
+    return sys.intern(name) if isinstance(name, str) and name else None
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """How to list one target source's things: the operation, its parameters, its page key."""
+
+    operation: str
+    params: Mapping[str, Any]
+    key: str  # the list in each page: "things" holds names or entries
+    carries_info: bool  # entries have thingTypeName and attributes
+
+
+def group_listing(group: str, *, recursive: bool) -> Listing:
+    params = {"thingGroupName": group, "recursive": recursive, "maxResults": LIST_PAGE}
+    return Listing("ListThingsInThingGroup", params, "things", carries_info=False)
+
+
+def type_listing(thing_type: str) -> Listing:
+    params = {"thingTypeName": thing_type, "maxResults": LIST_PAGE}
+    return Listing("ListThings", params, "things", carries_info=True)
+
+
+def attribute_listing(attribute: str, value: str, thing_type: str | None) -> Listing:
+    params: dict[str, Any] = {
+        "attributeName": attribute,
+        "attributeValue": value,
+        "maxResults": LIST_PAGE,
+    }
+    if thing_type is not None:
+        params["thingTypeName"] = thing_type
+    return Listing("ListThings", params, "things", carries_info=True)
+
+
+def query_listing(query: str) -> Listing:
+    params = {"indexName": INDEX_NAME, "queryString": query, "maxResults": SEARCH_PAGE}
+    return Listing("SearchIndex", params, "things", carries_info=True)
+
+
+class RegistryLister(Source):
+    """A live-mode target source: lists its things every discovery interval."""
+
+    def __init__(
+        self,
+        name: str,
+        where: str,
+        listing: Listing,
+        calls: AwsCalls,
+        *,
+        interval: float,
+        info: InfoReader,
+    ) -> None:
+        self.name = name
+        self.where = where
+        self.interval = interval
+        self._listing = listing
+        self._calls = calls
+        self._info = info
+
+    def run(self, updates: Updates) -> PassOutcome:
+        seen: set[str] = set()
+        try:
+            for page in self._pages():
+                found = list(self._found(page))
+                seen.update(item.name for item in found)
+                updates.found(self.name, found)
+        except CallFailed as failure:
+            return PassOutcome.failed_call(failure, things=len(seen))
+        updates.settled(self.name, seen)
+        return PassOutcome(ok=True, things=len(seen))
+
+    def _pages(self) -> Iterator[dict[str, Any]]:
+        listing = self._listing
+        return self._calls.pages(listing.operation, **listing.params)
+
+    def _found(self, page: Mapping[str, Any]) -> Iterator[Found]:
+        entries = page.get(self._listing.key)
+        if not isinstance(entries, list):
+            raise self._calls.refused(self._listing.operation, "InvalidResponse")
+        read: Callable[[Mapping[str, Any]], RegistryInfo] | None = (
+            self._info if self._listing.carries_info else None
+        )
+        for entry in entries:
+            name = thing_name(entry)
+            if name is None:
+                continue  # an entry without a name names nothing
+            info = read(entry) if read is not None and isinstance(entry, dict) else None
+            yield Found(name, info)
