@@ -641,6 +641,13 @@ class RegistryAttribute(StrictSection):
     attribute: AttributeName
     label: LabelName
 
+    @field_validator("label")
+    @classmethod
+    def _not_info_label(cls, label: str) -> str:
+        if label in INFO_LABELS:
+            fail(f'label "{label}" is iot_thing_info\'s own; choose another')
+        return label
+
     @model_validator(mode="before")
     @classmethod
     def _plain(cls, data: Any) -> Any:
@@ -673,8 +680,6 @@ class RegistrySettings(StrictSection):
     ) -> tuple[RegistryAttribute, ...]:
         seen: dict[str, str] = {}
         for item in attributes:
-            if item.label in INFO_LABELS:
-                fail(f'label "{item.label}" is iot_thing_info\'s own; choose another')
             if item.label in seen:
                 fail(
                     f'label "{item.label}" is given to both "{seen[item.label]}"'
@@ -767,6 +772,13 @@ class Config(StrictSection):
     aggregates: AggregatesSettings = Field(default_factory=AggregatesSettings)
     budgets: Budgets = Field(default_factory=dict)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+
+    @field_validator("registry", mode="before")
+    @classmethod
+    def _registry_written_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        # "registry:" with everything under it commented out still asks for the registry.
+        from_file = bool(info.context and info.context.get(_FROM_FILE))
+        return {} if value is None and from_file else value
 
     @field_validator("things", mode="plain")
     @classmethod

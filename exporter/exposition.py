@@ -2,8 +2,9 @@
 
 prometheus_client's generate_latest builds a Metric and a Sample object per series: 3 s
 for a fleet of 100,000 things. Writing the lines straight from the state takes a
-fraction of that, and the output is byte for byte what generate_latest writes (label
-names sorted, values as Go formats them), which the golden file and promtool check.
+fraction of that. The layout is generate_latest's (HELP and TYPE lines, label names
+sorted); timestamps are written as Python's shortest repr, which Prometheus parses alike
+and which costs a tenth of Go's exponent form. The golden file and promtool check it.
 Pure: the caller passes the state and the time, and holds the lock.
 """
 
@@ -246,7 +247,7 @@ def _connectivity(fresh: list[tuple[str, ThingState]]) -> str:
         if state.timestamp is not None:
             out.append(
                 f'iot_thing_connectivity_timestamp_seconds{{thing_name="{name}"}} '
-                f"{go_float(state.timestamp)}\n"
+                f"{state.timestamp!r}\n"
             )
     out.append(
         header(
@@ -315,7 +316,7 @@ def _counters_and_polls(known: list[tuple[str, ThingState]]) -> str:
         if state.last_success_at is not None:
             out.append(
                 f'iot_thing_last_successful_poll_timestamp_seconds{{thing_name="{name}"}} '
-                f"{go_float(state.last_success_at)}\n"
+                f"{state.last_success_at!r}\n"
             )
     return "".join(out)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from pathlib import Path
@@ -15,31 +14,10 @@ from exporter.fleet import UNOBSERVED_FLAP
 from exporter.server import Endpoints, ExporterHTTPServer
 from exporter.simulator import FaultConfig, SimulatorConfig
 from exporter.sources import PassOutcome
-from tests.support.harness import HarnessFactory, Samples, series, value
+from tests.support.harness import HarnessFactory, Samples, connected_by_thing, quiet, series, value
 from tests.support.promstack import http_get, wait_until
 
 OP = "GetThingConnectivityData"
-
-
-def quiet(things: int, *, seed: int) -> SimulatorConfig:
-    """A fleet that changes only when a test says so: every thing connected, none flapping."""
-    return SimulatorConfig(
-        things=things,
-        seed=seed,
-        quotas=False,
-        never_connected_fraction=0,
-        duplicate_clientid_things=0,
-        churn=False,
-        mean_session_seconds=math.inf,
-        mean_offline_seconds=math.inf,
-    )
-
-
-def connected_by_thing(samples: Samples) -> dict[str, float]:
-    return {
-        dict(labels)["thing_name"]: v
-        for labels, v in series(samples, "iot_thing_connected").items()
-    }
 
 
 def test_state_matches_the_simulator(harness: HarnessFactory) -> None:

@@ -6,6 +6,7 @@ The `harness` fixture is re-exported by `tests/integration/conftest.py`; the hel
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,6 +81,29 @@ class Harness:
         self.config_path.write_text(yaml.safe_dump(self.document, sort_keys=False))
 
 
+def quiet(things: int, *, seed: int, **changes: Any) -> SimulatorConfig:
+    """A fleet that changes only when a test says so: every thing connected, none flapping."""
+    return SimulatorConfig(
+        things=things,
+        seed=seed,
+        quotas=False,
+        never_connected_fraction=0,
+        duplicate_clientid_things=0,
+        churn=False,
+        mean_session_seconds=math.inf,
+        mean_offline_seconds=math.inf,
+        **changes,
+    )
+
+
+def connected_by_thing(samples: Samples) -> dict[str, float]:
+    """iot_thing_connected by thing name."""
+    return {
+        dict(labels)["thing_name"]: v
+        for labels, v in series(samples, "iot_thing_connected").items()
+    }
+
+
 def config_document(sim: Simulator, things: list[Any], **poll: Any) -> dict[str, Any]:
     return {
         "aws": {"region": "eu-west-1", "endpoint_url": sim.url, "read_timeout": "2s"},
@@ -106,8 +130,11 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
         faults: FaultConfig | None = None,
         aws: Mapping[str, Any] | None = None,
         factory: Callable[[Config], Any] = client_factory,
+        sections: Mapping[str, Any] | None = None,
         **poll: Any,
     ) -> Harness:
+        """A started simulator and an exporter polling it; `sections` adds top-level config
+        sections (discovery, registry, aggregates, ...)."""
         clock = ManualClock()
         sim = Simulator(
             sim_config or SimulatorConfig(things=20, seed=3, quotas=False),
@@ -119,6 +146,7 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
             sim, things if things is not None else sim.fleet.thing_names(), **poll
         )
         document["aws"].update(aws or {})
+        document.update(sections or {})
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         registry = CollectorRegistry()

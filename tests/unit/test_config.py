@@ -9,11 +9,21 @@ from pydantic import ValidationError
 
 from exporter.config import (
     DEFAULT_ROLE_SESSION_NAME,
+    AggregateQuerySettings,
+    AggregatesSettings,
+    AttributeFilterSettings,
     AwsSettings,
     Config,
+    DiscoverySettings,
+    MetricsSettings,
     PollSettings,
+    QuerySettings,
+    RegistryAttribute,
+    RegistrySettings,
     StaticThings,
+    ThingGroupSettings,
     ThingSettings,
+    ThingTypeSettings,
     format_duration,
     load_config,
     parse_config,
@@ -161,6 +171,107 @@ VALID: list[tuple[str, str, Config]] = [
         "role-in-china-partition",
         "aws: {role_arn: 'arn:aws-cn:iam::123456789012:role/x'}\nthings: [a]",
         Config(aws=AwsSettings(role_arn="arn:aws-cn:iam::123456789012:role/x"), things=things("a")),
+    ),
+    (
+        "discovery-only-every-kind-plain-and-mapped",
+        """
+        discovery:
+          interval: 10m
+          max_things: 5000
+          thing_groups:
+            - plant-a
+            - {name: plant-b, recursive: true, mode: index, max_things: 20}
+          thing_types: [pump, {name: valve, mode: live}]
+          attributes:
+            - {attribute: site, value: plant-c, thing_type: pump}
+          queries:
+            - "attributes.site:plant-d"
+            - {query: "thingName:gw-*", name: gateways}
+        """,
+        Config(
+            discovery=DiscoverySettings(
+                interval=600.0,
+                max_things=5000,
+                thing_groups=(
+                    ThingGroupSettings(name="plant-a"),
+                    ThingGroupSettings(name="plant-b", recursive=True, mode="index", max_things=20),
+                ),
+                thing_types=(
+                    ThingTypeSettings(name="pump"),
+                    ThingTypeSettings(name="valve", mode="live"),
+                ),
+                attributes=(
+                    AttributeFilterSettings(attribute="site", value="plant-c", thing_type="pump"),
+                ),
+                queries=(
+                    QuerySettings(query="attributes.site:plant-d"),
+                    QuerySettings(query="thingName:gw-*", name="gateways"),
+                ),
+            )
+        ),
+    ),
+    (
+        "things-empty-with-a-discovery-source",
+        "things: []\ndiscovery: {thing_types: [pump]}\npoll: {mode: index}",
+        Config(
+            poll=PollSettings(mode="index"),
+            discovery=DiscoverySettings(thing_types=(ThingTypeSettings(name="pump"),)),
+        ),
+    ),
+    (
+        "registry-labels-and-promotion",
+        """
+        registry:
+          attributes: [site, {attribute: serial-no, label: serial}]
+          promote: [thing_type, site]
+        things: [a]
+        """,
+        Config(
+            registry=RegistrySettings(
+                attributes=(
+                    RegistryAttribute(attribute="site", label="site"),
+                    RegistryAttribute(attribute="serial-no", label="serial"),
+                ),
+                promote=("thing_type", "site"),
+            ),
+            things=things("a"),
+        ),
+    ),
+    (
+        "registry-on-with-defaults",
+        "registry:\nthings: [a]",
+        Config(registry=RegistrySettings(), things=things("a")),
+    ),
+    (
+        "aggregates-only-without-per-thing-series",
+        """
+        aggregates:
+          interval: 5m
+          queries:
+            - {name: all}
+            - name: plant-a
+              query: "thingGroupNames:plant-a"
+              by: [thingTypeName, attributes.fw]
+              max_buckets: 50
+        metrics: {per_thing: false}
+        budgets: {GetStatistics: 0.5, SearchIndex: 20}
+        """,
+        Config(
+            aggregates=AggregatesSettings(
+                interval=300.0,
+                queries=(
+                    AggregateQuerySettings(name="all"),
+                    AggregateQuerySettings(
+                        name="plant-a",
+                        query="thingGroupNames:plant-a",
+                        by=("thingTypeName", "attributes.fw"),
+                        max_buckets=50,
+                    ),
+                ),
+            ),
+            metrics=MetricsSettings(per_thing=False),
+            budgets={"GetStatistics": 0.5, "SearchIndex": 20.0},
+        ),
     ),
 ]
 
@@ -652,6 +763,107 @@ INVALID: list[tuple[str, str, list[str]]] = [
         ],
     ),
     # all at once, in file order
+    (
+        "discovery-bad-names-and-duplicates",
+        """
+        discovery:
+          interval: 0s
+          thing_groups: [plant-a, 'plant a', plant-a, {name: x, recursive: maybe}]
+          thing_types: [{name: pump, mode: fast, max_things: 0}]
+          attributes: [{attribute: site}, {attribute: 'si te', value: x}]
+          queries: ["", {query: "a\\tb"}, {query: q, name: "with space"}]
+        """,
+        [
+            "discovery.interval: must be at least 1s, got 0s",
+            'discovery.thing_groups[1].name: invalid thing group name "plant a": use 1 to 128'
+            " letters, digits or : _ -",
+            'discovery.thing_groups[3].recursive: expected true or false, got "maybe"',
+            'discovery.thing_groups[2]: duplicate thing group "plant-a" (first at [0])',
+            'discovery.thing_types[0].mode: expected live or index, got "fast"',
+            "discovery.thing_types[0].max_things: must be between 1 and 10000000, got 0",
+            "discovery.attributes[0].value: required key is missing",
+            'discovery.attributes[1].attribute: invalid attribute name "si te": use 1 to 128'
+            " letters, digits or _ . , @ / : # -",
+            "discovery.queries[0].query: must not be empty",
+            'discovery.queries[1].query: must be one line of at most 2048 characters, got "a\\tb"',
+            'discovery.queries[2].name: invalid name "with space": use 1 to 128 letters, digits'
+            " or _ . : / = -",
+        ],
+    ),
+    (
+        "registry-problems",
+        """
+        registry:
+          attributes: [serial-no, {attribute: fw, label: thing_type}]
+        things: [a]
+        """,
+        [
+            'registry.attributes[0]: attribute "serial-no" is not a valid label name: write'
+            " {attribute: serial-no, label: NAME} with a NAME of letters, digits and _",
+            'registry.attributes[1].label: label "thing_type" is iot_thing_info\'s own; choose'
+            " another",
+        ],
+    ),
+    (
+        "registry-promote-unknown-and-clashing",
+        """
+        labels: {site: x}
+        registry: {attributes: [site, fw], promote: [site, nope]}
+        things: [a]
+        """,
+        [
+            'registry.promote: cannot promote "nope": it is neither thing_type nor a label of'
+            " registry.attributes (thing_type, site, fw)",
+        ],
+    ),
+    (
+        "registry-promote-a-configured-label",
+        "labels: {site: x}\nregistry: {attributes: [site], promote: [site]}\nthings: [a]",
+        [
+            "registry.promote: site: also a configured label; promote another or rename the"
+            " configured one"
+        ],
+    ),
+    (
+        "budgets",
+        "budgets: {SearchIndx: 3, GetThingConnectivityData: 4, ListThings: 0}\nthings: [a]",
+        [
+            'budgets.SearchIndx: unknown AWS operation "SearchIndx" (did you mean "SearchIndex"?)',
+            "budgets.GetThingConnectivityData: GetThingConnectivityData's budget is"
+            " poll.max_requests_per_second; set it there",
+            "budgets.ListThings: must be greater than 0 and at most 10000, got 0",
+        ],
+    ),
+    (
+        "aggregates-problems",
+        """
+        aggregates:
+          queries:
+            - {name: all}
+            - {name: all, query: x}
+            - {query: y, by: [thingTypeName, foo], max_buckets: 20000}
+        """,
+        [
+            'aggregates.queries[1]: duplicate aggregate name "all" (first at [0])',
+            "aggregates.queries[2].name: required key is missing",
+            "aggregates.queries[2].by[1]: expected thingTypeName, thingGroupNames or"
+            ' attributes.NAME, got "foo"',
+            "aggregates.queries[2].max_buckets: must be between 1 and 10000, got 20000",
+        ],
+    ),
+    (
+        "poll-mode",
+        "poll: {mode: fast}\nthings: [a]",
+        ['poll.mode: expected live or index, got "fast"'],
+    ),
+    (
+        "no-source-beside-other-errors",
+        "aws: {regin: x}\ndiscovery: {interval: 5m}",
+        [
+            'aws.regin: unknown key (did you mean "region"?)',
+            "things: list at least one thing, or name a discovery source or an aggregate query",
+        ],
+    ),
     (
         "every-error-at-once-in-file-order",
         """
