@@ -4,7 +4,13 @@ from exporter.simulator.clock import Clock, ManualClock, WallClock
 from exporter.simulator.config import SimulatorConfig, disconnect_reasons
 from exporter.simulator.faults import FaultConfig
 from exporter.simulator.instance import Simulator
-from exporter.simulator.model import Event, Fleet, ThingConnectivity, UnknownThingError
+from exporter.simulator.model import (
+    Event,
+    Fleet,
+    ThingConnectivity,
+    UnknownGroupError,
+    UnknownThingError,
+)
 
 __all__ = [
     "Clock",
@@ -15,6 +21,7 @@ __all__ = [
     "Simulator",
     "SimulatorConfig",
     "ThingConnectivity",
+    "UnknownGroupError",
     "UnknownThingError",
     "WallClock",
     "disconnect_reasons",
