@@ -3,6 +3,8 @@
 from exporter.simulator.clock import Clock, ManualClock, WallClock
 from exporter.simulator.config import SimulatorConfig, disconnect_reasons
 from exporter.simulator.faults import FaultConfig
+from exporter.simulator.index import FleetIndex
+from exporter.simulator.index_truth import IndexTruth
 from exporter.simulator.instance import Simulator
 from exporter.simulator.model import (
     Event,
@@ -17,6 +19,8 @@ __all__ = [
     "Event",
     "FaultConfig",
     "Fleet",
+    "FleetIndex",
+    "IndexTruth",
     "ManualClock",
     "Simulator",
     "SimulatorConfig",
