@@ -259,14 +259,13 @@ class IotApi:
         group = self._fleet.group(name)
         if group is None:
             raise ApiError("ResourceNotFoundException", f"Thing group {name} cannot be found.")
-        metadata: dict[str, Any] = {
-            "rootToParentThingGroups": [
-                {"groupName": g.name, "groupArn": g.arn} for g in self._fleet.ancestors(name)
-            ],
-            "creationDate": group.created,
-        }
+        metadata: dict[str, Any] = {"creationDate": group.created}
         if group.parent is not None:
+            # A top-level group has neither key (moto's answer too: test_sim_vs_moto).
             metadata["parentGroupName"] = group.parent
+            metadata["rootToParentThingGroups"] = [
+                {"groupName": g.name, "groupArn": g.arn} for g in self._fleet.ancestors(name)
+            ]
         return {
             "thingGroupName": group.name,
             "thingGroupId": group.group_id,
