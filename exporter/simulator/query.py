@@ -46,7 +46,10 @@ class Term:
     value: str
 
     @functools.cached_property
-    def pattern(self) -> re.Pattern[str]:
+    def pattern(self) -> re.Pattern[str] | None:
+        """The wildcard pattern, or None when the value has no wildcard (then: equality)."""
+        if "*" not in self.value and "?" not in self.value:
+            return None
         return _wildcard(self.value)
 
     def matches(self, doc: Document) -> bool:
@@ -55,6 +58,8 @@ class Term:
             return False
         if self.op == ":":
             pattern = self.pattern
+            if pattern is None:
+                return self.value in values
             return any(pattern.fullmatch(v) for v in values)
         bound = float(self.value)
         return any(_compare(v, self.op, bound) for v in values)
