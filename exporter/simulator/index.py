@@ -20,7 +20,7 @@ from exporter.simulator.aggregations import (
 from exporter.simulator.clock import Clock
 from exporter.simulator.config import index_setting_problems
 from exporter.simulator.model import Fleet, ThingSnapshot, session_expiry
-from exporter.simulator.query import Document, Expr, MatchAll
+from exporter.simulator.query import Expr, MatchAll
 
 _NONE: tuple[str, ...] = ()
 Getter = Callable[[ThingSnapshot], Sequence[str]]
@@ -198,10 +198,6 @@ class FleetIndex:
         with self._lock:
             return self._retention
 
-    def as_of(self, at: float | None = None) -> float:
-        """The fleet instant the index shows when asked at ``at`` (default: now)."""
-        return (self._clock.now() if at is None else at) - self.lag_seconds
-
     # ----- documents ----------------------------------------------------------------------
 
     def snapshots(self, *, after: str | None = None) -> Iterator[ThingSnapshot]:
@@ -222,9 +218,6 @@ class FleetIndex:
         return (
             s for s in snapshots if expr.matches(SnapshotDocument(s, connectivity=connectivity))
         )
-
-    def document(self, snapshot: ThingSnapshot) -> Document:
-        return SnapshotDocument(snapshot, connectivity=self.connectivity)
 
     # ----- aggregations -------------------------------------------------------------------
 

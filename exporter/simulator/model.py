@@ -565,24 +565,6 @@ class Fleet:
             thing.created_ms,
         )
 
-    def snapshot(self, name: str, at: float) -> ThingSnapshot:
-        """One thing as the index saw it at time ``at`` (see snapshots)."""
-        with self._lock:
-            thing = self._get(name)
-            record = self._record_of(thing, _ms(at))
-            return ThingSnapshot(
-                record.name,
-                record.thing_id,
-                record.type_name,
-                record.groups,
-                record.attributes,
-                record.version,
-                *record.connectivity,
-                thing.keep_alive,
-                thing.clean_session,
-                thing.created_ms,
-            )
-
     # ----- groups -------------------------------------------------------------------------
 
     def groups(self) -> list[Group]:
