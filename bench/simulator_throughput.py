@@ -1,11 +1,19 @@
-"""Benchmark: signed GetThingConnectivityData requests per second served, and server CPU each.
+"""Benchmark: the simulator's signed requests per second and server CPU, or its fleet-index cost.
 
-The simulator runs in this process; clients run in other processes and replay requests that
-were SigV4-signed before the clock starts, over keep-alive connections, so neither signing nor
-client work is counted as server CPU. The simulator verifies every signature (strict
-credentials), as it would for a test that configures them.
+Default mode: the simulator runs in this process; clients run in other processes and replay
+requests that were SigV4-signed before the clock starts, over keep-alive connections, so
+neither signing nor client work is counted as server CPU. The simulator verifies every
+signature (strict credentials), as it would for a test that configures them.
 
     .venv/bin/python bench/simulator_throughput.py --runs 3 --seconds 5 --clients 4
+
+--index mode: the cost of the fleet index over a large fleet (default 100,000 things), as
+the exporter's index mode uses it. Each request is SigV4-signed first, then timed through
+the simulator's whole request pipeline (route, signature check, validation, operation,
+JSON) without the socket: every SearchIndex page of a few queries, paged to the end with
+nextToken, then GetStatistics and GetBucketsAggregation over every thing.
+
+    .venv/bin/python bench/simulator_throughput.py --index --things 100000
 """
 
 from __future__ import annotations
@@ -25,8 +33,9 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
-from bench._common import cpu_seconds
-from exporter.simulator import Simulator, SimulatorConfig
+from bench._common import cpu_seconds, machine, median, percentile
+from exporter.simulator import ManualClock, Simulator, SimulatorConfig
+from exporter.simulator.protocol import HttpRequest
 
 ACCESS_KEY, SECRET = "AKIDBENCHMARK", "bench-secret"
 REGION = "eu-west-1"
@@ -104,14 +113,143 @@ def one_run(sim: Simulator, prepared: list[Prepared], clients: int, seconds: flo
     )
 
 
+INDEX_QUERIES = (
+    "thingTypeName:sensor",
+    "thingGroupNames:(group-1-1 OR group-1-2 OR group-2-1)",
+    "connectivity.connected:false",
+)
+INDEX_AGGREGATIONS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("GetStatistics", {"queryString": "*"}),
+    ("GetStatistics", {"queryString": "*", "aggregationField": "connectivity.connected"}),
+    (
+        "GetStatistics",
+        {"queryString": "thingTypeName:sensor", "aggregationField": "connectivity.connected"},
+    ),
+    (
+        "GetBucketsAggregation",
+        {
+            "queryString": "*",
+            "aggregationField": "connectivity.disconnectReason",
+            "bucketsAggregationType": {"termsAggregation": {"maxBuckets": 100}},
+        },
+    ),
+    (
+        "GetBucketsAggregation",
+        {
+            "queryString": "*",
+            "aggregationField": "thingGroupNames",
+            "bucketsAggregationType": {"termsAggregation": {"maxBuckets": 100}},
+        },
+    ),
+)
+_INDEX_PATHS = {
+    "SearchIndex": "/indices/search",
+    "GetStatistics": "/indices/statistics",
+    "GetBucketsAggregation": "/indices/buckets",
+}
+
+
+class SignedCaller:
+    """Signs one request, then times only the simulator's handling of it."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self._sim = sim
+        self._signer = SigV4Auth(Credentials(ACCESS_KEY, SECRET), "iot", REGION)
+
+    def call(self, operation: str, params: dict[str, Any]) -> tuple[dict[str, Any], float]:
+        path = _INDEX_PATHS[operation]
+        body = json.dumps(params).encode()
+        request = AWSRequest(method="POST", url="http://127.0.0.1" + path, data=body)
+        request.headers["Content-Type"] = "application/json"
+        self._signer.add_auth(request)
+        headers = {k.lower(): str(v) for k, v in request.headers.items()}
+        headers["host"] = "127.0.0.1"  # signed from the URL; an HTTP client would send it
+        wire = HttpRequest("POST", path, "", headers, body)
+        start = time.perf_counter()
+        outcome = self._sim.service.handle(wire)
+        elapsed = time.perf_counter() - start
+        response = outcome.response
+        if response is None or response.status != 200:
+            raise RuntimeError(f"{operation} failed: {response}")
+        return json.loads(response.body), elapsed
+
+
+def page_through(caller: SignedCaller, query: str) -> tuple[int, list[float]]:
+    """Every page of a SearchIndex query: (things found, seconds per page)."""
+    found, seconds = 0, []
+    params: dict[str, Any] = {"queryString": query, "maxResults": 100}
+    while True:
+        answer, elapsed = caller.call("SearchIndex", params)
+        found += len(answer["things"])
+        seconds.append(elapsed)
+        if not answer.get("nextToken"):
+            return found, seconds
+        params = {**params, "nextToken": answer["nextToken"]}
+
+
+def index_main(things: int, repeats: int, as_json: bool) -> None:
+    config = SimulatorConfig(things=things, seed=1, credentials={ACCESS_KEY: SECRET}, quotas=False)
+    clock = ManualClock(1_700_000_000.0)
+    started = time.perf_counter()
+    sim = Simulator(config, clock=clock)  # never started: requests go straight to the pipeline
+    built = time.perf_counter() - started
+    clock.advance(300)  # some churn since the start, so documents vary
+    caller = SignedCaller(sim)
+    results: dict[str, Any] = {"things": things, "fleet_build_seconds": round(built, 2)}
+    lines = [machine(), f"{things} things, fleet built in {built:.2f} s"]
+    for query in INDEX_QUERIES:
+        caller.call("SearchIndex", {"queryString": query, "maxResults": 100})  # warm
+        found, seconds = page_through(caller, query)
+        tenth = max(1, len(seconds) // 10)
+        figures = {
+            "things": found,
+            "pages": len(seconds),
+            "median_ms": round(1000 * median(seconds), 3),
+            "p99_ms": round(1000 * percentile(seconds, 0.99), 3),
+            "first_tenth_median_ms": round(1000 * median(seconds[:tenth]), 3),
+            "last_tenth_median_ms": round(1000 * median(seconds[-tenth:]), 3),
+            "total_seconds": round(sum(seconds), 3),
+        }
+        results[f"SearchIndex {query}"] = figures
+        lines.append(
+            f"SearchIndex {query!r}: {found} things in {len(seconds)} pages of 100, "
+            f"per page median {figures['median_ms']} ms (first tenth "
+            f"{figures['first_tenth_median_ms']}, last tenth {figures['last_tenth_median_ms']}), "
+            f"p99 {figures['p99_ms']} ms, all pages {figures['total_seconds']} s"
+        )
+    for operation, params in INDEX_AGGREGATIONS:
+        timings = [caller.call(operation, params)[1] for _ in range(repeats)]
+        label = f"{operation} {params['queryString']} {params.get('aggregationField', '')}"
+        results[label.strip()] = {
+            "median_seconds": round(median(timings), 4),
+            "max_seconds": round(max(timings), 4),
+        }
+        lines.append(
+            f"{label.strip()}: median {median(timings):.3f} s, max {max(timings):.3f} s "
+            f"over {repeats} runs"
+        )
+    results["loadavg"] = [round(x, 2) for x in os.getloadavg()]
+    lines.append(f"load average {results['loadavg']}")
+    print(json.dumps(results) if as_json else "\n".join(lines))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--clients", type=int, default=4, help="client processes")
-    parser.add_argument("--things", type=int, default=1000)
+    parser.add_argument(
+        "--things", type=int, default=None, help="fleet size (default 1000; 100000 with --index)"
+    )
+    parser.add_argument(
+        "--index", action="store_true", help="time SearchIndex pages and the aggregations"
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON line")
     args = parser.parse_args()
+    if args.index:
+        index_main(args.things or 100_000, max(1, args.runs), args.json)
+        return
+    args.things = args.things or 1000
     config = SimulatorConfig(
         things=args.things,
         seed=1,

@@ -1,16 +1,18 @@
-"""Admin HTTP endpoints under /_simulator/: fleet actions, ground truth, faults, counters, clock."""
+"""Admin HTTP endpoints under /_simulator/: fleet actions, ground truth, index, faults, clock."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
+from exporter.simulator.aggregations import DEFAULT_MAX_BUCKETS
 from exporter.simulator.clock import ManualClock
 from exporter.simulator.faults import FaultConfig
-from exporter.simulator.model import UnknownThingError
+from exporter.simulator.model import UnknownGroupError, UnknownThingError
 from exporter.simulator.protocol import AwsError, Response, json_error
 
 if TYPE_CHECKING:
@@ -43,6 +45,23 @@ def _body(raw: bytes) -> dict[str, Any]:
     return data
 
 
+def _seconds(value: object, name: str) -> float:
+    """A number of seconds from JSON; null means for ever (JSON has no infinity)."""
+    if value is None:
+        return math.inf
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise AdminError("InvalidRequestException", f"{name} must be a number or null")
+    return float(value)
+
+
+def _finite_or_null(value: float) -> float | None:
+    return None if math.isinf(value) else value
+
+
+def _flag(query: dict[str, list[str]], name: str) -> bool:
+    return query.get(name, ["false"])[-1].lower() in ("1", "true", "yes")
+
+
 def _number(query: dict[str, list[str]], name: str) -> float | None:
     values = query.get(name)
     if not values:
@@ -66,6 +85,8 @@ class Admin:
             return json_error(error.code, error.message, error.status)
         except UnknownThingError as error:
             return json_error("ResourceNotFoundException", f"no thing {error.args[0]}", 404)
+        except UnknownGroupError as error:
+            return json_error("ResourceNotFoundException", f"no thing group {error.args[0]}", 404)
         except (ValueError, TypeError, KeyError) as error:
             return json_error("InvalidRequestException", str(error), 400)
 
@@ -87,12 +108,22 @@ class Admin:
             ("PUT", "quotas"): lambda: self._put_quotas(body),
             ("GET", "clock"): lambda: _json({"now": self._sim.clock.now()}),
             ("POST", "clock/advance"): lambda: self._advance(body),
+            ("GET", "index"): self._index_settings,
+            ("PUT", "index"): lambda: self._put_index(body),
+            ("POST", "index/search"): lambda: self._index_search(body),
+            ("POST", "index/statistics"): lambda: self._index_statistics(body),
+            ("POST", "index/buckets"): lambda: self._index_buckets(body),
+            ("GET", "groups"): self._groups,
         }
         handler = routes.get((method, "/".join(parts)))
         if handler is not None:
             return handler()
         if len(parts) in (2, 3) and parts[0] == "things":
             return self._thing(method, parts[1], parts[2] if len(parts) == 3 else None, body)
+        if len(parts) == 3 and parts[:2] == ["index", "things"] and method == "GET":
+            return self._index_document(parts[2], query)
+        if len(parts) >= 2 and parts[0] == "groups":
+            return self._group(method, parts[1:], query, body)
         raise AdminError("UnknownOperationException", f"no admin endpoint {method} /{path}", 404)
 
     def _config(self) -> Response:
@@ -117,7 +148,8 @@ class Admin:
     def _thing(self, method: str, name: str, action: str | None, body: bytes) -> Response:
         fleet = self._sim.fleet
         if action is None and method == "GET":
-            return _json({"thing_name": name, **fleet.state(name)._asdict()})
+            state = fleet.state(name)._asdict()
+            return _json({"thing_name": name, **state, "client_id": fleet.client_id(name)})
         if action is None and method in ("POST", "PUT"):
             data = _body(body)
             fleet.create_thing(
@@ -126,8 +158,12 @@ class Admin:
                 groups=data.get("groups", ()),
                 attributes=data.get("attributes"),
                 never_connected=bool(data.get("never_connected", False)),
+                client_id=data.get("client_id"),
             )
             return _json({"thing_name": name, **fleet.state(name)._asdict()}, 201)
+        if action == "client-id" and method == "PUT":
+            fleet.set_client_id(name, _body(body).get("client_id"))
+            return _json({"thing_name": name, "client_id": fleet.client_id(name)})
         if action is None and method == "DELETE":
             fleet.delete_thing(name)
             return _json({"deleted": name})
@@ -141,6 +177,106 @@ class Admin:
         raise AdminError(
             "UnknownOperationException", f"no admin endpoint {method} things/{name}/{action}", 404
         )
+
+    # ----- fleet index ----------------------------------------------------------------------
+
+    def _index_settings(self) -> Response:
+        index = self._sim.index
+        return _json(
+            {
+                "lag_seconds": index.lag_seconds,
+                "disconnect_details_retention_seconds": _finite_or_null(
+                    index.disconnect_details_retention_seconds
+                ),
+            }
+        )
+
+    def _put_index(self, body: bytes) -> Response:
+        data = _body(body)
+        unknown = set(data) - {"lag_seconds", "disconnect_details_retention_seconds"}
+        if unknown:
+            raise AdminError("InvalidRequestException", f"unknown index settings {sorted(unknown)}")
+        lag = data.get("lag_seconds")
+        if lag is not None:
+            lag = _seconds(lag, "lag_seconds")
+        retention = None
+        if "disconnect_details_retention_seconds" in data:
+            retention = _seconds(
+                data["disconnect_details_retention_seconds"], "disconnect_details_retention_seconds"
+            )
+        self._sim.index.configure(lag_seconds=lag, disconnect_details_retention_seconds=retention)
+        return self._index_settings()
+
+    def _index_document(self, name: str, query: dict[str, list[str]]) -> Response:
+        document = self._sim.index_truth.document(name, at=_number(query, "at"))
+        if document is None:
+            raise UnknownThingError(name)
+        return _json(document)
+
+    @staticmethod
+    def _at(data: dict[str, Any]) -> float | None:
+        at = data.get("at")
+        return None if at is None else _seconds(at, "at")
+
+    def _index_search(self, body: bytes) -> Response:
+        data = _body(body)
+        names = self._sim.index_truth.search(str(data.get("query", "*")), at=self._at(data))
+        return _json({"things": names})
+
+    def _index_statistics(self, body: bytes) -> Response:
+        data = _body(body)
+        field = data.get("field")
+        statistics = self._sim.index_truth.statistics(
+            str(data.get("query", "*")),
+            None if field is None else str(field),
+            at=self._at(data),
+        )
+        return _json({"statistics": statistics})
+
+    def _index_buckets(self, body: bytes) -> Response:
+        data = _body(body)
+        if "field" not in data:
+            raise AdminError("InvalidRequestException", "buckets need a field")
+        answer = self._sim.index_truth.buckets(
+            str(data.get("query", "*")),
+            str(data["field"]),
+            max_buckets=int(data.get("max_buckets", DEFAULT_MAX_BUCKETS)),
+            at=self._at(data),
+        )
+        return _json(answer)
+
+    # ----- thing groups ---------------------------------------------------------------------
+
+    def _groups(self) -> Response:
+        groups = [
+            {"name": g.name, "parent": g.parent, "arn": g.arn} for g in self._sim.fleet.groups()
+        ]
+        return _json({"groups": groups})
+
+    def _group(
+        self, method: str, parts: list[str], query: dict[str, list[str]], body: bytes
+    ) -> Response:
+        fleet = self._sim.fleet
+        group = parts[0]
+        if len(parts) == 1 and method == "PUT":
+            parent = _body(body).get("parent")
+            created = fleet.create_group(group, None if parent is None else str(parent))
+            return _json({"name": created.name, "parent": created.parent, "arn": created.arn}, 201)
+        if len(parts) == 2 and parts[1] == "things" and method == "GET":
+            members = fleet.members(group, recursive=_flag(query, "recursive"))
+            return _json({"things": members})
+        if len(parts) == 3 and parts[1] == "things" and method in ("PUT", "DELETE"):
+            thing = parts[2]
+            if method == "PUT":
+                changed = fleet.add_to_group(thing, group)
+            else:
+                changed = fleet.remove_from_group(thing, group)
+            return _json({"changed": changed, "groups": list(fleet.record(thing).groups)})
+        raise AdminError(
+            "UnknownOperationException", f"no admin endpoint {method} groups/{'/'.join(parts)}", 404
+        )
+
+    # ----- ground truth -------------------------------------------------------------------
 
     def _ground_truth(self, query: dict[str, list[str]]) -> Response:
         thing = query.get("thing", [None])[-1]

@@ -94,7 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="thingConnectivityIndexingMode OFF: GetThingConnectivityData fails",
     )
     fleet.add_argument(
-        "--search-index-lag-seconds", type=float, help="SearchIndex sees the past (default 0)"
+        "--search-index-lag-seconds",
+        type=float,
+        help="the fleet index (SearchIndex, GetStatistics, GetBucketsAggregation) shows the "
+        "fleet as it was this long ago (default 0; change it via PUT /_simulator/index)",
+    )
+    fleet.add_argument(
+        "--index-disconnect-details-retention-seconds",
+        type=float,
+        help="the index drops a disconnected thing's timestamp and reason after this long, "
+        f"as AWS documents it may (default {_D.index_disconnect_details_retention_seconds:g}; "
+        "inf keeps them)",
     )
     fleet.add_argument(
         "--manual-clock",

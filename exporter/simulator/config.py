@@ -11,14 +11,19 @@ from dataclasses import dataclass, field
 import botocore.session
 from botocore.model import StringShape
 
-# AWS's default per-account rates (requests per second). SearchIndex has no single documented
-# figure that fits every account, so the simulator's value is an assumption; configure it.
+# Per-account rates (requests per second). GetThingConnectivityData, ListThingsInThingGroup
+# and ListThings are AWS's documented defaults. AWS documents no rate for the fleet-index
+# queries (SearchIndex, GetStatistics, GetBucketsAggregation): those figures, and the one for
+# DescribeThingGroup, are the simulator's assumptions. Every figure can be configured.
 DEFAULT_RATES: Mapping[str, float | None] = {
     "GetThingConnectivityData": 350.0,
     "ListThingsInThingGroup": 25.0,
     "ListThings": 10.0,
-    "SearchIndex": 15.0,
+    "SearchIndex": 15.0,  # assumption
+    "GetStatistics": 5.0,  # assumption: an aggregation costs AWS more than a search page
+    "GetBucketsAggregation": 5.0,  # assumption, as GetStatistics
     "DescribeThing": 350.0,
+    "DescribeThingGroup": 100.0,  # assumption
     "ListThingGroups": 10.0,
     "GetIndexingConfiguration": 10.0,
     "DescribeIndex": 10.0,
@@ -55,6 +60,19 @@ def disconnect_reasons() -> tuple[str, ...]:
     return tuple(shape.enum)
 
 
+def index_setting_problems(lag_seconds: float, retention_seconds: float) -> list[str]:
+    """What is wrong with the index settings (also checked when they change at run time)."""
+    problems = []
+    if not (math.isfinite(lag_seconds) and lag_seconds >= 0):
+        problems.append(f"search_index_lag_seconds must be finite and >= 0, got {lag_seconds}")
+    if not retention_seconds > 0:
+        problems.append(
+            "index_disconnect_details_retention_seconds must be > 0 (math.inf keeps the "
+            f"details), got {retention_seconds}"
+        )
+    return problems
+
+
 def _default_rates() -> dict[str, float | None]:
     return dict(DEFAULT_RATES)
 
@@ -81,9 +99,14 @@ class SimulatorConfig:
     thing_types: tuple[str, ...] = ("sensor", "gateway", "controller")
     top_groups: int = 2
     subgroups_per_group: int = 2
-    # Fleet indexing.
+    # Fleet indexing. The index (SearchIndex and the aggregations) shows the fleet as it was
+    # this long ago; GetThingConnectivityData is live. Both index settings can be changed
+    # at run time (Simulator.set_index_lag, PUT /_simulator/index).
     connectivity_indexing: bool = True
     search_index_lag_seconds: float = 0.0
+    # AWS documents that the index may lose a disconnected thing's connectivity.timestamp
+    # and connectivity.disconnectReason after about an hour; math.inf keeps them.
+    index_disconnect_details_retention_seconds: float = 3600.0
     # Quotas: operation -> requests per second (None: unlimited); merged over DEFAULT_RATES.
     # quotas=False turns every bucket off (tests that poll faster than AWS would allow).
     quotas: bool = True
@@ -110,6 +133,11 @@ class SimulatorConfig:
             problems.append("never_connected_fraction must be within [0, 1]")
         if self.duplicate_clientid_things < 0:
             problems.append("duplicate_clientid_things must be >= 0")
+        problems.extend(
+            index_setting_problems(
+                self.search_index_lag_seconds, self.index_disconnect_details_retention_seconds
+            )
+        )
         for reason, weight in (self.reason_weights or {}).items():
             if weight < 0 or math.isnan(weight):
                 problems.append(f"reason weight for {reason} must be >= 0")

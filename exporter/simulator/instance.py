@@ -9,6 +9,8 @@ from exporter.simulator.admin import Admin
 from exporter.simulator.clock import Clock, WallClock
 from exporter.simulator.config import SimulatorConfig
 from exporter.simulator.faults import FaultConfig, Faults
+from exporter.simulator.index import FleetIndex
+from exporter.simulator.index_truth import IndexTruth
 from exporter.simulator.model import Event, Fleet
 from exporter.simulator.operations import IotApi
 from exporter.simulator.quotas import Quotas
@@ -34,13 +36,24 @@ class Simulator:
         self.config = config or SimulatorConfig()
         self.clock: Clock = clock or WallClock()
         self.fleet = Fleet(self.config, self.clock)
+        self.index = FleetIndex(
+            self.fleet,
+            self.clock,
+            connectivity=self.config.connectivity_indexing,
+            lag_seconds=self.config.search_index_lag_seconds,
+            disconnect_details_retention_seconds=(
+                self.config.index_disconnect_details_retention_seconds
+            ),
+        )
+        # What the index should answer, worked out apart from the serving path (for tests).
+        self.index_truth = IndexTruth(self.fleet, self.index, self.clock)
         self.faults = Faults(self.config.seed, faults)
         self.quotas = Quotas(self.config.effective_rates(), self.config.burst_seconds)
         self.credentials = CredentialStore(self.config.credentials)
         self._counters = RequestCounters()
         self.service = Service(
             config=self.config,
-            api=IotApi(self.fleet, self.config),
+            api=IotApi(self.fleet, self.config, self.index),
             faults=self.faults,
             quotas=self.quotas,
             credentials=self.credentials,
@@ -129,6 +142,19 @@ class Simulator:
     ) -> list[Event]:
         """Every connect and disconnect generated, in time order (see Fleet.ground_truth)."""
         return self.fleet.ground_truth(since=since, until=until, thing_name=thing_name)
+
+    def set_index_lag(self, seconds: float) -> None:
+        """From now on the fleet index shows the fleet as it was ``seconds`` ago.
+
+        SearchIndex, GetStatistics and GetBucketsAggregation lag; GetThingConnectivityData
+        and the registry operations do not.
+        """
+        self.index.configure(lag_seconds=seconds)
+
+    def set_index_disconnect_details_retention(self, seconds: float) -> None:
+        """How long a disconnected thing keeps its timestamp and reason in the index
+        (math.inf: for ever)."""
+        self.index.configure(disconnect_details_retention_seconds=seconds)
 
     def request_counts(self) -> dict[tuple[str, str], int]:
         """Requests that reached the simulator, per (operation, outcome).

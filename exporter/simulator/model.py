@@ -17,7 +17,11 @@ from exporter.simulator.clock import Clock
 from exporter.simulator.config import SimulatorConfig
 
 THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+# MQTT client IDs: AWS IoT accepts up to 128 bytes of UTF-8.
+MAX_CLIENT_ID_BYTES = 128
 DUPLICATE_CLIENTID = "DUPLICATE_CLIENTID"
+# Things per lock hold when the index scans the fleet (see Fleet.snapshots).
+_SNAPSHOT_BATCH = 64
 # After a DUPLICATE_CLIENTID disconnect the other client is already connected: the thing is
 # back within a few milliseconds, which is why polling can never see it offline.
 _DUPLICATE_GAP_MS = (0, 20)
@@ -41,6 +45,30 @@ class ThingConnectivity(NamedTuple):
     connected: bool
     timestamp_ms: int | None
     reason: str | None
+
+
+NEVER_CONNECTED = ThingConnectivity(False, None, None)
+
+
+class ThingSnapshot(NamedTuple):
+    """A thing as the fleet index sees it at one instant (a tuple: cheap at 100,000 things).
+
+    ``connected``, ``timestamp_ms`` and ``reason`` are AWS's view (see Fleet.set_client_id);
+    ``groups`` are the memberships of that instant; the rest is the registry entry now.
+    """
+
+    name: str
+    thing_id: str
+    type_name: str | None
+    groups: tuple[str, ...]
+    attributes: Mapping[str, str]
+    version: int
+    connected: bool
+    timestamp_ms: int | None
+    reason: str | None
+    keep_alive: int
+    clean_session: bool
+    created_ms: int | None  # None: part of the fleet from the start
 
 
 @dataclass(frozen=True)
@@ -77,10 +105,16 @@ class Group:
     name: str
     arn: str
     parent: str | None
+    group_id: str = ""
+    created: float = 0.0  # epoch seconds
 
 
 class UnknownThingError(KeyError):
     """No thing of that name exists (now)."""
+
+
+class UnknownGroupError(KeyError):
+    """No thing group of that name exists."""
 
 
 @dataclass
@@ -97,14 +131,32 @@ class _Thing:
     duplicate: bool
     keep_alive: int
     clean_session: bool
+    client_id: str  # the client ID of the device's next connection
+    created_ms: int | None = None  # None: part of the fleet from the start
     version: int = 1
     connected: bool = False
     timestamp_ms: int | None = None
     reason: str | None = None
     source_port: int = 0
     next_ms: int | None = None
+    # The client ID of the current (or last) connection; a disconnect ends that connection.
+    session_client: str | None = None
     events: list[Event] = field(default_factory=list)
     event_ms: list[int] = field(default_factory=list)
+    # AWS's view: the connects and disconnects of the client ID equal to the thing's name.
+    # None while every connection used that client ID (then it is events/event_ms itself),
+    # so the common case costs no second history.
+    visible_events: list[Event] | None = None
+    visible_ms: list[int] | None = None
+    # Membership changes at run time, (from_ms, groups) in time order; before the first,
+    # the thing was in initial_groups. None until the first change.
+    initial_groups: tuple[str, ...] = ()
+    group_changes: list[tuple[int, tuple[str, ...]]] | None = None
+
+
+def session_expiry(clean_session: bool) -> int:
+    """A persistent session outlives its connection by an hour; a clean one not at all."""
+    return 0 if clean_session else 3600
 
 
 def _ms(seconds: float) -> int:
@@ -153,7 +205,14 @@ class Fleet:
                 self._add_group(f"{top}-{j}", top)
 
     def _add_group(self, name: str, parent: str | None) -> None:
-        self._groups[name] = Group(name=name, arn=self._arn(f"thinggroup/{name}"), parent=parent)
+        rng = random.Random(f"{self._config.seed}:group:{name}")
+        self._groups[name] = Group(
+            name=name,
+            arn=self._arn(f"thinggroup/{name}"),
+            parent=parent,
+            group_id=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            created=math.floor(self._clock.now() * 1000.0) / 1000.0,
+        )
 
     def _build_things(self) -> None:
         config = self._config
@@ -183,6 +242,7 @@ class Fleet:
                 never_connected=name in never,
                 duplicate=name in duplicates,
                 initial=True,
+                client_id=name,
             )
 
     def _insert(
@@ -195,6 +255,7 @@ class Fleet:
         never_connected: bool,
         duplicate: bool,
         initial: bool,
+        client_id: str,
     ) -> _Thing:
         generation = self._generation.get(name, 0)
         self._generation[name] = generation + 1
@@ -212,8 +273,14 @@ class Fleet:
             duplicate=duplicate,
             keep_alive=rng.choice((30, 60, 300, 1200)),
             clean_session=rng.random() < 0.5,
+            client_id=client_id,
+            # An initial disconnected state ends a connection made before the fleet existed.
+            session_client=client_id,
+            initial_groups=groups,
         )
         now_ms = _ms(self._clock.now())
+        if not initial:
+            thing.created_ms = now_ms
         if initial and not never_connected:
             self._initial_state(thing, now_ms)
         elif thing.churn:
@@ -277,6 +344,7 @@ class Fleet:
     def _apply_connect(self, thing: _Thing, at_ms: int) -> None:
         thing.connected, thing.timestamp_ms, thing.reason = True, at_ms, None
         thing.source_port = thing.rng.randint(1024, 65535)
+        thing.session_client = thing.client_id
         self._record(thing, at_ms, "connect", None)
 
     def _apply_disconnect(self, thing: _Thing, at_ms: int, reason: str) -> None:
@@ -284,8 +352,16 @@ class Fleet:
         self._record(thing, at_ms, "disconnect", reason)
 
     def _record(self, thing: _Thing, at_ms: int, kind: Kind, reason: str | None) -> None:
-        thing.events.append(Event(thing.name, at_ms / 1000.0, kind, reason))
+        event = Event(thing.name, at_ms / 1000.0, kind, reason)
+        visible = thing.session_client == thing.name
+        if not visible and thing.visible_ms is None:
+            # The first connection under another client ID: AWS's view parts from here.
+            thing.visible_events, thing.visible_ms = list(thing.events), list(thing.event_ms)
+        thing.events.append(event)
         thing.event_ms.append(at_ms)
+        if visible and thing.visible_ms is not None and thing.visible_events is not None:
+            thing.visible_events.append(event)
+            thing.visible_ms.append(at_ms)
 
     # ----- lookups ------------------------------------------------------------------------
 
@@ -318,18 +394,45 @@ class Fleet:
             return name in self._things
 
     def state(self, name: str) -> ThingConnectivity:
-        """The thing's connectivity now, as GetThingConnectivityData reports it."""
+        """The thing's connectivity now, as GetThingConnectivityData reports it.
+
+        That is the state of the client whose ID is the thing's name: a thing whose device
+        connects with another client ID looks never connected (see set_client_id).
+        """
+        with self._lock:
+            thing = self._get(name)
+            return self._connectivity_at(thing, _ms(self._clock.now()))
+
+    def device_state(self, name: str) -> ThingConnectivity:
+        """The device's own connectivity now, whatever client ID it connects with."""
         with self._lock:
             thing = self._get(name)
             return ThingConnectivity(thing.connected, thing.timestamp_ms, thing.reason)
 
-    def record(self, name: str, *, lag_seconds: float = 0.0) -> ThingRecord:
-        """Registry entry and connectivity; with a lag, connectivity as it was then."""
+    def client_id(self, name: str) -> str:
+        """The client ID the thing's device connects with (its name unless set otherwise)."""
+        with self._lock:
+            return self._get(name).client_id
+
+    def record(
+        self, name: str, *, lag_seconds: float = 0.0, at: float | None = None
+    ) -> ThingRecord:
+        """Registry entry now; connectivity and groups as they were ``lag_seconds`` ago, or
+        at the instant ``at`` if given (which must not lie in the future)."""
         with self._lock:
             thing = self._get(name)
-            return self._record_of(thing, _ms(self._clock.now() - lag_seconds))
+            when = self._clock.now() - lag_seconds if at is None else at
+            return self._record_of(thing, _ms(when))
+
+    def created_at(self, name: str) -> float | None:
+        """When the thing was created; None for the things the fleet started with."""
+        with self._lock:
+            created = self._get(name).created_ms
+            return None if created is None else created / 1000.0
 
     def _record_of(self, thing: _Thing, at_ms: int) -> ThingRecord:
+        # Only a connection whose client ID is the thing's name is visible, so a connected
+        # view has that client ID.
         connectivity = self._connectivity_at(thing, at_ms)
         session = None
         if connectivity.connected:
@@ -337,7 +440,7 @@ class Fleet:
                 client_id=thing.name,
                 keep_alive=thing.keep_alive,
                 clean_session=thing.clean_session,
-                session_expiry=0 if thing.clean_session else 3600,
+                session_expiry=session_expiry(thing.clean_session),
                 source_ip=f"198.51.100.{1 + int(thing.thing_id[:8], 16) % 250}",
                 source_port=thing.source_port,
             )
@@ -346,21 +449,35 @@ class Fleet:
             thing_id=thing.thing_id,
             arn=self._arn(f"thing/{thing.name}"),
             type_name=thing.type_name,
-            groups=thing.groups,
+            groups=self._groups_at(thing, at_ms),
             attributes=dict(thing.attributes),
             version=thing.version,
             connectivity=connectivity,
             session=session,
         )
 
-    def _connectivity_at(self, thing: _Thing, at_ms: int) -> ThingConnectivity:
-        if not thing.event_ms or at_ms >= thing.event_ms[-1]:
-            return ThingConnectivity(thing.connected, thing.timestamp_ms, thing.reason)
-        index = bisect.bisect_right(thing.event_ms, at_ms) - 1
+    @staticmethod
+    def _connectivity_at(thing: _Thing, at_ms: int) -> ThingConnectivity:
+        """AWS's view of the thing at ``at_ms``: the last visible connect or disconnect."""
+        if thing.visible_ms is None or thing.visible_events is None:
+            stamps, events = thing.event_ms, thing.events
+        else:
+            stamps, events = thing.visible_ms, thing.visible_events
+        if not stamps:
+            return NEVER_CONNECTED
+        index = len(stamps) - 1 if at_ms >= stamps[-1] else bisect.bisect_right(stamps, at_ms) - 1
         if index < 0:
-            return ThingConnectivity(False, None, None)
-        event = thing.events[index]
-        return ThingConnectivity(event.kind == "connect", thing.event_ms[index], event.reason)
+            return NEVER_CONNECTED
+        event = events[index]
+        return ThingConnectivity(event.kind == "connect", stamps[index], event.reason)
+
+    @staticmethod
+    def _groups_at(thing: _Thing, at_ms: int) -> tuple[str, ...]:
+        changes = thing.group_changes
+        if changes is None or at_ms >= changes[-1][0]:
+            return thing.groups
+        index = bisect.bisect_right(changes, at_ms, key=lambda change: change[0]) - 1
+        return thing.initial_groups if index < 0 else changes[index][1]
 
     def records(
         self,
@@ -374,19 +491,79 @@ class Fleet:
         Each record is taken under the lock, one at a time, so a long search does not stop
         other requests from being served.
         """
-        with self._lock:
-            names = self._names()
-            start = bisect.bisect_right(names, after) if after is not None else 0
-            names = names[start:]
-        for name in names:
+        now = self._clock.now()
+        now_ms, at_ms = _ms(now), _ms(now - lag_seconds)
+        for thing in self._walk(after):
             with self._lock:
-                thing = self._things.get(name)
-                if thing is None:
-                    continue
-                self._advance(thing, _ms(self._clock.now()))
-                record = self._record_of(thing, _ms(self._clock.now() - lag_seconds))
+                if self._things.get(thing.name) is not thing:
+                    continue  # deleted (or replaced) since the walk began
+                self._advance(thing, now_ms)
+                record = self._record_of(thing, at_ms)
             if where is None or where(record):
                 yield record
+
+    def _walk(self, after: str | None) -> Iterator[_Thing]:
+        """Things in name order after ``after``; the cost of a page is that of the page.
+
+        The sorted name list is replaced, never changed in place, when things come and go,
+        so walking the list taken at the start needs no copy of it.
+        """
+        with self._lock:
+            names = self._names()
+        start = bisect.bisect_right(names, after) if after is not None else 0
+        things = self._things
+        for index in range(start, len(names)):
+            thing = things.get(names[index])
+            if thing is not None:
+                yield thing
+
+    def snapshots(self, at: float, *, after: str | None = None) -> Iterator[ThingSnapshot]:
+        """Every thing in name order after ``after``, as the index saw it at time ``at``.
+
+        ``at`` may lie in the past (the index lags), never in the future. Things are taken
+        under the lock a small batch at a time: few lock round trips for a scan of the whole
+        fleet, short holds for the requests served meanwhile, and a search page that stops
+        early computes at most one batch more than it needs.
+        """
+        now_ms, at_ms = _ms(self._clock.now()), _ms(at)
+        with self._lock:
+            names = self._names()
+        start = bisect.bisect_right(names, after) if after is not None else 0
+        things = self._things
+        for first in range(start, len(names), _SNAPSHOT_BATCH):
+            with self._lock:
+                batch = [
+                    self._snapshot_of(thing, now_ms, at_ms)
+                    for name in names[first : first + _SNAPSHOT_BATCH]
+                    if (thing := things.get(name)) is not None
+                ]
+            yield from batch
+
+    def _snapshot_of(self, thing: _Thing, now_ms: int, at_ms: int) -> ThingSnapshot:
+        # The common cases inline: nothing to catch up, no foreign client ID, no membership
+        # change, and an instant after the last event. A scan of 100,000 things feels each call.
+        if thing.next_ms is not None and thing.next_ms <= now_ms:
+            self._advance(thing, now_ms)
+        stamps = thing.event_ms
+        if thing.visible_ms is None and (not stamps or at_ms >= stamps[-1]):
+            connected, stamp, reason = thing.connected, thing.timestamp_ms, thing.reason
+        else:
+            connected, stamp, reason = self._connectivity_at(thing, at_ms)
+        groups = thing.groups if thing.group_changes is None else self._groups_at(thing, at_ms)
+        return ThingSnapshot(
+            thing.name,
+            thing.thing_id,
+            thing.type_name,
+            groups,
+            thing.attributes,
+            thing.version,
+            connected,
+            stamp,
+            reason,
+            thing.keep_alive,
+            thing.clean_session,
+            thing.created_ms,
+        )
 
     # ----- groups -------------------------------------------------------------------------
 
@@ -398,6 +575,16 @@ class Fleet:
     def group(self, name: str) -> Group | None:
         with self._lock:
             return self._groups.get(name)
+
+    def ancestors(self, name: str) -> list[Group]:
+        """The group's parent, its parent, and so on, from the root down to the parent."""
+        with self._lock:
+            chain: list[Group] = []
+            parent = self._groups[name].parent
+            while parent is not None:
+                chain.append(self._groups[parent])
+                parent = self._groups[parent].parent
+            return chain[::-1]
 
     def descendants(self, name: str) -> list[str]:
         """The group's children, their children, and so on (not the group itself)."""
@@ -421,6 +608,50 @@ class Fleet:
                 self._add_group(name, parent)
             return self._groups[name]
 
+    def members(self, group: str, *, recursive: bool = False) -> list[str]:
+        """Names of the things in ``group`` now (and in its descendants if ``recursive``), sorted.
+
+        The ground truth of membership: ListThingsInThingGroup answers the same at once.
+        """
+        with self._lock:
+            if group not in self._groups:
+                raise UnknownGroupError(group)
+            wanted = {group, *self.descendants(group)} if recursive else {group}
+            return [n for n in self._names() if not wanted.isdisjoint(self._things[n].groups)]
+
+    def add_to_group(self, name: str, group: str) -> bool:
+        """Put the thing in a thing group now; False (changing nothing) if it already is."""
+        with self._lock:
+            thing = self._get(name)
+            if group not in self._groups:
+                raise UnknownGroupError(group)
+            if group in thing.groups:
+                return False
+            self._set_groups(thing, (*thing.groups, group))
+            return True
+
+    def remove_from_group(self, name: str, group: str) -> bool:
+        """Take the thing out of a thing group now; False if it was not in it."""
+        with self._lock:
+            thing = self._get(name)
+            if group not in self._groups:
+                raise UnknownGroupError(group)
+            if group not in thing.groups:
+                return False
+            self._set_groups(thing, tuple(g for g in thing.groups if g != group))
+            return True
+
+    def _set_groups(self, thing: _Thing, groups: tuple[str, ...]) -> None:
+        # Kept as a history so the lagging index can see the memberships of its instant.
+        now_ms = _ms(self._clock.now())
+        changes = thing.group_changes if thing.group_changes is not None else []
+        if changes and changes[-1][0] == now_ms:
+            changes[-1] = (now_ms, groups)
+        else:
+            changes.append((now_ms, groups))
+        thing.group_changes = changes
+        thing.groups = groups
+
     # ----- explicit actions ---------------------------------------------------------------
 
     def create_thing(
@@ -431,13 +662,18 @@ class Fleet:
         groups: Iterable[str] = (),
         attributes: Mapping[str, str] | None = None,
         never_connected: bool = False,
+        client_id: str | None = None,
     ) -> ThingConnectivity:
         """Register a new thing. It has never connected; unless told not to, it joins the
-        random process and connects after an offline period."""
+        random process and connects after an offline period.
+
+        ``client_id``: the client ID its device connects with (default: the thing's name).
+        """
         groups = tuple(groups)
         with self._lock:
             if not THING_NAME_RE.fullmatch(name):
                 raise ValueError(f"invalid thing name {name!r}: [a-zA-Z0-9:_-], 1 to 128")
+            _check_client_id(client_id)
             if name in self._things:
                 raise ValueError(f"thing {name!r} already exists")
             unknown = [g for g in groups if g not in self._groups]
@@ -451,8 +687,24 @@ class Fleet:
                 never_connected=never_connected,
                 duplicate=False,
                 initial=False,
+                client_id=client_id or name,
             )
             return ThingConnectivity(thing.connected, thing.timestamp_ms, thing.reason)
+
+    def set_client_id(self, name: str, client_id: str | None) -> None:
+        """Make the thing's device connect with ``client_id`` (None: its name) from now on.
+
+        AWS relates connectivity to a thing only through a client ID equal to the thing's
+        name: GetThingConnectivityData and the fleet index report the state of that client.
+        A device under another client ID therefore looks never connected (or, if it once
+        connected under its name, stuck in the state that client was left in). A client ID
+        belongs to a connection, so the change shows from the device's next connect; call
+        connect() to make it reconnect now.
+        """
+        _check_client_id(client_id)
+        with self._lock:
+            thing = self._get(name)
+            thing.client_id = client_id or name
 
     def delete_thing(self, name: str) -> None:
         """Remove a thing; its past stays in the ground truth."""
@@ -550,6 +802,13 @@ class Fleet:
     def started_at(self) -> float:
         """Simulated time at which the fleet was created."""
         return self._started_ms / 1000.0
+
+
+def _check_client_id(client_id: str | None) -> None:
+    if client_id is None:
+        return
+    if not client_id or len(client_id.encode()) > MAX_CLIENT_ID_BYTES:
+        raise ValueError(f"a client ID has 1 to {MAX_CLIENT_ID_BYTES} bytes, got {client_id!r}")
 
 
 def _accumulate(weights: Iterable[float]) -> Iterator[float]:

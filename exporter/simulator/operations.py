@@ -8,17 +8,27 @@ from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
 from typing import Any, TypeVar
 
+from exporter.simulator.aggregations import (
+    DEFAULT_MAX_BUCKETS,
+    DEFAULT_STATISTICS_FIELD,
+    FieldType,
+    field_type,
+)
 from exporter.simulator.config import SimulatorConfig
+from exporter.simulator.index import FleetIndex, search_document
 from exporter.simulator.model import Fleet, Session, ThingRecord, UnknownThingError
 from exporter.simulator.protocol import ApiError
-from exporter.simulator.query import Document, Expr, QueryError, parse
+from exporter.simulator.query import Expr, QueryError, parse
 
 OPERATIONS = (
     "GetThingConnectivityData",
     "SearchIndex",
+    "GetStatistics",
+    "GetBucketsAggregation",
     "ListThings",
     "ListThingsInThingGroup",
     "ListThingGroups",
+    "DescribeThingGroup",
     "DescribeThing",
     "GetIndexingConfiguration",
     "DescribeIndex",
@@ -68,49 +78,22 @@ def _session_fields(session: Session) -> dict[str, str | int | bool]:
     }
 
 
-def _text(value: str | int | bool) -> str:
-    """A field value as the search index holds it: booleans as ``true``/``false``."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
-
-
-def document(record: ThingRecord, connectivity: bool) -> dict[str, list[str]]:
-    """The searchable fields of a thing, as strings (see query.Document)."""
-    doc: dict[str, list[str]] = {
-        "thingName": [record.name],
-        "thingId": [record.thing_id],
-        "thingGroupNames": list(record.groups),
-    }
-    if record.type_name is not None:
-        doc["thingTypeName"] = [record.type_name]
-    for key, value in record.attributes.items():
-        doc[f"attributes.{key}"] = [value]
-    if connectivity:
-        state = record.connectivity
-        doc["connectivity.connected"] = ["true" if state.connected else "false"]
-        if state.timestamp_ms is not None:
-            doc["connectivity.timestamp"] = [str(state.timestamp_ms)]
-        if state.reason is not None and not state.connected:
-            doc["connectivity.disconnectReason"] = [state.reason]
-        if record.session is not None:
-            fields = _session_fields(record.session)
-            doc.update({f"connectivity.{k}": [_text(v)] for k, v in fields.items()})
-    return doc
-
-
 class IotApi:
     """Implements each operation over the fleet. Thread-safe as the fleet is."""
 
-    def __init__(self, fleet: Fleet, config: SimulatorConfig) -> None:
+    def __init__(self, fleet: Fleet, config: SimulatorConfig, index: FleetIndex) -> None:
         self._fleet = fleet
         self._config = config
+        self._index = index
         self._handlers: Mapping[str, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
             "GetThingConnectivityData": self.get_thing_connectivity_data,
             "SearchIndex": self.search_index,
+            "GetStatistics": self.get_statistics,
+            "GetBucketsAggregation": self.get_buckets_aggregation,
             "ListThings": self.list_things,
             "ListThingsInThingGroup": self.list_things_in_thing_group,
             "ListThingGroups": self.list_thing_groups,
+            "DescribeThingGroup": self.describe_thing_group,
             "DescribeThing": self.describe_thing,
             "GetIndexingConfiguration": self.get_indexing_configuration,
             "DescribeIndex": self.describe_index,
@@ -153,10 +136,14 @@ class IotApi:
         except QueryError as error:
             raise ApiError("InvalidQueryException", f"Invalid query: {error}") from None
 
-    def search_index(self, params: Mapping[str, Any]) -> dict[str, Any]:
+    @staticmethod
+    def _check_index(params: Mapping[str, Any]) -> None:
         index = params.get("indexName", THINGS_INDEX)
         if index != THINGS_INDEX:
             raise ApiError("ResourceNotFoundException", f"Index {index} does not exist.")
+
+    def search_index(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        self._check_index(params)
         limit = params.get("maxResults", SEARCH_DEFAULT_PAGE)
         if limit > SEARCH_MAX_PAGE:
             raise ApiError(
@@ -164,38 +151,39 @@ class IotApi:
                 f"maxResults must be at most {SEARCH_MAX_PAGE}, got {limit}",
             )
         expr = self._query(params["queryString"])
-        connectivity = self._config.connectivity_indexing
+        # The page stops at limit + 1 matches, so its cost is that of the page, however deep.
+        found = self._index.matching(expr, after=decode_token(params.get("nextToken")))
+        page, token = _page(found, limit, lambda s: s.name)
+        connectivity = self._index.connectivity
+        things = [search_document(s, connectivity=connectivity) for s in page]
+        return {"things": things, "nextToken": token}
 
-        def where(record: ThingRecord) -> bool:
-            doc: Document = document(record, connectivity)
-            return expr.matches(doc)
+    def _aggregation_field(self, field: str) -> FieldType:
+        kind = field_type(field, connectivity=self._index.connectivity)
+        if kind is None:
+            raise ApiError(
+                "InvalidAggregationException",
+                f"Field {field} cannot be aggregated: it is not a field of the index.",
+            )
+        return kind
 
-        records = self._fleet.records(
-            after=decode_token(params.get("nextToken")),
-            lag_seconds=self._config.search_index_lag_seconds,
-            where=where,
-        )
-        page, token = _page(records, limit, lambda r: r.name)
-        return {"things": [self._search_doc(r, connectivity) for r in page], "nextToken": token}
+    def get_statistics(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        self._check_index(params)
+        expr = self._query(params["queryString"])
+        field = params.get("aggregationField", DEFAULT_STATISTICS_FIELD)
+        kind = self._aggregation_field(field)
+        return {"statistics": self._index.statistics(expr, field, kind)}
 
-    @staticmethod
-    def _search_doc(record: ThingRecord, connectivity: bool) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "thingName": record.name,
-            "thingId": record.thing_id,
-            "thingTypeName": record.type_name,
-            "thingGroupNames": list(record.groups) or None,
-            "attributes": dict(record.attributes) or None,
-        }
-        if connectivity:
-            state = record.connectivity
-            conn: dict[str, Any] = {"connected": state.connected, "timestamp": state.timestamp_ms}
-            if not state.connected:
-                conn["disconnectReason"] = state.reason
-            if record.session is not None:
-                conn.update(_session_fields(record.session))
-            doc["connectivity"] = conn
-        return doc
+    def get_buckets_aggregation(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        self._check_index(params)
+        expr = self._query(params["queryString"])
+        field = params["aggregationField"]
+        self._aggregation_field(field)
+        # termsAggregation is the only bucket type; AWS defaults maxBuckets to 10.
+        terms = params["bucketsAggregationType"].get("termsAggregation") or {}
+        max_buckets = terms.get("maxBuckets", DEFAULT_MAX_BUCKETS)
+        total, buckets = self._index.buckets(expr, field, max_buckets)
+        return {"totalCount": total, "buckets": buckets}
 
     def list_things(self, params: Mapping[str, Any]) -> dict[str, Any]:
         attribute, wanted = params.get("attributeName"), params.get("attributeValue")
@@ -264,6 +252,27 @@ class IotApi:
         return {
             "thingGroups": [{"groupName": g.name, "groupArn": g.arn} for g in page],
             "nextToken": token,
+        }
+
+    def describe_thing_group(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        name = params["thingGroupName"]
+        group = self._fleet.group(name)
+        if group is None:
+            raise ApiError("ResourceNotFoundException", f"Thing group {name} cannot be found.")
+        metadata: dict[str, Any] = {"creationDate": group.created}
+        if group.parent is not None:
+            # A top-level group has neither key (moto's answer too: test_sim_vs_moto).
+            metadata["parentGroupName"] = group.parent
+            metadata["rootToParentThingGroups"] = [
+                {"groupName": g.name, "groupArn": g.arn} for g in self._fleet.ancestors(name)
+            ]
+        return {
+            "thingGroupName": group.name,
+            "thingGroupId": group.group_id,
+            "thingGroupArn": group.arn,
+            "version": 1,
+            "thingGroupProperties": {},
+            "thingGroupMetadata": metadata,
         }
 
     def describe_thing(self, params: Mapping[str, Any]) -> dict[str, Any]:

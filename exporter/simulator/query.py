@@ -28,6 +28,9 @@ KNOWN_FIELDS = frozenset(
 )
 _COMPARISONS = ("<=", ">=", "<", ">")
 _FIELD_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.\-]*")
+# AWS's query-syntax page: "The maximum number of terms in a query is twelve." Each value of
+# a field group (``field:(a OR b)``) and a bare ``*`` count as one term each.
+MAX_TERMS = 12
 
 
 class QueryError(ValueError):
@@ -43,7 +46,10 @@ class Term:
     value: str
 
     @functools.cached_property
-    def pattern(self) -> re.Pattern[str]:
+    def pattern(self) -> re.Pattern[str] | None:
+        """The wildcard pattern, or None when the value has no wildcard (then: equality)."""
+        if "*" not in self.value and "?" not in self.value:
+            return None
         return _wildcard(self.value)
 
     def matches(self, doc: Document) -> bool:
@@ -52,9 +58,19 @@ class Term:
             return False
         if self.op == ":":
             pattern = self.pattern
+            if pattern is None:
+                return self.value in values
             return any(pattern.fullmatch(v) for v in values)
         bound = float(self.value)
         return any(_compare(v, self.op, bound) for v in values)
+
+
+@dataclass(frozen=True)
+class MatchAll:
+    """A bare ``*``: every indexed thing (AWS documents it for counting the whole index)."""
+
+    def matches(self, doc: Document) -> bool:
+        return True
 
 
 @dataclass(frozen=True)
@@ -87,7 +103,7 @@ class Or:
         return any(o.matches(doc) for o in self.operands)
 
 
-Expr = Term | Not | And | Or
+Expr = Term | MatchAll | Not | And | Or
 
 
 def _wildcard(value: str) -> re.Pattern[str]:
@@ -107,6 +123,15 @@ def _compare(text: str, op: str, bound: float) -> bool:
     if op == ">":
         return number > bound
     return number >= bound
+
+
+def count_terms(expr: Expr) -> int:
+    """How many terms a parsed query has, as AWS's twelve-term limit counts them."""
+    if isinstance(expr, Term | MatchAll):
+        return 1
+    if isinstance(expr, Not):
+        return count_terms(expr.operand)
+    return sum(count_terms(o) for o in expr.operands)
 
 
 def _tokenize(query: str) -> list[str]:
@@ -174,9 +199,12 @@ class _Parser:
         self.tokens = tokens
         self.pos = 0
         self.known_field = known_field
+        # Inside ``field:( ... )`` every bare word is a value of this field.
+        self.group_field: str | None = None
 
-    def peek(self) -> str | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
+    def peek(self, ahead: int = 0) -> str | None:
+        at = self.pos + ahead
+        return self.tokens[at] if at < len(self.tokens) else None
 
     def take(self) -> str:
         token = self.tokens[self.pos]
@@ -199,9 +227,17 @@ class _Parser:
         return operands[0] if len(operands) == 1 else And(tuple(operands))
 
     def parse_not(self) -> Expr:
-        if self.peek() == "NOT":
+        word = self.peek()
+        if word == "NOT":
             self.take()
             return Not(self.parse_not())
+        if word == "-" and self.peek(1) == "(":
+            self.take()
+            return Not(self.parse_primary())
+        if word is not None and len(word) > 1 and word.startswith("-"):
+            # AWS's hyphen operator excludes, as in thingName:(tv* AND -plasma).
+            self.tokens[self.pos] = word[1:]
+            return Not(self.parse_primary())
         return self.parse_primary()
 
     def parse_primary(self) -> Expr:
@@ -212,12 +248,41 @@ class _Parser:
             raise QueryError(f"unexpected {word!r} at token {self.pos + 1}")
         self.take()
         if word == "(":
-            inner = self.parse_or()
-            if self.peek() != ")":
-                raise QueryError("missing ')'")
-            self.take()
-            return inner
+            return self.parse_parenthesised()
+        if word.endswith(":") and self.peek() == "(":
+            return self.parse_field_group(word[:-1])
+        if self.group_field is not None:
+            return Term(self.group_field, ":", _value(word, self.group_field))
+        if word == "*":
+            return MatchAll()
         return _term(word, self.known_field)
+
+    def parse_parenthesised(self) -> Expr:
+        inner = self.parse_or()
+        if self.peek() != ")":
+            raise QueryError("missing ')'")
+        self.take()
+        return inner
+
+    def parse_field_group(self, field: str) -> Expr:
+        """``field:(a OR b)``: the words inside are values of ``field`` (AWS's field grouping)."""
+        if self.group_field is not None:
+            raise QueryError(f"field group {field!r} inside the field group {self.group_field!r}")
+        if not _FIELD_RE.fullmatch(field) or not self.known_field(field):
+            raise QueryError(f"unknown field {field!r}")
+        self.take()  # "("
+        self.group_field = field
+        try:
+            return self.parse_parenthesised()
+        finally:
+            self.group_field = None
+
+
+def _value(word: str, field: str) -> str:
+    value = _unquote(word)
+    if value == "":
+        raise QueryError(f"missing value for field {field!r}")
+    return value
 
 
 def parse(query: str, known_field: Callable[[str], bool] = _known) -> Expr:
@@ -229,4 +294,7 @@ def parse(query: str, known_field: Callable[[str], bool] = _known) -> Expr:
     expr = parser.parse_or()
     if parser.peek() is not None:
         raise QueryError(f"unexpected {parser.peek()!r} at token {parser.pos + 1}")
+    terms = count_terms(expr)
+    if terms > MAX_TERMS:
+        raise QueryError(f"the query has {terms} terms; at most {MAX_TERMS} are allowed")
     return expr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import urllib.error
 import urllib.request
 from typing import Any
@@ -150,3 +151,103 @@ def test_admin_bad_json(sim: Simulator) -> None:
     with pytest.raises(urllib.error.HTTPError) as info:
         urllib.request.urlopen(request, timeout=5)
     assert info.value.code == 400
+
+
+def test_index_settings_endpoint(sim: Simulator, clock: ManualClock, iot: IoTClient) -> None:
+    assert call(sim, "GET", "index") == (
+        200,
+        {"lag_seconds": 0.0, "disconnect_details_retention_seconds": 3600.0},
+    )
+    status, body = call(sim, "PUT", "index", {"lag_seconds": 30})
+    assert (status, body["lag_seconds"]) == (200, 30.0)
+    assert sim.index.lag_seconds == 30
+    status, body = call(sim, "PUT", "index", {"disconnect_details_retention_seconds": None})
+    assert body == {"lag_seconds": 30.0, "disconnect_details_retention_seconds": None}
+    assert sim.index.disconnect_details_retention_seconds == math.inf
+    for bad in (
+        {"lag_seconds": -1},
+        {"lag_seconds": "soon"},
+        {"disconnect_details_retention_seconds": 0},
+        {"lag": 3},
+    ):
+        assert call(sim, "PUT", "index", bad)[0] == 400, bad
+    assert sim.index.lag_seconds == 30  # a refused change changes nothing
+
+
+def test_index_oracle_endpoints(sim: Simulator, clock: ManualClock, iot: IoTClient) -> None:
+    sim.set_index_lag(5)
+    clock.advance(600)
+    boto_doc = iot.search_index(queryString="thingName:thing-00008")["things"][0]
+    assert call(sim, "GET", "index/things/thing-00008") == (200, boto_doc)
+    assert call(sim, "GET", "index/things/nobody")[0] == 404
+    query = "thingGroupNames:(group-1-1 OR group-2-1)"
+    found = [t["thingName"] for t in iot.search_index(queryString=query)["things"]]
+    assert call(sim, "POST", "index/search", {"query": query}) == (200, {"things": found})
+    stats = iot.get_statistics(queryString=query, aggregationField="connectivity.connected")
+    status, body = call(
+        sim, "POST", "index/statistics", {"query": query, "field": "connectivity.connected"}
+    )
+    assert (status, body) == (200, {"statistics": stats["statistics"]})
+    everything = call(sim, "POST", "index/statistics", {})[1]["statistics"]
+    assert everything["count"] == 30
+    buckets = iot.get_buckets_aggregation(
+        queryString="*",
+        aggregationField="thingTypeName",
+        bucketsAggregationType={"termsAggregation": {"maxBuckets": 2}},
+    )
+    status, body = call(sim, "POST", "index/buckets", {"field": "thingTypeName", "max_buckets": 2})
+    assert (status, body) == (
+        200,
+        {"totalCount": buckets["totalCount"], "buckets": buckets["buckets"]},
+    )
+    then = clock.now()
+    clock.advance(60)
+    past = call(sim, "POST", "index/statistics", {"field": "connectivity.connected", "at": then})
+    assert past[1]["statistics"] == sim.index_truth.statistics(
+        "*", "connectivity.connected", at=then
+    )
+    assert call(sim, "POST", "index/search", {"query": "nosuch:x"})[0] == 400
+    assert call(sim, "POST", "index/buckets", {"query": "*"})[0] == 400
+    assert call(sim, "POST", "index/statistics", {"field": "shadow.x"})[0] == 400
+
+
+def test_group_endpoints(sim: Simulator, iot: IoTClient) -> None:
+    status, body = call(sim, "GET", "groups")
+    assert status == 200
+    assert [g["name"] for g in body["groups"]][:3] == ["group-1", "group-1-1", "group-1-2"]
+    status, body = call(sim, "PUT", "groups/group-9", {"parent": "group-1"})
+    assert (status, body["name"], body["parent"]) == (201, "group-9", "group-1")
+    assert iot.describe_thing_group(thingGroupName="group-9")["thingGroupName"] == "group-9"
+    status, body = call(sim, "PUT", "groups/group-9/things/thing-00003")
+    assert (status, body["changed"]) == (200, True)
+    assert "group-9" in body["groups"]
+    assert call(sim, "PUT", "groups/group-9/things/thing-00003")[1]["changed"] is False
+    assert call(sim, "GET", "groups/group-9/things") == (200, {"things": ["thing-00003"]})
+    assert iot.list_things_in_thing_group(thingGroupName="group-9")["things"] == ["thing-00003"]
+    recursive = call(sim, "GET", "groups/group-1/things?recursive=true")[1]["things"]
+    assert recursive == sim.fleet.members("group-1", recursive=True)
+    assert "thing-00003" in recursive
+    assert call(sim, "GET", "groups/group-1/things")[1]["things"] == []
+    status, body = call(sim, "DELETE", "groups/group-9/things/thing-00003")
+    assert (status, body["changed"]) == (200, True)
+    assert call(sim, "GET", "groups/group-9/things")[1]["things"] == []
+    assert call(sim, "PUT", "groups/nope/things/thing-00003")[0] == 404
+    assert call(sim, "PUT", "groups/group-9/things/nobody")[0] == 404
+    assert call(sim, "GET", "groups/nope/things")[0] == 404
+    assert call(sim, "PUT", "groups/child", {"parent": "nope"})[0] == 400
+    assert call(sim, "POST", "groups/group-9/explode")[0] == 404
+
+
+def test_client_id_endpoints(sim: Simulator, iot: IoTClient) -> None:
+    status, _ = call(sim, "PUT", "things/meter-1", {"client_id": "meter-1-fw2"})
+    assert status == 201
+    assert call(sim, "GET", "things/meter-1")[1]["client_id"] == "meter-1-fw2"
+    call(sim, "POST", "things/meter-1/connect")
+    assert sim.fleet.device_state("meter-1").connected
+    assert iot.get_thing_connectivity_data(thingName="meter-1")["connected"] is False
+    status, body = call(sim, "PUT", "things/meter-1/client-id", {"client_id": None})
+    assert (status, body) == (200, {"thing_name": "meter-1", "client_id": "meter-1"})
+    call(sim, "POST", "things/meter-1/connect")  # reconnects under its name
+    assert iot.get_thing_connectivity_data(thingName="meter-1")["connected"] is True
+    assert call(sim, "PUT", "things/meter-1/client-id", {"client_id": ""})[0] == 400
+    assert call(sim, "GET", "things/thing-00001")[1]["client_id"] == "thing-00001"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import signal
 import subprocess
@@ -127,6 +128,32 @@ def test_flags_override_the_preset() -> None:
     assert plain.churn is True
 
 
+def test_index_flags() -> None:
+    parser = build_parser()
+    config = config_from_args(
+        parser.parse_args(
+            [
+                "--search-index-lag-seconds",
+                "2.5",
+                "--index-disconnect-details-retention-seconds",
+                "inf",
+                "--rate",
+                "GetStatistics=1",
+                "--rate",
+                "GetBucketsAggregation=0",
+            ]
+        )
+    )
+    assert config.search_index_lag_seconds == 2.5
+    assert config.index_disconnect_details_retention_seconds == math.inf
+    assert config.effective_rates()["GetStatistics"] == 1
+    assert config.effective_rates()["GetBucketsAggregation"] is None  # 0 = unlimited
+    assert config.effective_rates()["DescribeThingGroup"] == 100
+    assert config_from_args(parser.parse_args([])).index_disconnect_details_retention_seconds == (
+        3600
+    )
+
+
 def test_every_config_field_has_a_flag() -> None:
     dests = {action.dest for action in build_parser()._actions}
     flag_of = {"reason_weights": "reason_weight", "rates": "rate"}  # repeatable flags
@@ -165,6 +192,8 @@ def test_fault_flags() -> None:
         ["--rate", "ListThings=fast"],
         ["--things", "-1"],
         ["--outage", "sometimes"],
+        ["--search-index-lag-seconds", "-1"],
+        ["--index-disconnect-details-retention-seconds", "0"],
     ],
 )
 def test_bad_flags_exit_2(argv: list[str]) -> None:

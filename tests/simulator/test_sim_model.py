@@ -13,6 +13,7 @@ from exporter.simulator import (
     Fleet,
     ManualClock,
     SimulatorConfig,
+    UnknownGroupError,
     UnknownThingError,
     disconnect_reasons,
 )
@@ -188,6 +189,97 @@ def test_create_and_delete_things() -> None:
     quiet = f.create_thing("quiet", never_connected=True)
     clock.advance(3600)
     assert f.state("quiet") == quiet
+
+
+def test_a_foreign_client_id_is_invisible_to_aws() -> None:
+    # AWS relates connectivity to a thing only through a client ID equal to its name.
+    f, clock = fleet(mean_offline_seconds=5, mean_session_seconds=math.inf)
+    f.create_thing("meter", client_id="meter-firmware-2")
+    assert f.client_id("meter") == "meter-firmware-2"
+    clock.advance(300)
+    assert f.device_state("meter").connected
+    assert f.state("meter") == (False, None, None)  # never connected, as AWS sees it
+    record = f.record("meter")
+    assert record.connectivity == (False, None, None)
+    assert record.session is None
+    assert [e.kind for e in f.ground_truth(thing_name="meter")] == ["connect"]
+
+
+def test_a_client_id_change_shows_from_the_next_connection() -> None:
+    f, clock = fleet(churn=False, never_connected_fraction=0, duplicate_clientid_things=0)
+    name = "thing-00001"
+    before = f.state(name)
+    assert before.connected
+    f.set_client_id(name, "other-id")
+    assert f.state(name) == before  # the connection under its name goes on
+    clock.advance(1)
+    f.disconnect(name, reason="CONNECTION_LOST")  # ends the connection under its name
+    gone = f.state(name)
+    assert gone == (False, round((START + 1) * 1000), "CONNECTION_LOST")
+    clock.advance(1)
+    f.connect(name)  # now under "other-id": AWS keeps the last state of the named client
+    assert f.device_state(name).connected
+    assert f.state(name) == gone
+    clock.advance(1)
+    f.disconnect(name, reason="AUTH_ERROR")
+    assert f.state(name) == gone
+    assert f.record(name, lag_seconds=2).connectivity == gone
+    f.set_client_id(name, None)  # back to its name
+    clock.advance(1)
+    f.connect(name)
+    assert f.state(name) == (True, round((START + 4) * 1000), None)
+    assert f.record(name, lag_seconds=1).connectivity == gone
+    assert len(f.ground_truth(thing_name=name)) == 5  # every connection the device made
+    for bad in ("", "x" * 129):
+        with pytest.raises(ValueError, match="client ID"):
+            f.set_client_id(name, bad)
+    with pytest.raises(ValueError, match="client ID"):
+        f.create_thing("y", client_id="")
+
+
+def test_group_membership_changes_now_and_in_the_past() -> None:
+    f, clock = fleet(things=8)
+    assert f.members("group-1-1") == ["thing-00001", "thing-00005"]
+    assert f.members("group-1") == []
+    assert f.members("group-1", recursive=True) == sorted(
+        f.members("group-1-1") + f.members("group-1-2")
+    )
+    clock.advance(10)
+    assert f.add_to_group("thing-00002", "group-1-1") is True
+    assert f.add_to_group("thing-00002", "group-1-1") is False
+    assert f.members("group-1-1") == ["thing-00001", "thing-00002", "thing-00005"]
+    assert f.record("thing-00002").groups == ("group-1-2", "group-1-1")
+    clock.advance(10)
+    assert f.remove_from_group("thing-00002", "group-1-2") is True
+    assert f.remove_from_group("thing-00002", "group-1-2") is False
+    assert f.record("thing-00002").groups == ("group-1-1",)
+    # A lagging view sees the memberships of its instant.
+    assert f.record("thing-00002", lag_seconds=5).groups == ("group-1-2", "group-1-1")
+    assert f.record("thing-00002", lag_seconds=15).groups == ("group-1-2",)
+    assert f.record("thing-00002", at=START + 20).groups == ("group-1-1",)
+    f.add_to_group("thing-00003", "group-2")
+    f.remove_from_group("thing-00003", "group-2")  # twice in one millisecond: the last counts
+    assert f.record("thing-00003", lag_seconds=0).groups == f.record("thing-00003").groups
+    assert "thing-00003" not in f.members("group-2")
+    for call in (f.add_to_group, f.remove_from_group):
+        with pytest.raises(UnknownGroupError):
+            call("thing-00001", "nope")
+        with pytest.raises(UnknownThingError):
+            call("nobody", "group-1")
+    with pytest.raises(UnknownGroupError):
+        f.members("nope")
+
+
+def test_group_metadata() -> None:
+    f, clock = fleet(things=1)
+    clock.advance(5)
+    deep = f.create_group("group-1-1-a", parent="group-1-1")
+    assert [g.name for g in f.ancestors("group-1-1-a")] == ["group-1", "group-1-1"]
+    assert f.ancestors("group-1") == []
+    assert deep.created == START + 5
+    assert f.group("group-1") is not None
+    assert len(deep.group_id) == 36
+    assert deep.group_id != f.groups()[0].group_id
 
 
 def test_set_process_freezes_or_speeds_up_one_thing() -> None:

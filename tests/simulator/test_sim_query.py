@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.simulator.query import And, Not, Or, QueryError, Term, parse
+from exporter.simulator.query import (
+    And,
+    MatchAll,
+    Not,
+    Or,
+    QueryError,
+    Term,
+    count_terms,
+    parse,
+)
 
 DOC = {
     "thingName": ["pump-007"],
@@ -56,6 +65,27 @@ DOC = {
         ("thingName:x OR thingName:y AND thingName:pump*", False),  # AND binds tighter
         ("(thingName:x OR thingName:pump*) AND (attributes.fw:2* OR thingTypeName:pump)", True),
         ("NOT (thingName:x OR thingName:y)", True),
+        # A bare * matches every document (AWS documents it for counting the whole index).
+        ("*", True),
+        ("* AND thingTypeName:sensor", False),
+        ("NOT *", False),
+        # Field grouping: the words inside are values of the field before the colon.
+        ("thingGroupNames:(site-b OR site-a)", True),
+        ("thingGroupNames:(site-b OR site-c)", False),
+        ("thingGroupNames:(site-a site-a-line-1)", True),  # side by side means AND
+        ("thingGroupNames:(site-a AND NOT site-a-line-1)", False),
+        ('attributes.room:("boiler room" OR attic)', True),
+        ("thingGroupNames:(site-b) OR connectivity.connected:false", True),
+        ("thingGroupNames:(x OR y) thingTypeName:pump", False),
+        ("thingName:(pump* AND -*008)", True),
+        ("thingName:(pump* AND -*007)", False),
+        ("thingGroupNames:(*line*)", True),
+        # The hyphen excludes, as NOT does.
+        ("-thingTypeName:sensor", True),
+        ("-thingTypeName:pump", False),
+        ("-(thingTypeName:sensor OR thingName:x)", True),
+        ("thingTypeName:pump -connectivity.connected:true", True),
+        ("thingName:-x", False),  # a hyphen inside a value is just a character
     ],
 )
 def test_query_matches(query: str, expected: bool) -> None:
@@ -79,11 +109,43 @@ def test_query_matches(query: str, expected: bool) -> None:
         ('attributes.x:"unterminated', "unterminated quote"),
         ("connectivity.timestamp>soon", "needs a number"),
         ("thingName:a AND AND thingName:b", "unexpected 'AND'"),
+        ("thingGroupNames:(a OR", "query ends"),
+        ("thingGroupNames:(a", "missing ')'"),
+        ("thingGroupNames:()", "unexpected ')'"),
+        ("nosuch:(a OR b)", "unknown field"),
+        ("thingName:(a OR thingGroupNames:(b))", "inside the field group"),
+        ("-", "expected field:value"),
+        ('thingGroupNames:("" OR a)', "missing value"),
+        (" ".join(f"thingName:t{i}" for i in range(13)), "13 terms; at most 12"),
+        ("thingGroupNames:(" + " OR ".join(f"g{i}" for i in range(13)) + ")", "13 terms"),
+        ("* " * 13, "13 terms"),
     ],
 )
 def test_query_errors(query: str, message: str) -> None:
     with pytest.raises(QueryError, match=message.replace("(", r"\(").replace(")", r"\)")):
         parse(query)
+
+
+@pytest.mark.parametrize(
+    ("query", "terms"),
+    [
+        ("*", 1),
+        ("thingName:a", 1),
+        ("NOT thingName:a OR thingTypeName:b", 2),
+        ("thingGroupNames:(a OR b OR c) AND -thingTypeName:x", 4),
+        (" OR ".join(f"thingName:t{i}" for i in range(12)), 12),
+        ("thingGroupNames:(" + " OR ".join(f"g{i}" for i in range(12)) + ")", 12),
+    ],
+)
+def test_terms_are_counted_as_aws_limits_them(query: str, terms: int) -> None:
+    assert count_terms(parse(query)) == terms
+
+
+def test_field_group_tree_shape() -> None:
+    assert parse("thingGroupNames:(a OR -b)") == Or(
+        (Term("thingGroupNames", ":", "a"), Not(Term("thingGroupNames", ":", "b")))
+    )
+    assert parse("*") == MatchAll()
 
 
 def test_query_tree_shape() -> None:

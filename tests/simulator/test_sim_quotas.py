@@ -51,6 +51,67 @@ def test_default_rates_are_awss() -> None:
     assert set(SimulatorConfig(quotas=False).effective_rates().values()) == {None}
 
 
+def test_every_operation_the_exporter_calls_has_a_default_rate() -> None:
+    # AWS documents no rate for the index queries or DescribeThingGroup: these are the
+    # simulator's assumptions (see config.DEFAULT_RATES), but each has one.
+    rates = SimulatorConfig().effective_rates()
+    assert {op: rates[op] for op in EXPORTER_CALLS} == {
+        "GetThingConnectivityData": 350,
+        "SearchIndex": 15,
+        "GetStatistics": 5,
+        "GetBucketsAggregation": 5,
+        "ListThings": 10,
+        "ListThingsInThingGroup": 25,
+        "ListThingGroups": 10,
+        "DescribeThingGroup": 100,
+    }
+
+
+EXPORTER_CALLS: dict[str, Callable[[IoTClient], object]] = {
+    "GetThingConnectivityData": lambda iot: iot.get_thing_connectivity_data(
+        thingName="thing-00001"
+    ),
+    "SearchIndex": lambda iot: iot.search_index(queryString="thingTypeName:sensor"),
+    "GetStatistics": lambda iot: iot.get_statistics(
+        queryString="*", aggregationField="connectivity.connected"
+    ),
+    "GetBucketsAggregation": lambda iot: iot.get_buckets_aggregation(
+        queryString="*",
+        aggregationField="connectivity.disconnectReason",
+        bucketsAggregationType={},
+    ),
+    "ListThings": lambda iot: iot.list_things(),
+    "ListThingsInThingGroup": lambda iot: iot.list_things_in_thing_group(
+        thingGroupName="group-1-1"
+    ),
+    "ListThingGroups": lambda iot: iot.list_thing_groups(),
+    "DescribeThingGroup": lambda iot: iot.describe_thing_group(thingGroupName="group-1"),
+}
+
+
+@pytest.mark.parametrize("operation", sorted(EXPORTER_CALLS))
+def test_each_operation_the_exporter_calls_is_throttled_past_its_rate(
+    make_client: ClientFactory, operation: str
+) -> None:
+    # A bucket of two that refills once in 100 s: the third call in a row is throttled.
+    config = SimulatorConfig(things=5, rates={operation: 0.01}, burst_seconds=200)
+    with Simulator(config, clock=ManualClock()) as sim:
+        iot: IoTClient = make_client(sim)
+        call = EXPORTER_CALLS[operation]
+        call(iot)
+        call(iot)
+        with pytest.raises(iot.exceptions.ThrottlingException):
+            call(iot)
+        assert sim.request_counts() == {(operation, "ok"): 2, (operation, "ThrottlingException"): 1}
+        # The others keep their own buckets.
+        for other, other_call in EXPORTER_CALLS.items():
+            if other != operation:
+                other_call(iot)
+        # The rate changes at run time.
+        sim.quotas.set_rates({operation: None})
+        call(iot)
+
+
 def test_exceeding_the_rate_is_throttled(make_client: ClientFactory) -> None:
     # burst_seconds makes the bucket tiny and its refill slow, so no timing luck is involved.
     config = SimulatorConfig(things=5, rates={"ListThings": 0.01}, burst_seconds=200)

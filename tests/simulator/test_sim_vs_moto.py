@@ -1,4 +1,4 @@
-"""A second opinion on the registry calls: the simulator's answers have moto's shape.
+"""A second opinion on the registry and group calls: the simulator's answers have moto's shape.
 
 moto cannot stand in for connectivity (it lacks GetThingConnectivityData), but it
 implements the registry. Building the same registry in both and comparing what boto3
@@ -87,3 +87,72 @@ def test_registry_answers_have_the_same_shape_as_motos() -> None:
     # DescribeThing: every field moto returns, we return too (ids and versions differ).
     assert set(theirs["describe_thing"]) <= set(ours["describe_thing"])
     assert ours["describe_thing"]["attributes"] == theirs["describe_thing"]["attributes"]
+
+
+# Thing groups: (parent, members added directly).
+GROUPS: dict[str, tuple[str | None, list[str]]] = {
+    "plant": (None, []),
+    "plant-line-1": ("plant", ["pump-7"]),
+    "plant-line-1-cell-a": ("plant-line-1", ["sensor-0001", "pump-7"]),
+}
+
+
+def group_answers(iot: Any) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+    for group in GROUPS:
+        described = iot.describe_thing_group(thingGroupName=group)
+        described.pop("ResponseMetadata")
+        answers[f"describe:{group}"] = described
+        listed = iot.list_things_in_thing_group(thingGroupName=group)["things"]
+        answers[f"members:{group}"] = sorted(listed)
+    try:
+        iot.describe_thing_group(thingGroupName="missing")
+    except iot.exceptions.ResourceNotFoundException:
+        answers["missing"] = "ResourceNotFoundException"
+    return answers
+
+
+def moto_group_answers() -> dict[str, Any]:
+    with mock_aws():
+        iot = client()
+        for name in THINGS:
+            iot.create_thing(thingName=name)
+        for group, (parent, members) in GROUPS.items():
+            if parent is None:
+                iot.create_thing_group(thingGroupName=group)
+            else:
+                iot.create_thing_group(thingGroupName=group, parentGroupName=parent)
+            for thing in members:
+                iot.add_thing_to_thing_group(thingGroupName=group, thingName=thing)
+        return group_answers(iot)
+
+
+def simulator_group_answers() -> dict[str, Any]:
+    with Simulator(SimulatorConfig(things=0, seed=1, quotas=False, top_groups=0)) as sim:
+        for name in THINGS:
+            sim.fleet.create_thing(name)
+        for group, (parent, members) in GROUPS.items():
+            sim.fleet.create_group(group, parent)
+            for thing in members:
+                sim.fleet.add_to_group(thing, group)
+        return group_answers(client(sim.url))
+
+
+def test_group_answers_have_the_same_shape_as_motos() -> None:
+    ours, theirs = simulator_group_answers(), moto_group_answers()
+    assert ours.keys() == theirs.keys()
+    for key, mine in ours.items():
+        other = theirs[key]
+        if not key.startswith("describe:"):
+            assert mine == other, key
+            continue
+        # Ids and creation dates differ; every field and metadata key must not.
+        assert set(mine) == set(other), key
+        assert set(mine["thingGroupMetadata"]) == set(other["thingGroupMetadata"]), key
+        for field in ("thingGroupName", "version", "thingGroupProperties"):
+            assert mine[field] == other[field], (key, field)
+        metadata = mine["thingGroupMetadata"]
+        assert metadata.get("parentGroupName") == other["thingGroupMetadata"].get("parentGroupName")
+        assert [g["groupName"] for g in metadata.get("rootToParentThingGroups", [])] == [
+            g["groupName"] for g in other["thingGroupMetadata"].get("rootToParentThingGroups", [])
+        ]
