@@ -884,6 +884,7 @@ def _static_things(value: Any, context: Mapping[str, Any] | None) -> StaticThing
     labels: dict[str, Mapping[str, str]] = {}
     first: dict[str, int] = {}
     errors: list[InitErrorDetails] = []
+    shared: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
     plain_name = _THING_NAME_RE.fullmatch
     for index, item in enumerate(value):
         # Duplicates are found on the names as written, so one shows even when its item
@@ -898,6 +899,12 @@ def _static_things(value: Any, context: Mapping[str, Any] | None) -> StaticThing
         if type(item) is str and plain_name(item):
             names.append(sys.intern(item))
             continue
+        plain = _plain_thing(item, shared)
+        if plain is not None:
+            names.append(plain[0])
+            if plain[1]:
+                labels[plain[0]] = plain[1]
+            continue
         try:
             thing = ThingSettings.model_validate(item, context=context)
         except ValidationError as exc:
@@ -910,6 +917,38 @@ def _static_things(value: Any, context: Mapping[str, Any] | None) -> StaticThing
     if errors:
         _reraise("things", [], errors)
     return StaticThings(tuple(names), labels)
+
+
+def _plain_thing(
+    item: Any, shared: dict[tuple[tuple[str, str], ...], Mapping[str, str]]
+) -> tuple[str, Mapping[str, str]] | None:
+    """A {name, labels} mapping that needs no message, checked by hand; None sends it to
+    ThingSettings, whose validators word every problem.
+
+    Things with the same labels share one mapping, so a site label on 100,000 things
+    costs a mapping per site, not per thing.
+    """
+    if type(item) is not dict or not item.keys() <= {"name", "labels"}:
+        return None
+    name, given = item.get("name"), item.get("labels", {})
+    if type(name) is not str or not _THING_NAME_RE.fullmatch(name) or type(given) is not dict:
+        return None
+    pairs: list[tuple[str, str]] = []
+    for key, raw in given.items():
+        if (
+            type(key) is not str
+            or not _LABEL_NAME_RE.fullmatch(key)
+            or key in RESERVED_LABELS
+            or key.startswith("__")
+            or not (type(raw) is str or _is_number(raw))
+        ):
+            return None
+        pairs.append((sys.intern(key), sys.intern(_text(raw))))
+    key = tuple(sorted(pairs))
+    found = shared.get(key)
+    if found is None:
+        found = shared[key] = dict(pairs)
+    return sys.intern(name), found
 
 
 def _raw_thing_name(item: Any) -> str | None:
