@@ -182,8 +182,7 @@ class Exposition:
             )
         return "".join(out)
 
-    @staticmethod
-    def _info(names: list[str], targets: Targets, info_labels: tuple[str, ...]) -> str:
+    def _info(self, names: list[str], targets: Targets, info_labels: tuple[str, ...]) -> str:
         out = [
             header(
                 "iot_thing_info",
@@ -192,13 +191,17 @@ class Exposition:
                 "join them on with group_left.",
             )
         ]
-        label_names = ("thing_name", *info_labels)
+        # Things share their info objects (a few per type and site), so each one's labels
+        # are formatted once: those sorting before thing_name, and those after.
+        around: dict[RegistryInfo, tuple[str, str]] = {}
         for name in names:
             info = targets.things[name].info
-            if info is not None:
-                values = (name, info.thing_type, *info.attributes)
-                labels = labels_text(zip(label_names, values, strict=True))
-                out.append(f"iot_thing_info{{{labels}}} 1.0\n")
+            if info is None:
+                continue
+            parts = around.get(info)
+            if parts is None:
+                parts = around[info] = _around_thing_name(info_labels, info)
+            out.append(f'iot_thing_info{{{parts[0]}thing_name="{name}"{parts[1]}}} 1.0\n')
         return "".join(out)
 
     def _labels_of(self, name: str, targets: Targets) -> str:
@@ -228,6 +231,17 @@ class Exposition:
         """Drop the cached labels of things that left."""
         for name in names:
             self._connected_labels.pop(name, None)
+
+
+def _around_thing_name(info_labels: tuple[str, ...], info: RegistryInfo) -> tuple[str, str]:
+    """An info series' labels, sorted, split where thing_name goes: ('a="x",', ',z="y"')."""
+    pairs = sorted(zip(info_labels, (info.thing_type, *info.attributes), strict=True))
+    before = [(k, v) for k, v in pairs if k < "thing_name"]
+    after = [(k, v) for k, v in pairs if k > "thing_name"]
+    return (
+        labels_text(before) + ("," if before else ""),
+        ("," if after else "") + labels_text(after),
+    )
 
 
 def _thing_only(name: str, targets: Targets) -> str:

@@ -69,3 +69,55 @@ def test_prometheus_sees_the_simulated_fleet(tmp_path: Path) -> None:
         result = promtool("check", "metrics", stdin=body.decode())
         assert result.returncode == 0, result.stdout + result.stderr
         assert stack.exporter.stop() == 0
+
+
+def test_prometheus_sees_a_discovered_fleet_with_registry_labels_and_aggregates(
+    tmp_path: Path,
+) -> None:
+    sim_config = SimulatorConfig(
+        things=48, seed=32, churn=False, never_connected_fraction=0.0, duplicate_clientid_things=0
+    )
+    sections = {
+        "discovery": {
+            "interval": "2s",
+            "thing_groups": [{"name": "group-1", "recursive": True}],
+        },
+        "registry": {"attributes": ["site"], "promote": ["thing_type"]},
+        "aggregates": {
+            "interval": "2s",
+            "queries": [{"name": "group-1", "query": "thingGroupNames:(group-1-1 OR group-1-2)"}],
+        },
+    }
+    with fleet_stack(
+        tmp_path, things=48, sim_config=sim_config, config_things=[], sections=sections
+    ) as stack:
+        sim, prometheus = stack.sim, stack.prometheus
+        members = sim.fleet.members("group-1", recursive=True)
+        assert len(members) == 24
+        prometheus.wait_for(
+            "count(iot_thing_connected)", lambda r: bool(r) and scalar(r) == len(members)
+        )
+        victim = members[0]
+        sim.fleet.disconnect(victim, reason="SERVER_INITIATED_DISCONNECT")
+        prometheus.wait_for(
+            'sum(iot_thing_connected) == on() iot_fleet_things{connected="true",query="group-1"}',
+            lambda r: bool(r) and scalar(r) == len(members) - 1,
+        )
+        # Registry labels join on with group_left; only the promoted one is on connected.
+        joined = prometheus.query(
+            "iot_thing_connected * on(thing_name) group_left(site) iot_thing_info"
+        )
+        assert len(joined) == len(members)
+        for result in joined:
+            metric = result["metric"]
+            record = sim.fleet.record(metric["thing_name"])
+            assert metric["site"] == record.attributes["site"]
+            assert metric["thing_type"] == record.type_name
+        prometheus.wait_for(
+            'iot_exporter_source_things{source="thing_group:group-1"}',
+            lambda r: bool(r) and scalar(r) == len(members),
+        )
+        status, body = http_get(stack.exporter.url + "/metrics")
+        assert status == 200
+        result = promtool("check", "metrics", stdin=body.decode())
+        assert result.returncode == 0, result.stdout + result.stderr

@@ -174,3 +174,32 @@ def test_lagging_index_answers_interleaved_with_live_ones_never_count_twice(
     for (name, reason), count in with_index.items():
         if reason != UNOBSERVED_FLAP:
             assert count <= true_by_reason[(name, reason)], (name, reason)
+
+
+def test_the_index_dropping_an_old_disconnect_s_details_is_no_new_disconnect(
+    harness: HarnessFactory,
+) -> None:
+    h = harness(
+        quiet(6, seed=56),
+        things=[],
+        sections={"discovery": {"thing_types": ["sensor", "gateway", "controller"]}},
+        mode="index",
+        interval="1m",
+        staleness="1h",
+    )
+    h.cycle()
+    h.sim.fleet.disconnect("thing-00002", "AUTH_ERROR")
+    counted = h.cycle(advance=60)
+    reason = {"thing_name": "thing-00002", "reason": "AUTH_ERROR"}
+    assert series(counted, "iot_thing_disconnects_total") == {frozenset(reason.items()): 1.0}
+    stamp = series(counted, "iot_thing_connectivity_timestamp_seconds")
+    # Past the hour, the index no longer has the timestamp and reason of thing-00002.
+    for _ in range(3):
+        later = h.cycle(advance=30 * 60)
+    assert "connectivity" in h.sim.index_truth.document("thing-00002")
+    assert "timestamp" not in h.sim.index_truth.document("thing-00002")["connectivity"]
+    assert series(later, "iot_thing_disconnects_total") == {frozenset(reason.items()): 1.0}
+    assert connected_by_thing(later)["thing-00002"] == 0
+    # What the exporter held stays shown: the disconnect's time and reason.
+    assert series(later, "iot_thing_connectivity_timestamp_seconds") == stamp
+    assert series(later, "iot_thing_disconnect_reason_info")[frozenset(reason.items())] == 1.0

@@ -77,6 +77,7 @@ def write_exporter_config(
     labels: Mapping[str, str] | None = None,
     max_requests_per_second: float = 50,
     read_timeout: str = "2s",
+    sections: Mapping[str, object] | None = None,
 ) -> Path:
     """Write an exporter config (see docs/configuration.md) polling `endpoint_url`."""
     config = {
@@ -89,6 +90,7 @@ def write_exporter_config(
         "poll": {"interval": interval, "max_requests_per_second": max_requests_per_second},
         "labels": dict(labels or {}),
         "things": [t if isinstance(t, str) else dict(t) for t in things],
+        **(sections or {}),
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -114,6 +116,7 @@ def fleet_stack(
     alertmanager_url: str | None = None,
     sim_config: SimulatorConfig | None = None,
     extra_args: Sequence[str] = (),
+    sections: Mapping[str, object] | None = None,
 ) -> Iterator[FleetStack]:
     """Start simulator -> exporter -> Prometheus and wait for the first scrape.
 
@@ -139,6 +142,7 @@ def fleet_stack(
             endpoint_url=sim.url,
             things=config_things if config_things is not None else sim.fleet.thing_names(),
             labels={"env": "test"},
+            sections=sections,
         )
         exporter = stack.enter_context(
             ExporterProcess(config, env=AWS_TEST_ENV, extra_args=extra_args)
