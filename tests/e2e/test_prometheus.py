@@ -108,8 +108,8 @@ def test_prometheus_sees_a_discovered_fleet_with_registry_labels_and_aggregates(
             "iot_thing_connected * on(thing_name) group_left(site) iot_thing_info"
         )
         assert len(joined) == len(members)
-        for result in joined:
-            metric = result["metric"]
+        for row in joined:
+            metric = row["metric"]
             record = sim.fleet.record(metric["thing_name"])
             assert metric["site"] == record.attributes["site"]
             assert metric["thing_type"] == record.type_name
@@ -119,5 +119,5 @@ def test_prometheus_sees_a_discovered_fleet_with_registry_labels_and_aggregates(
         )
         status, body = http_get(stack.exporter.url + "/metrics")
         assert status == 200
-        result = promtool("check", "metrics", stdin=body.decode())
-        assert result.returncode == 0, result.stdout + result.stderr
+        lint = promtool("check", "metrics", stdin=body.decode())
+        assert lint.returncode == 0, lint.stdout + lint.stderr
