@@ -77,8 +77,10 @@ def write_exporter_config(
     labels: Mapping[str, str] | None = None,
     max_requests_per_second: float = 50,
     read_timeout: str = "2s",
+    extra: Mapping[str, object] | None = None,
 ) -> Path:
-    """Write an exporter config (see docs/configuration.md) polling `endpoint_url`."""
+    """Write an exporter config (see docs/configuration.md) polling `endpoint_url`;
+    `extra` adds top-level sections (discovery, aggregates, ...)."""
     config = {
         "aws": {
             "region": "eu-west-1",
@@ -89,6 +91,7 @@ def write_exporter_config(
         "poll": {"interval": interval, "max_requests_per_second": max_requests_per_second},
         "labels": dict(labels or {}),
         "things": [t if isinstance(t, str) else dict(t) for t in things],
+        **(extra or {}),
     }
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
@@ -114,6 +117,7 @@ def fleet_stack(
     alertmanager_url: str | None = None,
     sim_config: SimulatorConfig | None = None,
     extra_args: Sequence[str] = (),
+    config_extra: Mapping[str, object] | None = None,
 ) -> Iterator[FleetStack]:
     """Start simulator -> exporter -> Prometheus and wait for the first scrape.
 
@@ -122,7 +126,7 @@ def fleet_stack(
     a test disconnects now, AWS's data says happened an hour ago, which is how a
     test gets a "long" outage without waiting (the alert thresholds read AWS's
     timestamps). `config_things` defaults to every simulated thing; `sim_config`
-    replaces the quiet default fleet.
+    replaces the quiet default fleet; `config_extra` adds config sections.
     """
     clock = ManualClock(start=time.time() - 3600)
     sim_config = sim_config or SimulatorConfig(
@@ -139,6 +143,7 @@ def fleet_stack(
             endpoint_url=sim.url,
             things=config_things if config_things is not None else sim.fleet.thing_names(),
             labels={"env": "test"},
+            extra=config_extra,
         )
         exporter = stack.enter_context(
             ExporterProcess(config, env=AWS_TEST_ENV, extra_args=extra_args)
