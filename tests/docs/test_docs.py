@@ -26,7 +26,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.cli import build_parser
 from exporter.config import parse_config
+from exporter.exposition import Exposition, Shape
+from exporter.fleet import FleetState
 from exporter.simulator.cli import build_parser as build_simulator_parser
+from exporter.targets import Targets
 from exporter.telemetry import ExporterMetrics
 from exporter.webconfig import parse_web_config
 from exporter.yamlfile import ConfigError
@@ -473,11 +476,21 @@ GOLDEN_EXPOSITION = REPO_ROOT / "tests" / "unit" / "golden" / "fleet.prom"
 METRIC_ROW = re.compile(r"^\| `((?:iot|process)_\w+)` \| (\w+) \|", flags=re.MULTILINE)
 
 
+def optional_families() -> str:
+    """The families only some configs show: iot_thing_info (registry:) and the iot_fleet_*
+    aggregates (aggregates.queries). An empty fleet still writes their HELP and TYPE."""
+    shape = Shape(staleness=60.0, info_labels=("thing_type",), aggregates=True)
+    rendered = Exposition(shape).render(Targets(()), FleetState(()), {}, now=0.0)
+    return rendered.text.decode()
+
+
 def exposed_families() -> dict[str, str]:
     """Every iot_* family the exporter exposes, and its type."""
     registry = CollectorRegistry()
     ExporterMetrics(registry)
-    exposition = generate_latest(registry).decode() + GOLDEN_EXPOSITION.read_text()
+    exposition = (
+        generate_latest(registry).decode() + GOLDEN_EXPOSITION.read_text() + optional_families()
+    )
     families = re.findall(r"^# TYPE (iot_\w+) (\w+)$", exposition, flags=re.MULTILINE)
     # The process turns *_created off (exporter.cli.main); this registry still has them.
     return {family: kind for family, kind in families if not family.endswith("_created")}

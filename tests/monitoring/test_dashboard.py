@@ -40,6 +40,13 @@ BUILTINS = {
 THING = "thing-00002"  # disconnected with AUTH_ERROR by the fixture; site plant-a
 SITES = {f"thing-{i:05d}": ("plant-a" if i <= 3 else "plant-b") for i in range(1, 7)}
 GHOST = "ghost-thing"  # configured, but absent from the simulated account
+# Discovery and aggregates, so the Sources and Fleet aggregates panels have data. The
+# sensor type names things already in the static list (no new things to count), and
+# its cap of 1 refuses the second, so the cap's series is above 0.
+CONFIG_EXTRA: dict[str, object] = {
+    "discovery": {"interval": "2s", "thing_types": [{"name": "sensor", "max_things": 1}]},
+    "aggregates": {"interval": "2s", "queries": [{"name": "all", "by": ["thingTypeName"]}]},
+}
 
 # Two settings of the variables: everything selected, and one group selected.
 VARIANTS: dict[str, dict[str, str]] = {
@@ -179,7 +186,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetStack]:
     ]
     things.append({"name": GHOST, "labels": {"site": "plant-b"}})
     with fleet_stack(
-        tmp_path_factory.mktemp("dashboard"), things=len(SITES), config_things=things
+        tmp_path_factory.mktemp("dashboard"),
+        things=len(SITES),
+        config_things=things,
+        sections=CONFIG_EXTRA,
     ) as running:
         prom = running.prometheus
         prom.wait_for(f'iot_thing_connected{{thing_name="{THING}"}} == 1')
@@ -190,6 +200,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetStack]:
             f'increase(iot_thing_disconnects_total{{thing_name="{THING}"}}[1m])',
             'rate(iot_exporter_api_errors_total{error_code="ThrottlingException"}[30s])',
             f'iot_thing_poll_error_info{{thing_name="{GHOST}"}}',
+            'iot_fleet_disconnected_things{query="all",reason="AUTH_ERROR"}',
+            'iot_exporter_source_things_refused{source="thing_type:sensor"} > 0',
         ):
             prom.wait_for(ready, timeout=45)
         yield running

@@ -79,7 +79,8 @@ def write_exporter_config(
     read_timeout: str = "2s",
     sections: Mapping[str, object] | None = None,
 ) -> Path:
-    """Write an exporter config (see docs/configuration.md) polling `endpoint_url`."""
+    """Write an exporter config (see docs/configuration.md) polling `endpoint_url`;
+    `sections` adds top-level sections (discovery, aggregates, ...)."""
     config = {
         "aws": {
             "region": "eu-west-1",
@@ -125,7 +126,7 @@ def fleet_stack(
     a test disconnects now, AWS's data says happened an hour ago, which is how a
     test gets a "long" outage without waiting (the alert thresholds read AWS's
     timestamps). `config_things` defaults to every simulated thing; `sim_config`
-    replaces the quiet default fleet.
+    replaces the quiet default fleet; `sections` adds config sections.
     """
     clock = ManualClock(start=time.time() - 3600)
     sim_config = sim_config or SimulatorConfig(
