@@ -233,6 +233,14 @@ class Exporter:
         targets = {slot.name for slot in runtime.plan.slots}
         if targets <= self._reported | {STATIC_SOURCE}:
             self._release_live()
+            self._warn_if_live_budget_too_small(runtime)
+
+    def _warn_if_live_budget_too_small(self, runtime: Runtime) -> None:
+        """Once discovery has named the live things, say if a cycle cannot fit its interval."""
+        things = len(self.state.targets.live_names())
+        poll = runtime.config.poll
+        if things / poll.max_requests_per_second > poll.interval:
+            _warn_budget(things, poll.max_requests_per_second, poll.interval)
 
     def _release_live(self) -> None:
         self._live_released = True
@@ -523,18 +531,28 @@ class Exporter:
 
 
 def _warn_if_budget_too_small(runtime: Runtime) -> None:
-    """Say at load time, not after the first overrun, when a budget cannot fit a pass."""
+    """Say at load time, not after the first overrun, when a budget cannot fit a cycle.
+
+    The static list is known now; what discovery adds is checked once it has reported.
+    The index pager's pages are a hundredth of its things, so only the live poller's
+    budget is checked here.
+    """
     config = runtime.config
-    live_things = len(config.things) if config.poll.mode == "live" else 0
-    shortest = live_things / config.poll.max_requests_per_second
-    if shortest > config.poll.interval:
-        log.warning(
-            "a poll cycle cannot finish within poll.interval at this request budget; "
-            "cycles will overrun: raise poll.interval or poll.max_requests_per_second",
-            extra={
-                "things": live_things,
-                "max_requests_per_second": config.poll.max_requests_per_second,
-                "shortest_cycle_seconds": round(shortest, 1),
-                "interval_seconds": config.poll.interval,
-            },
-        )
+    if config.poll.mode != "live" or not config.things:
+        return
+    things = len(config.things)
+    if things / config.poll.max_requests_per_second > config.poll.interval:
+        _warn_budget(things, config.poll.max_requests_per_second, config.poll.interval)
+
+
+def _warn_budget(things: int, budget: float, interval: float) -> None:
+    log.warning(
+        "a poll cycle cannot finish within poll.interval at this request budget; "
+        "cycles will overrun: raise poll.interval or poll.max_requests_per_second",
+        extra={
+            "things": things,
+            "max_requests_per_second": budget,
+            "shortest_cycle_seconds": round(things / budget, 1),
+            "interval_seconds": interval,
+        },
+    )

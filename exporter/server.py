@@ -144,7 +144,7 @@ def landing_page(telemetry_path: str) -> bytes:
 <ul>
 <li><a href="{path}">Metrics</a></li>
 <li><a href="/-/healthy">Health</a></li>
-<li><a href="/-/ready">Readiness</a> (ready once the first poll cycle has completed)</li>
+<li><a href="/-/ready">Readiness</a> (ready once every source has reported once)</li>
 </ul>
 <p>POST <code>/-/reload</code> (or send SIGHUP) to reload the configuration.</p>
 </body></html>
@@ -243,7 +243,7 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 self._text(
                     HTTPStatus.SERVICE_UNAVAILABLE,
-                    "Not ready: the first poll cycle has not completed yet.\n",
+                    "Not ready: not every source has reported once yet.\n",
                     head=head,
                 )
         elif path == "/-/reload":

@@ -291,3 +291,22 @@ def test_discovery_spends_its_own_operation_s_budget(harness: HarnessFactory) ->
     assert counts[("ListThings", "ok")] == 6
     assert ("ListThings", "ThrottlingException") not in counts
     assert len(connected_by_thing(samples)) == 12
+
+
+def test_a_budget_too_small_for_what_discovery_found_is_warned(
+    harness: HarnessFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness(
+        quiet(12, seed=43),
+        things=[],
+        sections=discovery(thing_types=["sensor"]),
+        interval="1s",
+        max_requests_per_second=1,
+    )
+    with caplog.at_level(logging.WARNING, logger="exporter.app"):
+        h.exporter.run_pass("thing_type:sensor")
+    [warning] = [
+        r for r in caplog.records if "cannot finish within poll.interval" in r.getMessage()
+    ]
+    assert warning.__dict__["things"] == 4
+    assert warning.__dict__["shortest_cycle_seconds"] == 4.0

@@ -63,7 +63,7 @@ class ExporterProcess(StartStop):
     config_file: the YAML config; it is passed as `--config.file`.
     extra_args: further flags, e.g. ["--log.level", "debug"].
     env: extra environment variables (merged over os.environ).
-    wait_ready: wait for `/-/ready` (the first poll cycle) as well as for the
+    wait_ready: wait for `/-/ready` (every source reported once) as well as for the
     listening line; turn off to test the not-ready phase.
     """
 
