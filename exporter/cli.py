@@ -171,12 +171,13 @@ def check_config(path: str, web_config_path: str = "") -> int:
 
 
 def describe_sources(config: Config) -> str:
-    """What a config watches, in a few words: "3 things, 2 discovery sources, 1 aggregate"."""
-    parts = [
-        f"{len(config.things)} things",
-        f"{len(config.discovery.sources)} discovery sources",
-        f"{len(config.aggregates.queries)} aggregate queries",
-    ]
+    """What a config watches, in a few words: "3 things, 2 discovery sources (live mode)"."""
+    counts = (
+        (len(config.things), "thing", "things"),
+        (len(config.discovery.sources), "discovery source", "discovery sources"),
+        (len(config.aggregates.queries), "aggregate query", "aggregate queries"),
+    )
+    parts = [f"{n} {one if n == 1 else many}" for n, one, many in counts if n]
     return ", ".join(parts) + f" ({config.poll.mode} mode)"
 
 
