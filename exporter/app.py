@@ -124,6 +124,7 @@ class Exporter:
         self._scheduler: BackgroundScheduler | None = None
         self._renderer: threading.Thread | None = None
         self._reported: set[str] = set()
+        self._ready_at: int | None = None  # the state's version once every source reported
         self._live_released = False
         self._hints = Hints()
         self._failing: dict[str, str] = {}
@@ -159,8 +160,13 @@ class Exporter:
         return self._fleet_payload.preceded_by(generate_latest(self._registry))
 
     def ready(self) -> bool:
-        """Ready once every source has reported once (successfully or not)."""
-        return all(source.name in self._reported for source in self._runtime.plan.sources)
+        """Ready once every source has reported once (successfully or not), and /metrics
+        shows what they reported."""
+        if self._ready_at is None:
+            if not all(s.name in self._reported for s in self._runtime.plan.sources):
+                return False
+            self._ready_at = self.state.version
+        return self._rendered_version >= self._ready_at
 
     @property
     def _region(self) -> str:

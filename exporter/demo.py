@@ -14,7 +14,6 @@ from exporter.simulator import Simulator, SimulatorConfig
 DEMO_REGION = "us-east-1"
 # The simulator accepts any well-formed signature by default; these keys exist only here.
 DEMO_CREDENTIALS = ("AKIADEMODEMODEMODEMO", "demo-secret-key-not-a-real-secret")
-DEMO_SITES = ("plant-a", "plant-b", "warehouse")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,16 +23,22 @@ class Demo:
     credentials: tuple[str, str]
 
 
-def demo_config(endpoint_url: str, thing_names: list[str]) -> Config:
-    """A config like an operator's: short interval, a budget, a site label per thing."""
+def demo_config(endpoint_url: str) -> Config:
+    """A config like an operator's: two thing groups found by discovery, one polled live and
+    one read from the fleet index, registry labels, and a fleet-wide aggregate."""
     document = {
         "aws": {"region": DEMO_REGION, "endpoint_url": endpoint_url},
         "poll": {"interval": "10s", "max_requests_per_second": 100, "concurrency": 8},
         "labels": {"env": "demo"},
-        "things": [
-            {"name": name, "labels": {"site": DEMO_SITES[index % len(DEMO_SITES)]}}
-            for index, name in enumerate(thing_names)
-        ],
+        "discovery": {
+            "interval": "30s",
+            "thing_groups": [
+                {"name": "group-1", "recursive": True},
+                {"name": "group-2", "recursive": True, "mode": "index"},
+            ],
+        },
+        "registry": {"attributes": ["site", "firmware"], "promote": ["site"]},
+        "aggregates": {"interval": "30s", "queries": [{"name": "all", "by": ["thingTypeName"]}]},
     }
     return parse_config(yaml.safe_dump(document, sort_keys=False), source="<demo>")
 
@@ -43,7 +48,7 @@ def start_demo() -> Iterator[Demo]:
     simulator = Simulator(SimulatorConfig.demo())
     simulator.start()
     try:
-        config = demo_config(simulator.url, simulator.fleet.thing_names())
+        config = demo_config(simulator.url)
         yield Demo(simulator=simulator, config=config, credentials=DEMO_CREDENTIALS)
     finally:
         simulator.stop()

@@ -268,8 +268,11 @@ def test_readme_demo_command_runs_the_product() -> None:
         status, body = http_get(demo.url + "/metrics")
         assert status == 200
         text = body.decode()
+        # Both groups discovered: one polled live, one read from the index.
         assert text.count("iot_thing_connected{") >= 250
-        assert 'site="plant-a"' in text
+        assert 'site="group-1-1"' in text
+        assert 'iot_thing_info{firmware="1.2.0",site="group-2-1"' in text
+        assert 'iot_fleet_things{connected="true",query="all"}' in text
     assert demo.returncode == 0
 
 
