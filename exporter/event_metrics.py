@@ -61,5 +61,12 @@ class EventMetrics:
             "Keys the dedupe set holds now (at most events.dedupe_keys).",
             registry=registry,
         )
+        self.queue_messages = Gauge(
+            "iot_exporter_events_queue_messages",
+            "Messages on the queue by state (visible: waiting; in_flight: received, not yet "
+            "deleted), as SQS approximates them at the source's last pass.",
+            ["state"],
+            registry=registry,
+        )
         for kind in Malformed:
             self.malformed.labels(kind.value)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 NAME = "events"
 RECEIVE = "ReceiveMessage"
 DELETE = "DeleteMessageBatch"
+ATTRIBUTES = "GetQueueAttributes"
 WAIT_TIME_SECONDS = 20
 MAX_MESSAGES = 10
 # How often the app records the source's health: its consumers run on their own.
@@ -83,12 +84,37 @@ class EventSource(Source):
     def run(self, updates: Updates) -> PassOutcome:
         if not self._threads:
             self._start(updates)
+        self._measure_queue()
         with self._lock:
             summary, self._summary = self._summary, BatchSummary()
             failure, received, self._received = self._failure, self._received, 0
         if failure is not None:
             return PassOutcome.failed_call(failure, things=summary.observed, summary=summary)
         return PassOutcome(ok=True, things=received, summary=summary)
+
+    def _measure_queue(self) -> None:
+        """The queue's depth: a backlog that grows says the consumers fall behind."""
+        try:
+            response = self._calls.call(
+                ATTRIBUTES,
+                QueueUrl=self._settings.queue_url,
+                AttributeNames=[
+                    "ApproximateNumberOfMessages",
+                    "ApproximateNumberOfMessagesNotVisible",
+                ],
+            )
+        except CallFailed as failure:
+            self._failed(failure)
+            return
+        attributes = response.get("Attributes") or {}
+        for state, key in (
+            ("visible", "ApproximateNumberOfMessages"),
+            ("in_flight", "ApproximateNumberOfMessagesNotVisible"),
+        ):
+            try:
+                self._metrics.queue_messages.labels(state).set(float(attributes[key]))
+            except (KeyError, TypeError, ValueError):
+                continue  # a missing or garbled attribute leaves the last value
 
     def close(self) -> None:
         """Stop the consumers (a reload replaced this source); in-flight batches finish."""

@@ -144,6 +144,17 @@ def test_poison_messages_are_counted_deleted_and_never_stop_the_flow(
     }
     assert malformed == dict.fromkeys(malformed, 1.0)
     assert per_thing(h) == {(thing, "CLIENT_ERROR"): 1.0}
+    outcome = h.exporter.run_pass("events")
+    assert outcome is not None
+    assert outcome.ok
+    depth = {
+        s: metric(h.registry, "iot_exporter_events_queue_messages", state=s)
+        for s in ("visible", "in_flight")
+    }
+    assert depth == {"visible": 0.0, "in_flight": 0.0}
+    assert (
+        metric(h.registry, "iot_exporter_api_requests_total", operation="GetQueueAttributes") >= 1
+    )
 
 
 def test_restart_mid_stream_loses_nothing_and_counts_nothing_twice(
