@@ -239,3 +239,28 @@ def test_dropped_events_are_caught_by_polling_and_reported_missed(
         series(h.samples(), "iot_disconnects_total")[frozenset({("reason", "unobserved_flap")})]
         == 0
     )
+
+
+def test_reload_replaces_the_consumers_and_keeps_counting(
+    harness: HarnessFactory, moto: MotoServer
+) -> None:
+    url, sections = events_section(moto, visibility_timeout="2s")
+    h = harness(quiet(3, seed=4), sections=sections)
+    rule = rule_for(h, moto, url)
+    h.cycle()
+    first, second = h.sim.fleet.thing_names()[:2]
+    h.clock.advance(5)
+    h.sim.fleet.disconnect(first, "CLIENT_ERROR")
+    rule.publish()
+    drained(h, moto, url, rule)
+    old = h.exporter._runtime.plan.source("events")
+    h.rewrite_config(events={**sections["events"], "consumers": 2})
+    assert h.exporter.reload().ok
+    assert isinstance(old, EventSource)
+    assert old.join(30)  # closed: its consumer ends after its current long poll
+    h.exporter.run_pass("events")  # the new source's consumers start
+    h.clock.advance(5)
+    h.sim.fleet.disconnect(second, "SERVER_ERROR")
+    rule.publish()
+    drained(h, moto, url, rule)
+    assert per_thing(h) == {(first, "CLIENT_ERROR"): 1.0, (second, "SERVER_ERROR"): 1.0}
