@@ -22,15 +22,17 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__
-from exporter.aws import AwsSetupError, known_disconnect_reasons
+from exporter.aws import AwsSetupError, known_disconnect_reasons, make_sqs_client
 from exporter.calls import AwsCalls, Budgets
 from exporter.config import DEFAULT_BUDGETS, POLL_OPERATION, Config
+from exporter.event_metrics import EventMetrics
 from exporter.exposition import Exposition, Payload, Shape
 from exporter.fleet import BatchSummary
 from exporter.hints import Hints
 from exporter.server import ReloadResult
 from exporter.sources import PassOutcome, Plan, Source, plan
 from exporter.sources.aggregates import AggregatesSource
+from exporter.sources.events import EventSource, EventWiring
 from exporter.sources.index import IndexPager
 from exporter.sources.live import LivePoller
 from exporter.state import SharedState
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ClientFactory = Callable[[Config], "IoTClient"]
+SqsClientFactory = Callable[[Config], Any]
 ConfigLoader = Callable[[], Config]
 
 # Rendering follows changes, but at most once per this many seconds, and never more often
@@ -109,9 +112,12 @@ class Exporter:
         *,
         clock: Callable[[], float] = time.time,
         registry: CollectorRegistry | None = None,
+        sqs_client_factory: SqsClientFactory | None = None,
     ) -> None:
         self._load_config = load_config
         self._client_factory = client_factory
+        self._sqs_client_factory = sqs_client_factory or _default_sqs_client
+        self._event_metrics: EventMetrics | None = None
         self._clock = clock
         # The exporter's own metrics are small and rendered per scrape, so counters move
         # during a long pass; the fleet's series (nearly every byte) are rendered on change.
@@ -130,6 +136,7 @@ class Exporter:
         self._failing: dict[str, str] = {}
         self._runtime = self._build(load_config(), None)  # errors here are fatal at start-up
         self.state = SharedState(self._runtime.plan.slots, known_disconnect_reasons(), clock=clock)
+        self.state.fleet.events = self._runtime.config.events is not None
         self._seed_static(self._runtime.config)
         self._apply_runtime_metrics(self._runtime)
         self.metrics.config_reload_ok.set(1)
@@ -207,6 +214,8 @@ class Exporter:
     def _record(self, source: Source, outcome: PassOutcome, duration: float) -> None:
         metrics, name = self.metrics, source.name
         metrics.source_passes.labels(name).inc()
+        if outcome.summary.missed and self._event_metrics is not None:
+            self._event_metrics.missed.inc(outcome.summary.missed)
         metrics.source_duration.labels(name).set(duration)
         metrics.source_ok.labels(name).set(1 if outcome.ok else 0)
         if outcome.ok:
@@ -375,7 +384,8 @@ class Exporter:
 
     def _build(self, config: Config, old: Runtime | None) -> Runtime:
         calls = self._calls(config, old)
-        sources = plan(config, calls, stop=self._stop, clock=self._clock)
+        events = self._events(config, calls)
+        sources = plan(config, calls, stop=self._stop, clock=self._clock, events=events)
         runtime = Runtime(config, calls, sources, Exposition(_shape(config)))
         _warn_if_budget_too_small(runtime)
         return runtime
@@ -405,6 +415,27 @@ class Exporter:
             stop=self._stop,
         )
 
+    def _events(self, config: Config, calls: AwsCalls) -> EventWiring | None:
+        """SQS calls for the event source, with budgets and a stop of their own: a batch
+        already applied is still deleted while the app stops (or it would count twice)."""
+        if config.events is None:
+            return None
+        try:
+            client = self._sqs_client_factory(config)
+        except AwsSetupError as error:
+            raise SetupError(str(error)) from error
+        if self._event_metrics is None:
+            self._event_metrics = EventMetrics(self._registry)
+        closing = threading.Event()
+        sqs_calls = AwsCalls(
+            client,
+            Budgets(calls.budgets.rates, wait=closing.wait),
+            self.metrics,
+            max_retries=config.poll.max_retries,
+            stop=closing,
+        )
+        return EventWiring(sqs_calls, self._event_metrics, closing)
+
     def _seed_static(self, config: Config) -> None:
         if config.things:
             names = config.things.names
@@ -433,10 +464,12 @@ class Exporter:
                 return self._reload_failed(f"unexpected error: {error!r}")
             with self._render_lock, self.state.lock:
                 self._runtime = runtime
+                self.state.fleet.events = runtime.config.events is not None
                 left = self.state.reconfigure(runtime.plan.slots)
                 self._seed_static(runtime.config)
                 self.state.keep_aggregates({q.name for q in runtime.config.aggregates.queries})
             self._forget_removed_sources(old, runtime)
+            _close_event_sources(old)
             self._apply_runtime_metrics(runtime)
             self.metrics.config_reload_ok.set(1)
             self.metrics.config_reload_time.set(self._clock())
@@ -534,6 +567,19 @@ class Exporter:
         scheduler, self._scheduler = self._scheduler, None
         if scheduler is not None:
             scheduler.shutdown(wait=False)
+
+
+def _default_sqs_client(config: Config) -> Any:
+    if config.events is None:
+        raise SetupError("events: no events section")
+    return make_sqs_client(config.aws, config.events)
+
+
+def _close_event_sources(runtime: Runtime) -> None:
+    """A reload builds a new event source; the old one's consumers must end."""
+    for source in runtime.plan.sources:
+        if isinstance(source, EventSource):
+            source.close()
 
 
 def _warn_if_budget_too_small(runtime: Runtime) -> None:

@@ -1,4 +1,4 @@
-"""The boto3 side: sessions, credentials (chain or assumed role), the tuned IoT client, errors."""
+"""The boto3 side: sessions, credentials (chain or assumed role), IoT and SQS clients, errors."""
 
 from __future__ import annotations
 
@@ -25,10 +25,11 @@ from botocore.parsers import ResponseParserError
 from botocore.utils import parse_timestamp
 
 from exporter import __version__
-from exporter.config import AwsSettings
+from exporter.config import AwsSettings, EventsSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
+    from mypy_boto3_sqs import SQSClient
 
 USER_AGENT = f"iot-connectivity-exporter/{__version__}"
 ASSUMED_ROLE_SECONDS = 3600
@@ -231,3 +232,27 @@ def _unresolved(error: EndpointConnectionError) -> bool:
         if not isinstance(cause, BaseException):
             return False
     return False
+
+
+# SQS long polling holds a ReceiveMessage open this long; the read timeout must outlast it.
+LONG_POLL_SECONDS = 20
+
+
+def make_sqs_client(
+    settings: AwsSettings,
+    events: EventsSettings,
+    *,
+    static_credentials: tuple[str, str] | None = None,
+) -> SQSClient:
+    """The SQS client the event source long-polls with: aws.*'s session and credentials,
+    events.endpoint_url, and a read timeout that outlasts a long poll."""
+    session = make_session(settings, static_credentials=static_credentials)
+    config = client_config(settings, events.consumers).merge(
+        BotocoreConfig(read_timeout=settings.read_timeout + LONG_POLL_SECONDS)
+    )
+    try:
+        return session.client("sqs", endpoint_url=events.endpoint_url, config=config)
+    except ClientError as error:
+        raise AwsSetupError(f"aws.role_arn: cannot assume the role: {error}") from error
+    except (NoRegionError, BotoCoreError, ValueError) as error:
+        raise AwsSetupError(f"events: cannot create the SQS client: {error}") from error

@@ -16,7 +16,7 @@ from prometheus_client import disable_created_metrics
 
 from exporter import __version__
 from exporter.app import Exporter, SetupError
-from exporter.aws import make_iot_client
+from exporter.aws import make_iot_client, make_sqs_client
 from exporter.config import Config, load_config
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
@@ -216,6 +216,11 @@ def build_exporter(args: argparse.Namespace, stack: ExitStack) -> Exporter:
             lambda: demo.config,
             lambda config: make_iot_client(
                 config.aws, config.poll.concurrency, static_credentials=demo.credentials
+            ),
+            sqs_client_factory=lambda config: (
+                make_sqs_client(config.aws, config.events, static_credentials=demo.credentials)
+                if config.events is not None
+                else None
             ),
         )
     path = args.config_file

@@ -75,7 +75,20 @@ DEFAULT_BUDGETS: dict[str, float] = {
     "DescribeThingGroup": 2.0,
     "GetStatistics": 1.0,
     "GetBucketsAggregation": 1.0,
+    # Lifecycle events (events.*). SQS has no practical quota on these; the budgets cap
+    # what a runaway loop could cost. Each ReceiveMessage brings up to 10 events, so
+    # 50/s is 500 events/s before the consumers wait; raise it for a busier queue.
+    "ReceiveMessage": 50.0,
+    "DeleteMessageBatch": 50.0,
+    "GetQueueAttributes": 1.0,
 }
+# events.*: consumer threads long-polling the queue, and the keys the dedupe set keeps.
+DEFAULT_EVENT_CONSUMERS = 1
+MAX_EVENT_CONSUMERS = 16
+DEFAULT_DEDUPE_KEYS = 100_000
+MAX_DEDUPE_KEYS = 10_000_000
+# SQS's own bounds for a visibility timeout: 0 to 12 hours.
+MAX_VISIBILITY_TIMEOUT = 43_200.0
 
 # Label names the exporter or Prometheus already sets on the series, with why.
 RESERVED_LABELS = {
@@ -735,6 +748,34 @@ class AggregatesSettings(StrictSection):
     ] = ()
 
 
+class ClientIdSettings(StrictSection):
+    """events.client_id: how a lifecycle event's client ID names a thing (by default, itself)."""
+
+    prefix: Text = ""
+    suffix: Text = ""
+
+
+def _at_most(maximum: float) -> AfterValidator:
+    def check(seconds: float) -> float:
+        if seconds > maximum:
+            fail(f"must be at most {format_duration(maximum)}, got {format_duration(seconds)}")
+        return seconds
+
+    return AfterValidator(check)
+
+
+class EventsSettings(StrictSection):
+    """Lifecycle events from an SQS queue an IoT topic rule fills: exact disconnect counts."""
+
+    queue_url: Url
+    endpoint_url: Url | None = None
+    consumers: Annotated[int, _integer_in(1, MAX_EVENT_CONSUMERS)] = DEFAULT_EVENT_CONSUMERS
+    client_id: ClientIdSettings = Field(default_factory=ClientIdSettings)
+    # None keeps the queue's own visibility timeout.
+    visibility_timeout: Annotated[Duration, _at_most(MAX_VISIBILITY_TIMEOUT)] | None = None
+    dedupe_keys: Annotated[int, _integer_in(1_000, MAX_DEDUPE_KEYS)] = DEFAULT_DEDUPE_KEYS
+
+
 class MetricsSettings(StrictSection):
     """What /metrics shows."""
 
@@ -772,11 +813,19 @@ class Config(StrictSection):
     aggregates: AggregatesSettings = Field(default_factory=AggregatesSettings)
     budgets: Budgets = Field(default_factory=dict)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    events: EventsSettings | None = None
 
     @field_validator("registry", mode="before")
     @classmethod
     def _registry_written_empty(cls, value: Any, info: ValidationInfo) -> Any:
         # "registry:" with everything under it commented out still asks for the registry.
+        from_file = bool(info.context and info.context.get(_FROM_FILE))
+        return {} if value is None and from_file else value
+
+    @field_validator("events", mode="before")
+    @classmethod
+    def _events_written_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        # "events:" with its keys commented out asks for events: say what is missing.
         from_file = bool(info.context and info.context.get(_FROM_FILE))
         return {} if value is None and from_file else value
 

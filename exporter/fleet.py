@@ -1,8 +1,8 @@
 """Fleet state: what each thing last reported, and the rules that turn observations into counts.
 
 Pure logic: no boto3, no threads, no clock. Sources hand in batches of observations (the
-live poller, the fleet-index pager); the exposition reads the state. Everything here can
-be tested in a table.
+live poller, the fleet-index pager, lifecycle events); the exposition reads the state.
+Everything here can be tested in a table. docs/events.md tables the rules of event mode.
 """
 
 from __future__ import annotations
@@ -20,6 +20,14 @@ UNOBSERVED_FLAP = "unobserved_flap"
 # AWS reports a disconnected thing with no reason in rare cases; keep the sample rather
 # than drop it, under AWS's own catch-all value.
 MISSING_REASON = "UNKNOWN"
+
+# AWS: lifecycle event timestamps are accurate to about +-2 minutes. Within this window the
+# versionNumber, not the timestamp, orders two events of one client ID; and an event this
+# close to a change a poll saw is taken to be that change.
+EVENT_SKEW_SECONDS = 120.0
+# In event mode a poll that sees a change no event has shown yet waits this long (until a
+# later poll at least this much later) for the event before counting it as missed.
+MISSED_GRACE_SECONDS = 30.0
 
 
 class Outcome(enum.Enum):
@@ -41,6 +49,38 @@ class Observation:
     timestamp: float | None = None
     reason: str | None = None
     error_code: str | None = None
+    # Set on a lifecycle event: its versionNumber, and whether this delivery is the event's
+    # first (the dedupe set's answer; only a first delivery of a disconnect counts).
+    event_version: int | None = None
+    first_delivery: bool = True
+
+    @property
+    def is_event(self) -> bool:
+        return self.event_version is not None
+
+    @classmethod
+    def event(
+        cls,
+        thing_name: str,
+        observed_at: float,
+        *,
+        connected: bool,
+        timestamp: float,
+        version: int,
+        reason: str | None = None,
+        first_delivery: bool = True,
+    ) -> Observation:
+        """A lifecycle event for one thing."""
+        return cls(
+            thing_name,
+            Outcome.OK,
+            observed_at,
+            connected,
+            timestamp,
+            None if connected else (reason or MISSING_REASON),
+            event_version=version,
+            first_delivery=first_delivery,
+        )
 
     @classmethod
     def ok(
@@ -75,6 +115,11 @@ class ThingState:
     # None after a failure, so this alone tells a failed poll from a successful one; a
     # missing thing reads as ResourceNotFoundException).
     last_error: str | None = None
+    # The versionNumber of the event that set connected/timestamp (None if a poll did).
+    version: int | None = None
+    # Event mode: a change a poll saw before any event showed it, counted only if no event
+    # shows it within MISSED_GRACE_SECONDS: (reason, its timestamp, when the poll saw it).
+    pending: tuple[str, float, float] | None = None
 
     @property
     def known(self) -> bool:
@@ -112,11 +157,114 @@ def counted_reason(previous: ThingState, observation: Observation) -> str | None
     return None
 
 
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one observation did to one thing."""
+
+    state: ThingState
+    reason: str | None = None  # the disconnect counted, if any
+    stale: bool = False  # an event older than the state: counted if new, but not shown
+    missed: bool = False  # a change a poll saw and no event showed: events missed it
+
+
 def transition(
     previous: ThingState | None, observation: Observation
 ) -> tuple[ThingState, str | None]:
     """Apply one observation: the thing's next state and the reason counted, if any."""
+    result = step(previous, observation, events=False)
+    return result.state, result.reason
+
+
+def step(previous: ThingState | None, observation: Observation, *, events: bool) -> Step:
+    """Apply one observation under the polling rules, or event mode's when `events`.
+
+    Event mode (lifecycle events configured): every first delivery of a disconnect event
+    counts, in whatever order it comes; an event changes the shown state only if it is
+    newer than what is held (`event_is_newer`), whichever source set that. Polls still
+    keep the state fresh, but a change a poll sees first is held as `pending`: the event
+    that shows it later counts it, and if none does within MISSED_GRACE_SECONDS the next
+    poll counts it under the polling rules and reports it as missed.
+    """
     state = previous if previous is not None else ThingState()
+    if observation.is_event:
+        result = _event_step(state, observation)
+        return replace(result, state=_counted(result.state, result.reason))
+    missed: str | None = None
+    if events and state.pending is not None:
+        state, missed = _resolve_pending(state, observation)
+    state, reason = _poll_transition(state, observation)
+    if events and reason is not None:
+        # Wait for the event that will count it; keep the shown state current meanwhile.
+        # (A counted change always has a timestamp: counted_reason needs one.)
+        at = observation.timestamp if observation.timestamp is not None else 0.0
+        state = replace(state, pending=(reason, at, observation.observed_at))
+        reason = None
+    counted = missed or reason
+    return Step(_counted(state, counted), counted, missed=missed is not None)
+
+
+def _resolve_pending(state: ThingState, observation: Observation) -> tuple[ThingState, str | None]:
+    """Count the pending change as missed once its grace has passed without an event."""
+    if state.pending is None:
+        return state, None
+    reason, _, seen_at = state.pending
+    if observation.observed_at - seen_at < MISSED_GRACE_SECONDS:
+        return state, None
+    return replace(state, pending=None), reason
+
+
+def _event_step(state: ThingState, event: Observation) -> Step:
+    reason = None
+    if not event.connected and event.first_delivery:
+        reason = event.reason or MISSING_REASON
+    pending = state.pending
+    timestamp = event.timestamp if event.timestamp is not None else 0.0
+    if (
+        pending is not None
+        and event.first_delivery
+        and timestamp >= pending[1] - EVENT_SKEW_SECONDS
+    ):
+        pending = None  # the change the poll saw: this event (or a later one) shows it
+    if not event_is_newer(state, event):
+        return Step(replace(state, pending=pending), reason, stale=True)
+    return Step(
+        replace(
+            state,
+            connected=event.connected,
+            timestamp=event.timestamp,
+            reason=None if event.connected else event.reason,
+            version=event.event_version,
+            last_success_at=event.observed_at,
+            pending=pending,
+        ),
+        reason,
+    )
+
+
+def event_is_newer(state: ThingState, event: Observation) -> bool:
+    """Whether an event is newer than the state held, so that it may replace it.
+
+    Within EVENT_SKEW_SECONDS of an event-set state, versionNumber orders them, then the
+    disconnect after the connect of the same connection. versionNumber resets only after
+    about an hour disconnected, so inside that window it never has; outside it the
+    timestamps are far enough apart to be trusted. A state a poll set (no version) is
+    replaced by an event at least as recent: the same change, now with its version.
+    """
+    if event.timestamp is None or event.event_version is None:
+        return False  # Observation.event always sets both; anything else is no event
+    if not state.known or state.timestamp is None:
+        return True
+    if state.version is not None and abs(event.timestamp - state.timestamp) <= EVENT_SKEW_SECONDS:
+        ours = (state.version, not state.connected)
+        return (event.event_version, not event.connected) > ours
+    return (
+        event.timestamp >= state.timestamp
+        if state.version is None
+        else (event.timestamp > state.timestamp)
+    )
+
+
+def _poll_transition(state: ThingState, observation: Observation) -> tuple[ThingState, str | None]:
     if observation.outcome is not Outcome.OK:
         # An error or a missing thing says nothing about connectivity: keep what we knew.
         return replace(state, last_error=observation.error_code or "Unknown"), None
@@ -127,19 +275,26 @@ def transition(
         # would make the next fresh one look "newer" and count the same event twice.
         return replace(state, last_success_at=observation.observed_at, last_error=None), None
     reason = counted_reason(state, observation)
-    disconnects: Mapping[str, int] = state.disconnects
-    if reason is not None:
-        updated = dict(disconnects)
-        updated[reason] = updated.get(reason, 0) + 1
-        disconnects = updated
+    same = state.timestamp == observation.timestamp and state.connected == observation.connected
     return ThingState(
         connected=observation.connected,
         timestamp=observation.timestamp,
         reason=None if observation.connected else observation.reason,
-        disconnects=disconnects,
+        disconnects=state.disconnects,
         last_success_at=observation.observed_at,
         last_error=None,
+        # The same change an event showed keeps the event's version, which orders the next.
+        version=state.version if same else None,
+        pending=state.pending,
     ), reason
+
+
+def _counted(state: ThingState, reason: str | None) -> ThingState:
+    if reason is None:
+        return state
+    disconnects = dict(state.disconnects)
+    disconnects[reason] = disconnects.get(reason, 0) + 1
+    return replace(state, disconnects=disconnects)
 
 
 def _says_less(state: ThingState, observation: Observation) -> bool:
@@ -162,6 +317,10 @@ class BatchSummary:
     not_found_names: frozenset[str] = frozenset()
     # Observations of things that no source targets (any more), left out.
     ignored: int = 0
+    # Event mode: events older than the state they met (counted if new, not shown), and
+    # changes a poll saw that no event showed in time (counted by the polling rules).
+    stale: int = 0
+    missed: int = 0
 
     def __add__(self, other: BatchSummary) -> BatchSummary:
         """Both batches' effects, as if they had been one (a pass is a sum of batches)."""
@@ -174,6 +333,8 @@ class BatchSummary:
             error_codes=dict(Counter(self.error_codes) + Counter(other.error_codes)),
             not_found_names=self.not_found_names | other.not_found_names,
             ignored=self.ignored + other.ignored,
+            stale=self.stale + other.stale,
+            missed=self.missed + other.missed,
         )
 
 
@@ -184,8 +345,10 @@ class FleetState:
     this stays plain data plus rules.
     """
 
-    def __init__(self, known_reasons: Iterable[str] = ()) -> None:
+    def __init__(self, known_reasons: Iterable[str] = (), *, events: bool = False) -> None:
         self.things: dict[str, ThingState] = {}
+        # Lifecycle events are configured: polls defer their counts to them (see `step`).
+        self.events = events
         # Every known reason starts at 0 so increase() sees the first disconnect after start.
         self.fleet_disconnects: Counter[str] = Counter(dict.fromkeys(known_reasons, 0))
         self.fleet_disconnects.setdefault(UNOBSERVED_FLAP, 0)
@@ -198,17 +361,21 @@ class FleetState:
         """Apply a batch; an observation of a thing no source targets is ignored."""
         counted: Counter[str] = Counter()
         error_codes: Counter[str] = Counter()
-        observed = succeeded = ignored = 0
+        observed = succeeded = ignored = stale = missed = 0
         not_found: set[str] = set()
         things = self.things
+        events = self.events
         for observation in observations:
             name = observation.thing_name
             if not targeted(name):
                 ignored += 1
                 continue
             observed += 1
-            new_state, reason = transition(things.get(name), observation)
-            things[name] = new_state
+            result = step(things.get(name), observation, events=events)
+            things[name] = result.state
+            reason = result.reason
+            stale += result.stale
+            missed += result.missed
             if observation.outcome is Outcome.OK:
                 succeeded += 1
             else:
@@ -227,6 +394,8 @@ class FleetState:
             error_codes=dict(error_codes),
             not_found_names=frozenset(not_found),
             ignored=ignored,
+            stale=stale,
+            missed=missed,
         )
 
     def forget(self, thing_names: Iterable[str]) -> None:

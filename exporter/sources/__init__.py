@@ -7,8 +7,8 @@ at a time, that reports through `Updates` and never raises for AWS's failures.
   filters and fleet-index queries. In live mode they list their things every
   discovery.interval through the registry (registry.py); in index mode they page the
   fleet index every poll.interval (index.py), which observes as it discovers.
-- Observation sources report connectivity: the live poller (live.py) and the index
-  pager (index.py); lifecycle events will be a third.
+- Observation sources report connectivity: the live poller (live.py), the index pager
+  (index.py) and lifecycle events from SQS (events.py), which count disconnects exactly.
 - The aggregates (aggregates.py) count the fleet through the index.
 
 A new kind of source is a module here with a `Source` subclass, and a line in `plan`.
@@ -32,6 +32,7 @@ from exporter.config import (
 )
 from exporter.sources.aggregates import AggregatesSource
 from exporter.sources.base import AggregateCounts, PassOutcome, Source, Updates
+from exporter.sources.events import EventSource, EventWiring
 from exporter.sources.index import IndexPager, any_of, fixed_queries, quoted, thing_group_queries
 from exporter.sources.live import LivePoller
 from exporter.sources.registry import (
@@ -123,6 +124,7 @@ def plan(
     *,
     stop: threading.Event,
     clock: Callable[[], float] = time.time,
+    events: EventWiring | None = None,
 ) -> Plan:
     """The sources a config asks for.
 
@@ -194,4 +196,6 @@ def plan(
         sources.append(
             AggregatesSource(config.aggregates.queries, calls, interval=config.aggregates.interval)
         )
+    if config.events is not None and events is not None:
+        sources.append(EventSource(config.events, events, stop=stop, clock=clock))
     return Plan(tuple(slots), tuple(sources), live_poller)

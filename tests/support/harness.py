@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
-from exporter.aws import make_iot_client
+from exporter.aws import make_iot_client, make_sqs_client
 from exporter.config import Config, load_config
 from exporter.simulator import FaultConfig, ManualClock, Simulator, SimulatorConfig
 
@@ -116,6 +116,11 @@ def client_factory(config: Config) -> Any:
     return make_iot_client(config.aws, config.poll.concurrency, static_credentials=TEST_CREDENTIALS)
 
 
+def sqs_client_factory(config: Config) -> Any:
+    assert config.events is not None
+    return make_sqs_client(config.aws, config.events, static_credentials=TEST_CREDENTIALS)
+
+
 HarnessFactory = Callable[..., Harness]
 
 
@@ -150,7 +155,13 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         registry = CollectorRegistry()
-        exporter = Exporter(lambda: load_config(path), factory, clock=clock.now, registry=registry)
+        exporter = Exporter(
+            lambda: load_config(path),
+            factory,
+            clock=clock.now,
+            registry=registry,
+            sqs_client_factory=sqs_client_factory,
+        )
         made = Harness(
             sim=sim,
             clock=clock,

@@ -1,0 +1,132 @@
+"""Lifecycle events: CPU per event on the apply path, throughput through moto's SQS, and the
+dedupe set's memory after 10^6 events. Bounded in time; talks only to 127.0.0.1."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import threading
+import time
+import tracemalloc
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from bench._common import cpu_seconds, load_average, machine, now_utc, thing_names
+from exporter.aws import known_disconnect_reasons
+from exporter.calls import AwsCalls, Budgets
+from exporter.config import DEFAULT_BUDGETS, EventsSettings
+from exporter.event_metrics import EventMetrics
+from exporter.lifecycle import Dedupe
+from exporter.sources.events import EventSource, EventWiring
+from exporter.state import SharedState
+from exporter.targets import STATIC_SOURCE, Found, SourceSlot
+from exporter.telemetry import ExporterMetrics
+
+T0_MS = 1_700_000_000_000
+
+
+class NullSqs:
+    """An SQS client stand-in that deletes instantly, to time the apply path alone."""
+
+    class meta:  # noqa: N801 - mirrors botocore's client.meta
+        method_to_api_mapping = {"delete_message_batch": "DeleteMessageBatch"}
+
+    def delete_message_batch(self, **_: Any) -> dict[str, Any]:
+        return {"Successful": [], "Failed": []}
+
+
+def bodies(count: int, things: list[str]) -> list[dict[str, Any]]:
+    """`count` messages: each thing's connects and disconnects in turn, a new session each."""
+    out = []
+    for index in range(count):
+        name = things[index % len(things)]
+        round_, connected = divmod(index // len(things), 2)
+        document: dict[str, Any] = {
+            "clientId": name,
+            "timestamp": T0_MS + index,
+            "eventType": "disconnected" if connected else "connected",
+            "sessionIdentifier": f"{name}-{round_}",
+            "principalIdentifier": "p",
+            "versionNumber": round_ + 1,
+        }
+        if connected:
+            document["disconnectReason"] = "CONNECTION_LOST"
+        out.append({"Body": json.dumps(document), "ReceiptHandle": str(index)})
+    return out
+
+
+def state_for(things: list[str]) -> SharedState:
+    state = SharedState(
+        [SourceSlot(STATIC_SOURCE, live=False, max_things=None)],
+        known_disconnect_reasons(),
+        clock=time.time,
+    )
+    state.found(STATIC_SOURCE, [Found(name) for name in things])
+    state.settled(STATIC_SOURCE, frozenset(things))
+    state.fleet.events = True
+    return state
+
+
+def apply_path(events: int, things: int) -> None:
+    names = thing_names(things)
+    messages = bodies(events, names)
+    registry = CollectorRegistry()
+    stop = threading.Event()
+    calls = AwsCalls(
+        NullSqs(),
+        Budgets({"DeleteMessageBatch": 1e9}),
+        ExporterMetrics(registry),
+        max_retries=0,
+        stop=stop,
+    )
+    settings = EventsSettings(queue_url="http://127.0.0.1:1/q")
+    source = EventSource(
+        settings, EventWiring(calls, EventMetrics(registry), threading.Event()), stop=stop
+    )
+    state = state_for(names)
+    gc.collect()
+    cpu, wall = cpu_seconds(), time.perf_counter()
+    for start in range(0, len(messages), 10):
+        source.handle(messages[start : start + 10], state)
+    cpu, wall = cpu_seconds() - cpu, time.perf_counter() - wall
+    applied = registry.get_sample_value("iot_exporter_events_applied_total")
+    print(f"apply path: {events} events over {things} things, batches of 10")
+    print(
+        f"  applied {applied:.0f}; {events / wall:,.0f} events/s on one thread;"
+        f" CPU {cpu / events * 1000:.3f} ms per event (parse, dedupe, fleet, metrics, delete call)"
+    )
+
+
+def dedupe_memory(events: int, capacity: int) -> None:
+    gc.collect()
+    tracemalloc.start()
+    dedupe = Dedupe(capacity)
+    for index in range(events):
+        dedupe.first((f"thing-{index % 100_000}", f"session-{index}", bool(index & 1)))
+    current, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(
+        f"dedupe: {events:,} events into a set of {capacity:,} keys: holds {len(dedupe):,};"
+        f" {current / 1e6:.1f} MB now, {peak / 1e6:.1f} MB at peak"
+        f" ({current / len(dedupe):.0f} B per key)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--things", type=int, default=10_000)
+    parser.add_argument("--dedupe-events", type=int, default=1_000_000)
+    parser.add_argument("--dedupe-keys", type=int, default=100_000)
+    args = parser.parse_args()
+    print(f"{now_utc()} {machine()} load {load_average()}")
+    print(f"budgets: ReceiveMessage {DEFAULT_BUDGETS['ReceiveMessage']}/s by default")
+    apply_path(args.events, args.things)
+    dedupe_memory(args.dedupe_events, args.dedupe_keys)
+    dedupe_memory(args.dedupe_events, args.dedupe_events)
+
+
+if __name__ == "__main__":
+    main()

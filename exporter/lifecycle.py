@@ -1,0 +1,188 @@
+"""AWS IoT lifecycle events: parsing an SQS message body, client ID to thing, bounded dedupe.
+
+Pure logic: no boto3, no threads, no clock. The event source (sources/events.py) feeds it
+message bodies; the fleet's rules (fleet.py) decide what an event does to a thing.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import json
+import re
+from collections import deque
+from collections.abc import Hashable
+from dataclasses import dataclass
+from typing import Any
+
+# A lifecycle event is a few hundred bytes. Anything this large is not one, and is refused
+# before it is parsed, so a 256 KiB poison message costs no JSON parse.
+MAX_BODY_CHARS = 16 * 1024
+# Same pattern as the thing names the config accepts.
+_THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+# AWS's reasons are upper-case enum values; anything else must not become a label value.
+_REASON_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
+MAX_CLIENT_ID_CHARS = 128
+MAX_SESSION_CHARS = 256
+
+
+class Malformed(enum.Enum):
+    """Why a message is not a lifecycle event (the kind="..." label of the malformed count)."""
+
+    TOO_LARGE = "too_large"
+    NOT_JSON = "not_json"
+    NOT_AN_OBJECT = "not_an_object"
+    UNKNOWN_EVENT_TYPE = "unknown_event_type"
+    BAD_FIELD = "bad_field"
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleEvent:
+    """One connect or disconnect, as AWS published it on $aws/events/presence/..."""
+
+    client_id: str
+    connected: bool
+    timestamp: float  # epoch seconds (AWS sends milliseconds)
+    session: str  # sessionIdentifier: one per connection, shared by its connect and disconnect
+    version: int  # versionNumber: orders one client ID's connections
+    reason: str | None = None  # disconnectReason, disconnects only
+    principal: str | None = None
+    client_initiated: bool | None = None
+
+    @property
+    def dedupe_key(self) -> Hashable:
+        """What makes two deliveries the same event: a connection ends or starts once."""
+        return (self.client_id, self.session, self.connected)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A message that is not a lifecycle event: its kind, and a short detail for the log."""
+
+    kind: Malformed
+    detail: str
+
+
+def parse_body(body: str) -> LifecycleEvent | Rejected:
+    """The event in one SQS message body: the topic rule's JSON, or that JSON in base64
+    (the rule's SQS action has a useBase64 switch)."""
+    if len(body) > MAX_BODY_CHARS:
+        return Rejected(Malformed.TOO_LARGE, f"{len(body)} characters")
+    try:
+        document = json.loads(body)
+    except ValueError:
+        document = _base64_json(body)
+        if document is None:
+            return Rejected(Malformed.NOT_JSON, "neither JSON nor base64-encoded JSON")
+    if not isinstance(document, dict):
+        return Rejected(Malformed.NOT_AN_OBJECT, f"a JSON {type(document).__name__}")
+    return parse_event(document)
+
+
+def _base64_json(body: str) -> Any:
+    try:
+        return json.loads(base64.b64decode(body.strip(), validate=True))
+    except (ValueError, binascii.Error):
+        return None
+
+
+def parse_event(document: dict[str, Any]) -> LifecycleEvent | Rejected:
+    """The event in a decoded JSON object, or why it is not one."""
+    event_type = document.get("eventType")
+    if event_type not in ("connected", "disconnected"):
+        return Rejected(Malformed.UNKNOWN_EVENT_TYPE, f"eventType {_short(event_type)}")
+    client_id = document.get("clientId")
+    if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID_CHARS:
+        return Rejected(Malformed.BAD_FIELD, f"clientId {_short(client_id)}")
+    timestamp = document.get("timestamp")
+    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp <= 0:
+        return Rejected(Malformed.BAD_FIELD, f"timestamp {_short(timestamp)}")
+    version = document.get("versionNumber")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
+        return Rejected(Malformed.BAD_FIELD, f"versionNumber {_short(version)}")
+    session = document.get("sessionIdentifier")
+    if not isinstance(session, str) or not 0 < len(session) <= MAX_SESSION_CHARS:
+        return Rejected(Malformed.BAD_FIELD, f"sessionIdentifier {_short(session)}")
+    principal = document.get("principalIdentifier")
+    connected = event_type == "connected"
+    reason: str | None = None
+    initiated: bool | None = None
+    if not connected:
+        raw = document.get("disconnectReason")
+        # A reason of the wrong shape is kept as AWS's catch-all, not refused: the
+        # disconnect itself happened and must count.
+        reason = raw if isinstance(raw, str) and _REASON_RE.fullmatch(raw) else "UNKNOWN"
+        flag = document.get("clientInitiatedDisconnect")
+        initiated = flag if isinstance(flag, bool) else None
+    return LifecycleEvent(
+        client_id=client_id,
+        connected=connected,
+        timestamp=timestamp / 1000.0,
+        session=session,
+        version=version,
+        reason=reason,
+        principal=principal if isinstance(principal, str) else None,
+        client_initiated=initiated,
+    )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value) if value is not None else "missing"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class ClientIdMap:
+    """Client ID to thing name: strip a prefix and a suffix (by default none: the same name)."""
+
+    prefix: str = ""
+    suffix: str = ""
+
+    def thing_name(self, client_id: str) -> str | None:
+        """The thing a client ID belongs to, or None when it follows no rule we know."""
+        if not client_id.startswith(self.prefix) or not client_id.endswith(self.suffix):
+            return None
+        name = client_id[len(self.prefix) : len(client_id) - len(self.suffix)]
+        return name if _THING_NAME_RE.fullmatch(name) else None
+
+
+class Dedupe:
+    """The keys of the last `capacity` distinct events, to count each event once.
+
+    Memory is bounded by `capacity` keys: when full, the oldest key is forgotten (a deque
+    keeps the arrival order; a set answers "seen?"). Each key is stored as its hash, one
+    int shared by both, about 80 bytes in all. Duplicates from AWS and SQS arrive within
+    seconds to minutes of the original (a redelivery comes after a visibility timeout),
+    far fewer events ago than the capacity on any realistic fleet; one that comes later
+    is counted again, and the out-of-order rules still keep it from changing the state.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 1:
+            raise ValueError(f"capacity must be at least 1, got {capacity}")
+        self._capacity = capacity
+        self._keys: set[int] = set()
+        self._order: deque[int] = deque()
+
+    def first(self, key: Hashable) -> bool:
+        """True the first time a key is seen (it is remembered), False for a repeat."""
+        hashed = hash(key)
+        keys = self._keys
+        if hashed in keys:
+            return False
+        if len(self._order) >= self._capacity:
+            keys.discard(self._order.popleft())
+        keys.add(hashed)
+        self._order.append(hashed)
+        return True
+
+    def forget(self, key: Hashable) -> None:
+        """Forget a key (its event was not applied after all, so a redelivery must count).
+
+        Its place in the arrival order stays until it ages out; the set is what answers.
+        """
+        self._keys.discard(hash(key))
+
+    def __len__(self) -> int:
+        return len(self._keys)

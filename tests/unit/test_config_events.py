@@ -1,0 +1,142 @@
+"""The events section: valid files against their settings, invalid ones against exact errors."""
+
+import textwrap
+
+import pytest
+
+from exporter.config import (
+    DEFAULT_BUDGETS,
+    ClientIdSettings,
+    Config,
+    EventsSettings,
+    parse_config,
+)
+from exporter.yamlfile import ConfigError
+
+QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/iot-lifecycle"
+
+
+def parsed(text: str) -> Config:
+    return parse_config(textwrap.dedent(text).lstrip("\n"), "config.yaml")
+
+
+VALID: list[tuple[str, str, EventsSettings | None]] = [
+    ("absent", "things: [a]", None),
+    (
+        "issue-10-contract",
+        f"""
+        things: [a]
+        events:
+          queue_url: {QUEUE}
+          endpoint_url: http://127.0.0.1:5000
+        """,
+        EventsSettings(queue_url=QUEUE, endpoint_url="http://127.0.0.1:5000"),
+    ),
+    (
+        "every-key",
+        f"""
+        things: [a]
+        events:
+          queue_url: {QUEUE}
+          consumers: 4
+          client_id: {{prefix: "dev/", suffix: "-mqtt"}}
+          visibility_timeout: 2m
+          dedupe_keys: 5000
+        """,
+        EventsSettings(
+            queue_url=QUEUE,
+            consumers=4,
+            client_id=ClientIdSettings(prefix="dev/", suffix="-mqtt"),
+            visibility_timeout=120.0,
+            dedupe_keys=5000,
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), [c[1:] for c in VALID], ids=[c[0] for c in VALID])
+def test_valid_events_section(text: str, expected: EventsSettings | None) -> None:
+    assert parsed(text).events == expected
+
+
+def test_defaults() -> None:
+    events = parsed(f"things: [a]\nevents: {{queue_url: {QUEUE}}}").events
+    assert events is not None
+    assert (events.consumers, events.visibility_timeout, events.dedupe_keys) == (1, None, 100_000)
+    assert events.client_id == ClientIdSettings(prefix="", suffix="")
+
+
+def test_sqs_operations_have_budgets() -> None:
+    config = parsed("things: [a]\nbudgets: {ReceiveMessage: 200}")
+    assert config.budget("ReceiveMessage") == 200.0
+    assert config.budget("DeleteMessageBatch") == DEFAULT_BUDGETS["DeleteMessageBatch"]
+    assert config.budget("GetQueueAttributes") == 1.0
+
+
+HINT = 'did you mean "ReceiveMessage"?'
+
+INVALID: list[tuple[str, str, list[str]]] = [
+    (
+        "events-alone-names-no-target",
+        f"events: {{queue_url: {QUEUE}}}",
+        ["things: list at least one thing, or name a discovery source or an aggregate query"],
+    ),
+    ("empty-section", "things: [a]\nevents:", ["events.queue_url: required key is missing"]),
+    (
+        "not-a-mapping",
+        "things: [a]\nevents: [x]",
+        ["events: expected a mapping, got a list"],
+    ),
+    (
+        "bad-urls",
+        "things: [a]\nevents: {queue_url: iot-lifecycle, endpoint_url: 'ftp://x'}",
+        [
+            'events.queue_url: expected an http:// or https:// URL, got "iot-lifecycle"',
+            'events.endpoint_url: expected an http:// or https:// URL, got "ftp://x"',
+        ],
+    ),
+    (
+        "consumers-out-of-range",
+        f"things: [a]\nevents: {{queue_url: {QUEUE}, consumers: 17}}",
+        ["events.consumers: must be between 1 and 16, got 17"],
+    ),
+    (
+        "consumers-zero",
+        f"things: [a]\nevents: {{queue_url: {QUEUE}, consumers: 0}}",
+        ["events.consumers: must be between 1 and 16, got 0"],
+    ),
+    (
+        "visibility-timeout-too-long",
+        f"things: [a]\nevents: {{queue_url: {QUEUE}, visibility_timeout: 13h}}",
+        ["events.visibility_timeout: must be at most 12h, got 13h"],
+    ),
+    (
+        "visibility-timeout-bare-number",
+        f"things: [a]\nevents: {{queue_url: {QUEUE}, visibility_timeout: 30}}",
+        ["events.visibility_timeout: expected a duration such as 30s, got 30; write 30s"],
+    ),
+    (
+        "dedupe-keys-too-few",
+        f"things: [a]\nevents: {{queue_url: {QUEUE}, dedupe_keys: 10}}",
+        ["events.dedupe_keys: must be between 1000 and 10000000, got 10"],
+    ),
+    (
+        "client-id-unknown-key",
+        f"things: [a]\nevents: {{queue_url: {QUEUE}, client_id: {{prefx: a}}}}",
+        ['events.client_id.prefx: unknown key (did you mean "prefix"?)'],
+    ),
+    (
+        "unknown-budget",
+        "things: [a]\nbudgets: {ReceiveMessages: 5}",
+        [f'budgets.ReceiveMessages: unknown AWS operation "ReceiveMessages" ({HINT})'],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
+def test_invalid_events_section(text: str, expected: list[str]) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text, "config.yaml")
+    assert list(caught.value.errors) == expected
