@@ -225,6 +225,7 @@ class Sample:
     fds: int
     things: int
     disconnects: int
+    fleet_disconnects: int
 
 
 def slope_per_1000(points: Sequence[tuple[float, float]]) -> float:
@@ -245,6 +246,7 @@ def sample(cycle: int, exporter: Exporter, traced: bool) -> Sample:
         disconnects = sum(
             sum(state.disconnects.values()) for state in exporter.state.fleet.things.values()
         )
+        fleet_disconnects = sum(exporter.state.fleet.fleet_disconnects.values())
     return Sample(
         cycle=cycle,
         rss_mib=rss_bytes() / MIB,
@@ -253,6 +255,7 @@ def sample(cycle: int, exporter: Exporter, traced: bool) -> Sample:
         fds=len(os.listdir("/proc/self/fd")),
         things=things,
         disconnects=disconnects,
+        fleet_disconnects=fleet_disconnects,
     )
 
 
@@ -383,13 +386,13 @@ def report_soak(
         f"{len(payload.gzipped) / MIB:.3f} MiB gzip"
     )
     print("\n| cycle | RSS MiB |" + (" traced MiB |" if traced else "") + " threads | fds "
-          "| things | disconnects counted |")  # fmt: skip
-    print("| ---: | ---: |" + (" ---: |" if traced else "") + " ---: | ---: | ---: | ---: |")
+          "| things | their counters | fleet counters |")  # fmt: skip
+    print("| ---: | ---: |" + (" ---: |" if traced else "") + " ---: | ---: | ---: | ---: | ---: |")
     for s in samples:
         traced_cell = f" {s.traced_mib:.1f} |" if s.traced_mib is not None else ""
         print(
             f"| {s.cycle:,} | {s.rss_mib:.1f} |{traced_cell} {s.threads} | {s.fds} "
-            f"| {s.things:,} | {s.disconnects:,} |"
+            f"| {s.things:,} | {s.disconnects:,} | {s.fleet_disconnects:,} |"
         )
     after = [s for s in samples if s.cycle >= args.warmup]
     rss_slope = slope_per_1000([(s.cycle, s.rss_mib) for s in after])
