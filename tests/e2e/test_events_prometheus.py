@@ -13,18 +13,11 @@ import yaml
 from exporter.simulator import ManualClock, Simulator, SimulatorConfig
 from exporter.simulator.topic_rule import TopicRule
 from tests.support.exporter_process import ExporterProcess
-from tests.support.promstack import Prometheus, ScrapeTarget
+from tests.support.promstack import Prometheus, ScrapeTarget, scalar
 from tests.support.sqs import MotoServer
 from tests.support.stack import AWS_TEST_ENV, EXPORTER_JOB, write_exporter_config
 
 pytestmark = pytest.mark.slow
-
-
-def scalar(results: list[dict[str, object]]) -> float:
-    assert len(results) == 1, results
-    value = results[0]["value"]
-    assert isinstance(value, list)
-    return float(value[1])
 
 
 def test_a_flap_between_polls_shows_in_increase_with_its_reason(tmp_path: Path) -> None:

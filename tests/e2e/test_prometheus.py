@@ -7,17 +7,10 @@ from pathlib import Path
 import pytest
 
 from exporter.simulator import SimulatorConfig
-from tests.support.promstack import http_get
+from tests.support.promstack import http_get, scalar
 from tests.support.stack import EXPORTER_JOB, fleet_stack, promtool
 
 pytestmark = pytest.mark.slow
-
-
-def scalar(results: list[dict[str, object]]) -> float:
-    assert len(results) == 1, results
-    value = results[0]["value"]
-    assert isinstance(value, list)
-    return float(value[1])
 
 
 def test_prometheus_sees_the_simulated_fleet(tmp_path: Path) -> None:

@@ -79,6 +79,14 @@ def wait_until(
         time.sleep(interval)
 
 
+def scalar(results: list[dict[str, object]]) -> float:
+    """The one value of an instant query's result (a list of one vector sample)."""
+    assert len(results) == 1, results
+    value = results[0]["value"]
+    assert isinstance(value, list)
+    return float(value[1])
+
+
 def http_get(url: str, *, timeout: float = 5.0) -> tuple[int, bytes]:
     """GET `url`; return (status, body), also for 4xx/5xx answers."""
     try:
