@@ -134,8 +134,12 @@ def plan(
     (a thing group, the static list): then through the index. The live poller polls every
     thing a live-mode source names.
     """
-    info = InfoReader(
-        [item.attribute for item in config.registry.attributes] if config.registry else ()
+    # Registry info is read only when the config asks for registry labels: reading it
+    # for every thing of every page would cost CPU for series nobody shows.
+    info = (
+        InfoReader([item.attribute for item in config.registry.attributes])
+        if config.registry is not None
+        else None
     )
     wants_info = config.registry is not None
     index_mode = config.poll.mode == "index"

@@ -85,7 +85,7 @@ class IndexPager(Source):
         *,
         interval: float,
         observe: bool,
-        info: InfoReader,
+        info: InfoReader | None,
         fixed: Sequence[str] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -143,7 +143,7 @@ class IndexPager(Source):
                 continue
             if self._fixed is not None and name not in self._fixed:
                 continue  # search is case-insensitive: "Pump-1" answers for "pump-1"
-            found.append(Found(name, self._info(entry)))
+            found.append(Found(name, self._info(entry) if self._info is not None else None))
             if self._observe:
                 observations.append(observation_of(entry, name, now))
         return found, observations

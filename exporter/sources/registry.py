@@ -102,7 +102,7 @@ class RegistryLister(Source):
         calls: AwsCalls,
         *,
         interval: float,
-        info: InfoReader,
+        info: InfoReader | None,
     ) -> None:
         self.name = name
         self.where = where
@@ -132,7 +132,7 @@ class RegistryLister(Source):
         if not isinstance(entries, list):
             raise self._calls.refused(self._listing.operation, "InvalidResponse")
         read: Callable[[Mapping[str, Any]], RegistryInfo] | None = (
-            self._info if self._listing.carries_info else None
+            self._info if self._listing.carries_info and self._info is not None else None
         )
         for entry in entries:
             name = thing_name(entry)
