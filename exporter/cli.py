@@ -164,6 +164,8 @@ def check_config(path: str, web_config_path: str = "") -> int:
         try:
             security = load_web_security(web_config_path)
             print(f"web config OK: {web_config_path}: {_describe(security)}")
+            for warning in security.warnings:
+                print(f"{web_config_path}: warning: {warning}")
         except ConfigError as error:
             print(error, file=sys.stderr)
             code = 1
@@ -172,7 +174,14 @@ def check_config(path: str, web_config_path: str = "") -> int:
 
 def _describe(security: WebSecurity) -> str:
     tls = f"TLS ({security.client_auth_type})" if security.tls else "plain HTTP"
-    return f"{tls}, basic auth {'on' if security.auth else 'off'}"
+    text = f"{tls}, basic auth {'on' if security.auth else 'off'}"
+    rate = security.describe().get("rate_limit")
+    return f"{text}, rate limit {rate}" if rate else text
+
+
+def _log_warnings(security: WebSecurity) -> None:
+    for warning in security.warnings:
+        log.warning("web config", extra={"file": security.source, "warning": warning})
 
 
 def reload_web_config(server: ExporterHTTPServer, path: str) -> ReloadResult:
@@ -185,7 +194,8 @@ def reload_web_config(server: ExporterHTTPServer, path: str) -> ReloadResult:
         return _web_reload_failed(
             f"{path}: turning TLS on or off needs a restart; keeping the running web config"
         )
-    server.security = security
+    server.security = security.keeping_state_of(server.security)
+    _log_warnings(security)
     log.info("web config reloaded", extra=security.describe())
     return ReloadResult(True, f"web config reloaded: {_describe(security)}")
 
@@ -241,6 +251,8 @@ def serve(
         )
         return 1
     signals.reload = reload
+    if security is not None:
+        _log_warnings(security)
     server.serve_in_thread()
     web = security.describe() if security is not None else {"tls": False, "basic_auth": False}
     log.info(

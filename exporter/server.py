@@ -16,6 +16,7 @@ from typing import Any
 
 from exporter import __version__
 from exporter.collector import CONTENT_TYPE, Payload
+from exporter.tlsconfig import peer_sans, sans_allowed
 from exporter.webconfig import REALM, WebSecurity
 
 log = logging.getLogger(__name__)
@@ -69,12 +70,21 @@ class ExporterHTTPServer(ThreadingHTTPServer):
     def finish_request(self, request: Any, client_address: Any) -> None:
         # Runs in the connection's own thread: a slow or broken TLS handshake costs that
         # thread and nothing else, never the accept loop.
-        context = self.security.tls if self.security is not None else None
-        if context is None:
+        security = self.security
+        context = security.tls if security is not None else None
+        if security is None or context is None:
             super().finish_request(request, client_address)
             return
         tls = _handshake(request, client_address, context)
         if tls is None:
+            return
+        if security.allowed_sans is not None and not sans_allowed(
+            peer_sans(tls.getpeercert()), security.allowed_sans
+        ):
+            # Go fails the handshake (VerifyPeerCertificate); Python's ssl has no such hook,
+            # so the connection ends before any request is read.
+            log.debug("client certificate has no allowed SAN", extra={"client": client_address[0]})
+            self.shutdown_request(tls)
             return
         try:
             super().finish_request(tls, client_address)
@@ -165,9 +175,19 @@ class _Handler(BaseHTTPRequestHandler):
         if not super().parse_request():
             return False
         security = self.server.security
-        if security is None or security.auth is None:
+        if security is None:
             return True
-        if security.auth.allows(self.headers.get("Authorization")):
+        if security.rate_limit is not None and not security.rate_limit.limiter.allow():
+            # Before auth, as in exporter-toolkit: a flood must not buy bcrypt checks.
+            self.send_response(HTTPStatus.TOO_MANY_REQUESTS)
+            body = b"Too Many Requests\n"
+            self.send_header("Content-Type", "text/plain; charset=utf-8")
+            self.send_header("Content-Length", str(len(body)))
+            super().end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+            return False
+        if security.auth is None or security.auth.allows(self.headers.get("Authorization")):
             return True
         # Any request body stays unread; closing keeps it from being taken for a request.
         self.close_connection = True
