@@ -352,6 +352,9 @@ def test_reload_picks_up_new_users_and_keeps_the_old_file_on_error(
         failed = https(proc, "/-/reload", context, headers=rotated, method="POST")
         assert failed.status == 500
         assert f"{web}: basic_auth_users.{USER}: not a bcrypt hash" in failed.body.decode()
+        # The plaintext password where the hash belongs is in neither the answer nor the log.
+        assert "plain-text" not in failed.body.decode()
+        assert not [line for line in proc.log_lines() if "plain-text" in line]
         assert https(proc, "/-/healthy", context, headers=rotated).status == 200
 
         write_web_config(web, f"basic_auth_users:\n  {USER}: {new_hash}\n")
