@@ -18,6 +18,7 @@ from exporter import __version__
 from exporter.app import Exporter, SetupError
 from exporter.aws import make_iot_client
 from exporter.config import load_config
+from exporter.httplimits import DEFAULT_MAX_CONNECTIONS, HttpLimits, parse_duration
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
 from exporter.webconfig import WebSecurity, load_web_security
@@ -68,6 +69,29 @@ def build_parser() -> argparse.ArgumentParser:
         " auth and response headers (see README); empty serves plain HTTP without auth."
         " Re-read on SIGHUP and POST /-/reload",
     )
+    parser.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=_positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="most HTTP connections open at once; beyond it a new one is answered 503 (TLS:"
+        " closed) at once. Idle and slow connections cost a socket each, not a thread",
+    )
+    parser.add_argument(
+        "--web.read-header-timeout",
+        dest="read_header_timeout",
+        type=_duration,
+        default="10s",
+        help="time a client has to send a whole request head (with the TLS handshake, on a"
+        " new connection) before it is closed",
+    )
+    parser.add_argument(
+        "--web.idle-timeout",
+        dest="idle_timeout",
+        type=_duration,
+        default="2m",
+        help="how long a keep-alive connection may wait for its next request",
+    )
     parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument("--log.format", dest="log_format", choices=FORMATS, default="logfmt")
     parser.add_argument(
@@ -77,6 +101,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got {text!r}")
+    return int(text)
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return seconds
+
+
+def http_limits(args: argparse.Namespace) -> HttpLimits:
+    return HttpLimits(
+        read_header_timeout=args.read_header_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+    )
 
 
 def parse_listen_address(text: str) -> tuple[str, int]:
@@ -122,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if signals.stopping.is_set():
             return 0
         signals.reload = exporter.reload
-        return serve(exporter, address, args.telemetry_path, signals, security)
+        limits = http_limits(args)
+        return serve(exporter, address, args.telemetry_path, signals, security, limits=limits)
 
 
 class Signals:
@@ -230,6 +279,8 @@ def serve(
     telemetry_path: str,
     signals: Signals,
     security: WebSecurity | None = None,
+    *,
+    limits: HttpLimits | None = None,
 ) -> int:
     def reload() -> ReloadResult:
         results = [exporter.reload()]
@@ -244,7 +295,7 @@ def serve(
         reload=reload,
     )
     try:
-        server = ExporterHTTPServer(address, endpoints, security)
+        server = ExporterHTTPServer(address, endpoints, security, limits)
     except OSError as error:
         log.error(
             "cannot listen", extra={"address": f"{address[0]}:{address[1]}", "error": str(error)}
