@@ -72,7 +72,8 @@ def head_end(buffer: bytes | bytearray, limits: HttpLimits) -> int | None:
     ends = [i + n for sep, n in ((b"\n\r\n", 3), (b"\n\n", 2)) if (i := buffer.find(sep)) >= 0]
     end = min(ends) if ends else None
     seen = buffer[:end] if end is not None else buffer
-    if b"\n" not in seen and len(seen) > limits.max_header_bytes:
+    line_end = seen.find(b"\n")
+    if (line_end if line_end >= 0 else len(seen)) > limits.max_header_bytes:
         raise RequestError(HTTPStatus.REQUEST_URI_TOO_LONG, "request line too long")
     if len(seen) > limits.max_header_bytes:
         raise RequestError(
