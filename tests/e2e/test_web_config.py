@@ -376,7 +376,7 @@ def test_bad_web_config_is_a_clear_start_up_error(tmp_path: Path, config: Path) 
     assert result.stderr.splitlines() == [
         f"{web}: basic_auth_users.alice: not a bcrypt hash ($2y$10$ and 53 more characters),"
         " got a string of 10 characters (not shown: it may be a password);"
-        ' make one with: htpasswd -nBC 10 "" | tr -d \':\\n\'',
+        " make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
     ]
     assert "not-a-hash" not in result.stderr
     web.write_text("tls_server_config:\n  cert_file: /nonexistent/server.crt\n  key_file: k.pem\n")
