@@ -194,9 +194,7 @@ def _walk(node: yaml.Node, path: str, document: Document, seen: set[int]) -> Non
 
 # What YAML 1.1 accepts in a stream; anything else (NUL, ESC, a form feed, a DOS Ctrl-Z)
 # would stop the parser with an error that gives a byte position rather than a line.
-_NOT_YAML_RE = re.compile(
-    "[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]"
-)
+_NOT_YAML_RE = re.compile("[^\t\n\r\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _CHARACTER_NAMES = {"\x00": "NUL", "\x1a": "Ctrl-Z", "\x1b": "ESC", "\x0c": "form feed"}
 
 
