@@ -50,6 +50,7 @@ _ACCEPTS_PER_WAKE = 64
 _TICK = 0.25  # how often deadlines are checked, at the least
 _LINGER_SECONDS = 2.0  # after a refusal, let the client's unread request drain before closing
 _LINGER_BYTES = 1024 * 1024
+_REFUSAL_LOG_SECONDS = 60.0
 _TLS_HANDSHAKE_RECORD = 0x16
 _PLAIN_HTTP_ON_TLS = (
     b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -138,6 +139,7 @@ class HttpLoop:
         self._stopping = threading.Event()
         self._stopped = threading.Event()
         self.refused = 0  # connections turned away at max_connections
+        self._next_refusal_log = 0.0
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -222,6 +224,14 @@ class HttpLoop:
     def _refuse(self, sock: socket.socket, policy: TLSPolicy) -> None:
         """Turn a connection away at once: a 503 for plain HTTP, a close for TLS."""
         self.refused += 1
+        now = time.monotonic()
+        if now >= self._next_refusal_log:
+            # Once a minute at most: a flood must not flood the log as well.
+            self._next_refusal_log = now + _REFUSAL_LOG_SECONDS
+            log.warning(
+                "too many open connections; refusing new ones (see --web.max-connections)",
+                extra={"max_connections": self._limits.max_connections, "refused": self.refused},
+            )
         try:
             sock.setblocking(False)
             if policy.context is None:
@@ -255,7 +265,10 @@ class HttpLoop:
             self._close(connection)
 
     def _peek(self, connection: _Connection) -> None:
-        first = connection.sock.recv(1, socket.MSG_PEEK)
+        try:
+            first = connection.sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:  # a spurious wake-up: nothing to read yet
+            return
         if not first:
             self._close(connection)
             return

@@ -202,7 +202,9 @@ def test_an_idle_keep_alive_connection_is_closed(start_server: ServerFactory) ->
         assert time.monotonic() - started >= 0.45
 
 
-def test_connections_beyond_the_cap_are_refused_at_once(start_server: ServerFactory) -> None:
+def test_connections_beyond_the_cap_are_refused_at_once(
+    start_server: ServerFactory, caplog: pytest.LogCaptureFixture
+) -> None:
     server = start_server(max_connections=5)
     with ExitStack() as stack:
         held = [stack.enter_context(connect(server)) for _ in range(5)]
@@ -212,6 +214,10 @@ def test_connections_beyond_the_cap_are_refused_at_once(start_server: ServerFact
             answer = read_all(extra)
         assert answer.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
         assert time.monotonic() - started < 0.5
+        with connect(server) as another:
+            assert read_all(another).startswith(b"HTTP/1.1 503 ")
+        warnings = [r for r in caplog.records if "too many open connections" in r.getMessage()]
+        assert len(warnings) == 1  # once a minute at most, however many are refused
         held[0].close()
         wait_until(lambda: server.open_connections == 4 or None, timeout=5, what="a free slot")
         assert get(server) == 200
