@@ -72,7 +72,7 @@ def _kind(value: Any) -> str:
     if isinstance(value, int | float):
         return "a number"
     if isinstance(value, str):
-        return f"a string of {len(value)} characters"
+        return f"a string of {len(value)} character{'' if len(value) == 1 else 's'}"
     return "a list" if isinstance(value, list | tuple) else "a mapping"
 
 
