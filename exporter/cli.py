@@ -130,7 +130,7 @@ def http_limits(args: argparse.Namespace) -> HttpLimits:
 def parse_listen_address(text: str) -> tuple[str, int]:
     """':9689' -> ('', 9689); '127.0.0.1:0' -> ('127.0.0.1', 0); '[::1]:9689' -> ('::1', 9689)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ValueError(f"--web.listen-address: expected [host]:port, got {text!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

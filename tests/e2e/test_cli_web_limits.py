@@ -56,3 +56,11 @@ def test_the_limits_hold_in_the_real_process(tmp_path: Path) -> None:
             )
             for sock in silent:
                 sock.close()
+
+
+@pytest.mark.parametrize("port", ["\u00b3", "\u0661\u0662"])  # superscript 3; Arabic-Indic 12
+def test_listen_address_takes_ascii_digits_only(port: str) -> None:
+    # str.isdigit() takes both: one crashed int(), the other listened on port 12.
+    result = run_cli("--web.listen-address", f":{port}", "--config.check")
+    assert result.returncode == 2
+    assert result.stderr == f"--web.listen-address: expected [host]:port, got ':{port}'\n"
