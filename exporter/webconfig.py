@@ -298,7 +298,7 @@ class TLSServerConfig(StrictSection):
         if value is not None and inline is not None:
             fail("give client_ca_file or client_ca, not both")
         given = value is not None or inline is not None
-        if auth is None:
+        if auth is None or "client_ca" not in info.data:  # one error about the CA is enough
             return value
         if not given and auth == "RequireAndVerifyClientCert":
             fail(
