@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.collector import Payload
-from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
+from exporter.server import ExporterHTTPServer
+from tests.support.endpoints import fixed_endpoints
 from tests.support.flood import Flood
 from tests.support.promstack import Prometheus, ScrapeTarget
 
@@ -17,10 +17,7 @@ BODY = b"".join(b'flood_series{i="%d"} 1\n' % i for i in range(10_000))
 
 @pytest.fixture
 def server() -> Iterator[ExporterHTTPServer]:
-    endpoints = Endpoints(
-        "/metrics", lambda: Payload.of(BODY), lambda: True, lambda: ReloadResult(True, "")
-    )
-    srv = ExporterHTTPServer(("127.0.0.1", 0), endpoints)  # the default limits
+    srv = ExporterHTTPServer(("127.0.0.1", 0), fixed_endpoints(BODY))  # the default limits
     srv.serve_in_thread()
     yield srv
     srv.shutdown()

@@ -16,10 +16,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.collector import Payload
 from exporter.httplimits import HttpLimits
-from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
+from exporter.server import ExporterHTTPServer
 from exporter.webconfig import build_security, parse_web_config
+from tests.support.endpoints import fixed_endpoints
 
 STATUS_LINE = re.compile(rb"HTTP/1\.1 [1-5][0-9][0-9] [^\r\n]*\r\n")
 PATHS = ["/", "/metrics", "/-/healthy", "/-/ready", "/-/reload", "/metrics?x=1", "//x", "*"]
@@ -59,9 +59,7 @@ def requests(draw: st.DrawFn) -> bytes:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ExporterHTTPServer]:
-    endpoints = Endpoints(
-        "/metrics", lambda: Payload.of(b"x 1\n"), lambda: True, lambda: ReloadResult(True, "ok")
-    )
+    endpoints = fixed_endpoints(b"x 1\n")
     security = build_security(parse_web_config(WEB_CONFIG), "web.yml")
     srv = ExporterHTTPServer(
         ("127.0.0.1", 0), endpoints, security, HttpLimits(read_header_timeout=2.0)

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.collector import Payload
-from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
+from exporter.server import ExporterHTTPServer
+from tests.support.endpoints import fixed_endpoints
 from tests.support.flood import Flood
 from tests.support.promstack import wait_until
 
@@ -20,10 +20,7 @@ BODY = b"".join(b'flood_series{i="%d"} 1\n' % i for i in range(50_000))  # about
 
 @pytest.fixture
 def server() -> Iterator[ExporterHTTPServer]:
-    endpoints = Endpoints(
-        "/metrics", lambda: Payload.of(BODY), lambda: True, lambda: ReloadResult(True, "")
-    )
-    srv = ExporterHTTPServer(("127.0.0.1", 0), endpoints)
+    srv = ExporterHTTPServer(("127.0.0.1", 0), fixed_endpoints(BODY))
     srv.serve_in_thread()
     yield srv
     srv.shutdown()

@@ -14,21 +14,12 @@ from typing import Any
 
 import pytest
 
-from exporter.collector import Payload
 from exporter.httplimits import HttpLimits
-from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
+from exporter.server import ExporterHTTPServer
+from tests.support.endpoints import fixed_endpoints
 from tests.support.promstack import wait_until
 
-SMALL_BODY = Payload.of(b"# HELP x y\n# TYPE x gauge\nx 1.0\n")
-
-
-class Reloads:
-    def __init__(self) -> None:
-        self.count = 0
-
-    def __call__(self) -> ReloadResult:
-        self.count += 1
-        return ReloadResult(True, "reloaded")
+SMALL_BODY = b"# HELP x y\n# TYPE x gauge\nx 1.0\n"
 
 
 ServerFactory = Callable[..., ExporterHTTPServer]
@@ -38,10 +29,8 @@ ServerFactory = Callable[..., ExporterHTTPServer]
 def start_server() -> Iterator[ServerFactory]:
     started: list[ExporterHTTPServer] = []
 
-    def start(
-        payload: Payload = SMALL_BODY, serve: bool = True, **limits: Any
-    ) -> ExporterHTTPServer:
-        endpoints = Endpoints("/metrics", lambda: payload, lambda: True, Reloads())
+    def start(body: bytes = SMALL_BODY, serve: bool = True, **limits: Any) -> ExporterHTTPServer:
+        endpoints = fixed_endpoints(body)
         server = ExporterHTTPServer(("127.0.0.1", 0), endpoints, limits=HttpLimits(**limits))
         if serve:
             server.serve_in_thread()
@@ -224,7 +213,7 @@ def test_connections_beyond_the_cap_are_refused_at_once(
 
 
 def test_a_client_that_stops_reading_is_dropped(start_server: ServerFactory) -> None:
-    server = start_server(payload=Payload.of(b"x" * (8 << 20)), write_stall_timeout=0.5)
+    server = start_server(body=b"x" * (8 << 20), write_stall_timeout=0.5)
     with connect(server) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.sendall(b"GET /metrics HTTP/1.1\r\n\r\n")
@@ -234,7 +223,7 @@ def test_a_client_that_stops_reading_is_dropped(start_server: ServerFactory) -> 
 def test_a_slow_reader_gets_the_whole_body(start_server: ServerFactory) -> None:
     # Slower overall than the stall timeout allows, but never stalled that long.
     body = b"x" * (4 << 20)
-    server = start_server(payload=Payload.of(body), write_stall_timeout=0.3)
+    server = start_server(body=body, write_stall_timeout=0.3)
     with connect(server) as sock:
         sock.sendall(b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n")
         started, data = time.monotonic(), b""

@@ -20,10 +20,10 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.collector import Payload
-from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
+from exporter.server import ExporterHTTPServer
 from exporter.webconfig import load_web_security
 from exporter.yamlfile import ConfigError
+from tests.support.endpoints import fixed_endpoints
 
 # --- certificates -------------------------------------------------------------------------------
 
@@ -542,10 +542,7 @@ def server_for(pki: Path) -> Iterator[ServerFor]:
             path = pki / "web.yml"
             path.write_text(web_config(pki, text))
             security = load_web_security(path)
-        endpoints = Endpoints(
-            "/metrics", lambda: Payload.of(b"x 1\n"), lambda: True, lambda: ReloadResult(True, "")
-        )
-        server = ExporterHTTPServer(("127.0.0.1", 0), endpoints, security)
+        server = ExporterHTTPServer(("127.0.0.1", 0), fixed_endpoints(b"x 1\n"), security)
         server.serve_in_thread()
         started.append(server)
         return server
