@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
         dest="max_connections",
         type=_positive_int,
         default=DEFAULT_MAX_CONNECTIONS,
-        help="most HTTP connections open at once; beyond it a new one is answered 503 (TLS:"
+        help="most HTTP connections open at once; beyond it the keep-alive connection idle"
+        " the longest is closed to make room, or else the new one is answered 503 (TLS:"
         " closed) at once. Idle and slow connections cost a socket each, not a thread",
     )
     parser.add_argument(

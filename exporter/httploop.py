@@ -205,7 +205,7 @@ class HttpLoop:
                 return
             client = str(address[0]) if isinstance(address, tuple) else str(address)
             policy = self._tls_policy()
-            if len(self._connections) >= self._limits.max_connections:
+            if len(self._connections) >= self._limits.max_connections and not self._evict_idle():
                 self._refuse(sock, policy)
                 continue
             sock.setblocking(False)
@@ -220,6 +220,19 @@ class HttpLoop:
             )
             self._connections.add(connection)
             self._want(connection, selectors.EVENT_READ)
+
+    def _evict_idle(self) -> bool:
+        """Close the keep-alive connection idle the longest, if any, to make room.
+
+        Otherwise a client could fill every slot with connections it keeps idle after one
+        request and lock scrapers out for the whole idle timeout; a connection that is
+        between requests loses nothing it sent.
+        """
+        idle = [c for c in self._connections if c.state is _State.READ and c.idle and not c.inbuf]
+        if not idle:
+            return False
+        self._close(min(idle, key=lambda c: c.deadline))
+        return True
 
     def _refuse(self, sock: socket.socket, policy: TLSPolicy) -> None:
         """Turn a connection away at once: a 503 for plain HTTP, a close for TLS."""

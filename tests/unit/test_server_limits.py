@@ -212,6 +212,22 @@ def test_connections_beyond_the_cap_are_refused_at_once(
         assert get(server) == 200
 
 
+def test_at_the_cap_the_longest_idle_keep_alive_connection_makes_room(
+    start_server: ServerFactory,
+) -> None:
+    # Connections kept idle after one request would otherwise hold every slot for the whole
+    # idle timeout; those still sending a request (or silent) are not evicted, see above.
+    server = start_server(max_connections=3)
+    with ExitStack() as stack:
+        idle = [stack.enter_context(connect(server)) for _ in range(3)]
+        for sock in idle:
+            sock.sendall(b"GET /-/healthy HTTP/1.1\r\n\r\n")
+            assert sock.recv(4096).startswith(b"HTTP/1.1 200 ")
+        assert get(server) == 200  # a fourth connection is served
+        wait_until(lambda: closed_by_server(idle[0]), timeout=5, what="the oldest idle to close")
+        assert server.open_connections <= 3
+
+
 def test_a_client_that_stops_reading_is_dropped(start_server: ServerFactory) -> None:
     server = start_server(body=b"x" * (8 << 20), write_stall_timeout=0.5)
     with connect(server) as sock:
