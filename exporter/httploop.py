@@ -137,6 +137,7 @@ class HttpLoop:
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
         self._stopping = threading.Event()
+        self._running = threading.Event()
         self._stopped = threading.Event()
         self.refused = 0  # connections turned away at max_connections
         self._next_refusal_log = 0.0
@@ -147,21 +148,14 @@ class HttpLoop:
         self._listener.setblocking(False)
         self._selector.register(self._listener, selectors.EVENT_READ, None)
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+        self._running.set()
         next_sweep = time.monotonic() + _TICK
         try:
             while not self._stopping.is_set():
-                for key, events in self._selector.select(timeout=_TICK):
-                    if key.fileobj is self._listener:
-                        self._accept()
-                    elif key.fileobj is self._wake_r:
-                        self._drain_wake()
-                    else:
-                        self._on_event(key.data, events)
-                self._finish_answers()
-                now = time.monotonic()
-                if now >= next_sweep:
-                    self._sweep(now)
-                    next_sweep = now + _TICK
+                try:
+                    next_sweep = self._turn(next_sweep)
+                except Exception:  # a bug: log it and keep serving, never end the loop
+                    log.exception("http server loop error")
         finally:
             for connection in list(self._connections):
                 self._close(connection)
@@ -171,10 +165,27 @@ class HttpLoop:
             self._wake_w.close()
             self._stopped.set()
 
+    def _turn(self, next_sweep: float) -> float:
+        """One pass: wait for events, handle them and finished answers, sweep deadlines."""
+        for key, events in self._selector.select(timeout=_TICK):
+            if key.fileobj is self._listener:
+                self._accept()
+            elif key.fileobj is self._wake_r:
+                self._drain_wake()
+            else:
+                self._on_event(key.data, events)
+        self._finish_answers()
+        now = time.monotonic()
+        if now < next_sweep:
+            return next_sweep
+        self._sweep(now)
+        return now + _TICK
+
     def stop(self, timeout: float = 5.0) -> None:
         self._stopping.set()
         self._wake()
-        self._stopped.wait(timeout)
+        if self._running.is_set():
+            self._stopped.wait(timeout)
 
     @property
     def open_connections(self) -> int:
@@ -208,10 +219,14 @@ class HttpLoop:
             if len(self._connections) >= self._limits.max_connections and not self._evict_idle():
                 self._refuse(sock, policy)
                 continue
-            sock.setblocking(False)
-            # Headers and body go out in separate sends; Nagle would hold a small body back
-            # for the client's delayed ACK (40 ms a scrape, measured).
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            try:
+                sock.setblocking(False)
+                # Headers and body go out in separate sends; Nagle would hold a small body
+                # back for the client's delayed ACK (40 ms a scrape, measured).
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:  # reset before we got to it
+                sock.close()
+                continue
             now = time.monotonic()
             state = _State.PEEK if policy.context is not None else _State.READ
             # Not idle: the handshake and the first request's head share one deadline.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import logging
 import re
@@ -10,7 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -276,3 +277,22 @@ def test_idle_connections_cost_no_threads(start_server: ServerFactory) -> None:
         wait_until(lambda: server.open_connections == 300 or None, timeout=10, what="300 open")
         assert get(server) == 200
         assert threading.active_count() <= before + 8  # at most the worker pool fills up
+
+
+def test_a_handler_bug_is_a_500_and_the_server_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken() -> NoReturn:
+        raise RuntimeError("a bug")
+
+    endpoints = fixed_endpoints(b"x 1\n")
+    server = ExporterHTTPServer(("127.0.0.1", 0), dataclasses.replace(endpoints, payload=broken))
+    server.serve_in_thread()
+    try:
+        assert get(server) == 500
+        assert get(server, "/-/healthy") == 200
+    finally:
+        server.shutdown()
+        server.server_close()
+    # A bug, unlike bad input, is logged with its traceback.
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == ["http request failed"]
