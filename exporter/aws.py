@@ -20,7 +20,8 @@ from botocore.exceptions import (
     NoRegionError,
     ReadTimeoutError,
 )
-from botocore.model import StringShape
+from botocore.loaders import create_loader
+from botocore.model import ServiceModel, StringShape
 from botocore.parsers import ResponseParserError
 from botocore.utils import parse_timestamp
 
@@ -42,9 +43,10 @@ class AwsSetupError(Exception):
 
 def known_disconnect_reasons() -> tuple[str, ...]:
     """Every DisconnectReasonValue botocore's model knows; AWS may add more at any time."""
-    shape = (
-        botocore.session.get_session().get_service_model("iot").shape_for("DisconnectReasonValue")
-    )
+    # Straight from botocore's bundled model: a session would read the AWS config files, and a
+    # broken ~/.aws/credentials must be reported by make_session, not crash this lookup.
+    model = ServiceModel(create_loader().load_service_model("iot", "service-2"), "iot")
+    shape = model.shape_for("DisconnectReasonValue")
     return tuple(shape.enum) if isinstance(shape, StringShape) else ()
 
 

@@ -18,6 +18,7 @@ from exporter import __version__
 from exporter.app import Exporter, SetupError
 from exporter.aws import make_iot_client, make_sqs_client
 from exporter.config import Config, load_config
+from exporter.httplimits import DEFAULT_MAX_CONNECTIONS, HttpLimits, parse_duration
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
 from exporter.webconfig import WebSecurity, load_web_security
@@ -68,6 +69,30 @@ def build_parser() -> argparse.ArgumentParser:
         " auth and response headers (see README); empty serves plain HTTP without auth."
         " Re-read on SIGHUP and POST /-/reload",
     )
+    parser.add_argument(
+        "--web.max-connections",
+        dest="max_connections",
+        type=_positive_int,
+        default=DEFAULT_MAX_CONNECTIONS,
+        help="most HTTP connections open at once; beyond it the keep-alive connection idle"
+        " the longest is closed to make room, or else the new one is answered 503 (TLS:"
+        " closed) at once. Idle and slow connections cost a socket each, not a thread",
+    )
+    parser.add_argument(
+        "--web.read-header-timeout",
+        dest="read_header_timeout",
+        type=_duration,
+        default="10s",
+        help="time a client has to send a whole request head (with the TLS handshake, on a"
+        " new connection) before it is closed",
+    )
+    parser.add_argument(
+        "--web.idle-timeout",
+        dest="idle_timeout",
+        type=_duration,
+        default="2m",
+        help="how long a keep-alive connection may wait for its next request",
+    )
     parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument("--log.format", dest="log_format", choices=FORMATS, default="logfmt")
     parser.add_argument(
@@ -79,10 +104,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive_int(text: str) -> int:
+    if not (text.isascii() and text.isdigit()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got {text!r}")
+    return int(text)
+
+
+def _duration(text: str) -> float:
+    try:
+        seconds = parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text!r}")
+    return seconds
+
+
+def http_limits(args: argparse.Namespace) -> HttpLimits:
+    return HttpLimits(
+        read_header_timeout=args.read_header_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+    )
+
+
 def parse_listen_address(text: str) -> tuple[str, int]:
     """':9689' -> ('', 9689); '127.0.0.1:0' -> ('127.0.0.1', 0); '[::1]:9689' -> ('::1', 9689)."""
     host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or int(port) > 65535:
+    if not sep or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ValueError(f"--web.listen-address: expected [host]:port, got {text!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -122,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if signals.stopping.is_set():
             return 0
         signals.reload = exporter.reload
-        return serve(exporter, address, args.telemetry_path, signals, security)
+        limits = http_limits(args)
+        return serve(exporter, address, args.telemetry_path, signals, security, limits=limits)
 
 
 class Signals:
@@ -164,6 +214,8 @@ def check_config(path: str, web_config_path: str = "") -> int:
         try:
             security = load_web_security(web_config_path)
             print(f"web config OK: {web_config_path}: {_describe(security)}")
+            for warning in security.warnings:
+                print(f"{web_config_path}: warning: {warning}")
         except ConfigError as error:
             print(error, file=sys.stderr)
             code = 1
@@ -183,7 +235,14 @@ def describe_sources(config: Config) -> str:
 
 def _describe(security: WebSecurity) -> str:
     tls = f"TLS ({security.client_auth_type})" if security.tls else "plain HTTP"
-    return f"{tls}, basic auth {'on' if security.auth else 'off'}"
+    text = f"{tls}, basic auth {'on' if security.auth else 'off'}"
+    rate = security.describe().get("rate_limit")
+    return f"{text}, rate limit {rate}" if rate else text
+
+
+def _log_warnings(security: WebSecurity) -> None:
+    for warning in security.warnings:
+        log.warning("web config", extra={"file": security.source, "warning": warning})
 
 
 def reload_web_config(server: ExporterHTTPServer, path: str) -> ReloadResult:
@@ -196,7 +255,8 @@ def reload_web_config(server: ExporterHTTPServer, path: str) -> ReloadResult:
         return _web_reload_failed(
             f"{path}: turning TLS on or off needs a restart; keeping the running web config"
         )
-    server.security = security
+    server.security = security.keeping_state_of(server.security)
+    _log_warnings(security)
     log.info("web config reloaded", extra=security.describe())
     return ReloadResult(True, f"web config reloaded: {_describe(security)}")
 
@@ -236,6 +296,8 @@ def serve(
     telemetry_path: str,
     signals: Signals,
     security: WebSecurity | None = None,
+    *,
+    limits: HttpLimits | None = None,
 ) -> int:
     def reload() -> ReloadResult:
         results = [exporter.reload()]
@@ -250,13 +312,15 @@ def serve(
         reload=reload,
     )
     try:
-        server = ExporterHTTPServer(address, endpoints, security)
+        server = ExporterHTTPServer(address, endpoints, security, limits)
     except OSError as error:
         log.error(
             "cannot listen", extra={"address": f"{address[0]}:{address[1]}", "error": str(error)}
         )
         return 1
     signals.reload = reload
+    if security is not None:
+        _log_warnings(security)
     server.serve_in_thread()
     web = security.describe() if security is not None else {"tls": False, "basic_auth": False}
     log.info(

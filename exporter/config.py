@@ -358,7 +358,12 @@ RoleArn = Annotated[
 ]
 ExternalId = Annotated[
     Text,
-    _matching(_EXTERNAL_ID_RE, "must be 2 to 1224 letters, digits or + = , . @ : / _ -, got {got}"),
+    # No {got}: an external ID is a secret shared with the role's owner.
+    _matching(
+        _EXTERNAL_ID_RE,
+        "must be 2 to 1224 letters, digits or + = , . @ : / _ - (the value is not shown:"
+        " an external ID is a shared secret)",
+    ),
 ]
 SessionName = Annotated[
     Text, _matching(_SESSION_NAME_RE, "must be 2 to 64 letters, digits or + = , . @ _ -, got {got}")

@@ -352,6 +352,9 @@ def test_reload_picks_up_new_users_and_keeps_the_old_file_on_error(
         failed = https(proc, "/-/reload", context, headers=rotated, method="POST")
         assert failed.status == 500
         assert f"{web}: basic_auth_users.{USER}: not a bcrypt hash" in failed.body.decode()
+        # The plaintext password where the hash belongs is in neither the answer nor the log.
+        assert "plain-text" not in failed.body.decode()
+        assert not [line for line in proc.log_lines() if "plain-text" in line]
         assert https(proc, "/-/healthy", context, headers=rotated).status == 200
 
         write_web_config(web, f"basic_auth_users:\n  {USER}: {new_hash}\n")
@@ -372,8 +375,10 @@ def test_bad_web_config_is_a_clear_start_up_error(tmp_path: Path, config: Path) 
     assert "Traceback" not in result.stderr
     assert result.stderr.splitlines() == [
         f"{web}: basic_auth_users.alice: not a bcrypt hash ($2y$10$ and 53 more characters),"
-        ' got "not-a-hash"; make one with: htpasswd -nBC 10 "" | tr -d \':\\n\'',
+        " got a string of 10 characters (not shown: it may be a password);"
+        " make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
     ]
+    assert "not-a-hash" not in result.stderr
     web.write_text("tls_server_config:\n  cert_file: /nonexistent/server.crt\n  key_file: k.pem\n")
     result = run_cli("--config.file", str(config), "--web.config.file", str(web))
     assert result.returncode == 1

@@ -9,11 +9,14 @@ from pathlib import Path
 
 import bcrypt
 import pytest
+import yaml
 
 from exporter.webconfig import (
     BasicAuth,
     TLSServerConfig,
     WebConfig,
+    WebSecurity,
+    build_security,
     load_web_security,
     parse_web_config,
 )
@@ -24,6 +27,9 @@ ALICE_PASSWORD = "wonderland"
 ALICE_HASH = bcrypt.hashpw(ALICE_PASSWORD.encode(), bcrypt.gensalt(4)).decode()
 # htpasswd writes $2y$; Python's bcrypt must read it as exporter-toolkit does.
 BOB_HASH_2Y = bcrypt.hashpw(b"builder", bcrypt.gensalt(4)).decode().replace("$2b$", "$2y$", 1)
+
+
+HINT = "make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'"
 
 
 def yaml_text(text: str) -> str:
@@ -148,8 +154,8 @@ INVALID: list[tuple[str, str, list[str]]] = [
         "cert-and-key-required",
         "tls_server_config: {min_version: TLS13}",
         [
-            "tls_server_config.cert_file: required key is missing",
-            "tls_server_config.key_file: required key is missing",
+            "tls_server_config.cert_file: required key is missing (or give the PEM inline as cert)",
+            "tls_server_config.key_file: required key is missing (or give the PEM inline as key)",
         ],
     ),
     (
@@ -158,7 +164,8 @@ INVALID: list[tuple[str, str, list[str]]] = [
         [
             "tls_server_config: expected a mapping, got true",
             "http_server_config: expected a mapping, got a list",
-            'basic_auth_users: expected a mapping of user names to bcrypt hashes, got "alice"',
+            "basic_auth_users: expected a mapping of user names to bcrypt hashes,"
+            " got a string of 5 characters",
         ],
     ),
     (
@@ -206,54 +213,127 @@ INVALID: list[tuple[str, str, list[str]]] = [
         "RequireAndVerifyClientCert}",
         [
             "tls_server_config.client_ca_file: required when client_auth_type is"
-            " RequireAndVerifyClientCert"
+            " RequireAndVerifyClientCert (or give the PEM inline as client_ca): without it Go"
+            " would accept any certificate a public CA signed"
         ],
     ),
     (
-        "require-any-needs-a-ca-in-python",
-        "tls_server_config: {cert_file: c, key_file: k, client_auth_type: RequireAnyClientCert}",
+        "require-any-is-impossible-in-python",
+        "tls_server_config: {cert_file: c, key_file: k, client_auth_type: RequireAnyClientCert,"
+        " client_ca_file: ca.pem}",
         [
-            "tls_server_config.client_ca_file: required when client_auth_type is"
-            " RequireAnyClientCert (Python's ssl verifies every certificate it requires)"
+            "tls_server_config.client_auth_type: RequireAnyClientCert (require a certificate"
+            " without verifying it) is not possible with Python's ssl, which verifies every"
+            " certificate it requires; use RequireAndVerifyClientCert with client_ca_file"
+            " naming the CA that signs your clients' certificates"
         ],
     ),
     (
-        "ca-without-verification",
+        "ca-without-client-auth",
         "tls_server_config: {cert_file: c, key_file: k, client_ca_file: ca.pem}",
         [
-            "tls_server_config.client_ca_file: only used when client_auth_type is one of"
-            " VerifyClientCertIfGiven, RequireAnyClientCert, RequireAndVerifyClientCert"
+            "tls_server_config.client_ca_file: a client CA needs a client_auth_type other than"
+            " NoClientCert, such as RequireAndVerifyClientCert"
         ],
     ),
     (
-        "exporter-toolkit-keys-not-supported-here",
+        "inline-and-file-both-given",
         """
         tls_server_config:
           cert: "-----BEGIN CERTIFICATE-----"
+          cert_file: c.pem
           key: "-----BEGIN PRIVATE KEY-----"
+          key_file: k.pem
+          client_auth_type: RequireAndVerifyClientCert
           client_ca: "-----BEGIN CERTIFICATE-----"
-          client_allowed_sans: [scraper.example.com]
-          cipher_suites: [TLS_AES_128_GCM_SHA256]
-          curve_preferences: [X25519]
-        rate_limit: {interval: 1s, burst: 10}
+          client_ca_file: ca.pem
         """,
         [
-            "tls_server_config.cert_file: required key is missing",
-            "tls_server_config.key_file: required key is missing",
-            "tls_server_config.cert: not supported by this exporter:"
-            " inline PEM; put it in a file and use cert_file",
-            "tls_server_config.key: not supported by this exporter:"
-            " inline PEM; put it in a file and use key_file",
-            "tls_server_config.client_ca: not supported by this exporter:"
-            " inline PEM; put it in a file and use client_ca_file",
-            "tls_server_config.client_allowed_sans: not supported by this exporter:"
-            " sign the allowed clients' certificates with a CA of their own",
-            "tls_server_config.cipher_suites: not supported by this exporter:"
-            " OpenSSL's default cipher suites apply",
-            "tls_server_config.curve_preferences: not supported by this exporter:"
-            " OpenSSL's default curves apply",
-            "rate_limit: not supported by this exporter: rate-limit in a reverse proxy",
+            "tls_server_config.cert_file: give cert_file or cert, not both",
+            "tls_server_config.key_file: give key_file or key, not both",
+            "tls_server_config.client_ca_file: give client_ca_file or client_ca, not both",
         ],
+    ),
+    (
+        "inline-pem-never-shown",
+        """
+        tls_server_config:
+          cert: not pem at all
+          key: 12345678
+          client_auth_type: VerifyClientCertIfGiven
+          client_ca: [a]
+        """,
+        [
+            "tls_server_config.cert: expected PEM text (-----BEGIN ...), got something else"
+            " (not shown)",
+            "tls_server_config.key: expected PEM text, got a number",
+            "tls_server_config.client_ca: expected PEM text, got a list",
+        ],
+    ),
+    (
+        "ciphers-curves-and-sans",
+        """
+        tls_server_config:
+          cert_file: c.pem
+          key_file: k.pem
+          client_auth_type: VerifyClientCertIfGiven
+          client_allowed_sans: [scraper.example.com]
+          cipher_suites:
+            - TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256
+            - TLS_RSA_WITH_RC4_128_SHA
+            - TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA2048
+          curve_preferences: [CurveP256, X25519]
+        """,
+        [
+            "tls_server_config.client_allowed_sans: needs client_auth_type"
+            " RequireAndVerifyClientCert: with any other, a client may send no certificate"
+            " to match",
+            "tls_server_config.cipher_suites: TLS_RSA_WITH_RC4_128_SHA is one of Go's insecure"
+            " suites, which exporter-toolkit refuses too; unknown cipher suite"
+            ' "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA2048" (use Go\'s names, such as'
+            " TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256)",
+            "tls_server_config.curve_preferences: Python's ssl (SSLContext.set_ecdh_curve)"
+            " can restrict the key exchange to one curve, not a list; name one curve, or"
+            " leave curve_preferences out for OpenSSL's defaults",
+        ],
+    ),
+    (
+        "unknown-curve-and-empty-sans",
+        """
+        tls_server_config:
+          cert_file: c.pem
+          key_file: k.pem
+          client_auth_type: RequireAndVerifyClientCert
+          client_ca_file: ca.pem
+          client_allowed_sans: []
+          curve_preferences: [P-256]
+          cipher_suites: TLS_AES_128_GCM_SHA256
+        """,
+        [
+            "tls_server_config.client_allowed_sans: list at least one name: an empty list"
+            " would refuse every client",
+            'tls_server_config.curve_preferences: unknown curve "P-256": expected one of'
+            " CurveP256, CurveP384, CurveP521, X25519, X25519MLKEM768",
+            "tls_server_config.cipher_suites: expected a list of cipher suite names,"
+            ' got "TLS_AES_128_GCM_SHA256"',
+        ],
+    ),
+    (
+        "rate-limit",
+        """
+        rate_limit:
+          interval: 1
+          burst: -1
+        """,
+        [
+            "rate_limit.interval: expected a duration such as 1s or 500ms, got 1",
+            "rate_limit.burst: expected a whole number, 0 or more, got -1",
+        ],
+    ),
+    (
+        "rate-limit-not-a-mapping",
+        "rate_limit: 10/s",
+        ['rate_limit: expected a mapping, got "10/s"'],
     ),
     (
         "booleans",
@@ -272,7 +352,7 @@ INVALID: list[tuple[str, str, list[str]]] = [
             x-frame-options: deny
             X-Frame-Options: allow-from
             X-Content-Type-Options: sniff
-            X-XSS-Protection: 1
+            X-XSS-Protection: on
             Server: me
             Strict-Transport-Security: "max-age=1\\r\\nSet-Cookie: a=b"
         """,
@@ -282,7 +362,8 @@ INVALID: list[tuple[str, str, list[str]]] = [
             "http_server_config.headers.X-Frame-Options: expected deny or sameorigin,"
             ' got "allow-from"',
             'http_server_config.headers.X-Content-Type-Options: expected nosniff, got "sniff"',
-            "http_server_config.headers.X-XSS-Protection: expected a string, got 1",
+            "http_server_config.headers.X-XSS-Protection: expected a string, got true (quote"
+            " it: YAML reads yes, no, on, off, true, false as booleans)",
             "http_server_config.headers.Server: unknown key",
             "http_server_config.headers.Strict-Transport-Security: must be one line",
         ],
@@ -300,18 +381,17 @@ INVALID: list[tuple[str, str, list[str]]] = [
           gina:
         """,
         [
-            "basic_auth_users.bob: not a bcrypt hash ($2y$10$ and 53 more characters),"
-            ' got "builder"; make one with: htpasswd -nBC 10 "" | tr -d \':\\n\'',
-            "basic_auth_users.carol: not a bcrypt hash ($2y$10$ and 53 more characters),"
-            " got a string; make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
-            "basic_auth_users.dave: not a bcrypt hash ($2y$10$ and 53 more characters),"
-            " got a string; make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
-            'basic_auth_users.eve:admin: user name "eve:admin" contains a colon,'
-            " which basic auth cannot carry",
-            "basic_auth_users.frank: expected a bcrypt hash, got 42;"
-            " make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
-            "basic_auth_users.gina: expected a bcrypt hash, got null;"
-            " make one with: htpasswd -nBC 10 \"\" | tr -d ':\\n'",
+            'basic_auth_users.eve:<not shown>: user name "eve:<not shown>" contains a colon,'
+            " which basic auth cannot carry (give the user name as the key and a bcrypt hash"
+            " as its value)",
+            "basic_auth_users.bob: not a bcrypt hash ($2y$10$ and 53 more characters), got a"
+            f" string of 7 characters (not shown: it may be a password); {HINT}",
+            "basic_auth_users.carol: not a bcrypt hash ($2y$10$ and 53 more characters), got a"
+            f" string of 15 characters (not shown: it may be a password); {HINT}",
+            "basic_auth_users.dave: not a bcrypt hash ($2y$10$ and 53 more characters), got a"
+            f" string of 60 characters (not shown: it may be a password); {HINT}",
+            f"basic_auth_users.frank: expected a bcrypt hash, got a number; {HINT}",
+            f"basic_auth_users.gina: expected a bcrypt hash, got null; {HINT}",
         ],
     ),
     (
@@ -416,7 +496,6 @@ def test_tls_context_from_files_relative_to_the_web_config(pki: Path) -> None:
         ("NoClientCert", ssl.CERT_NONE),
         ("RequestClientCert", ssl.CERT_NONE),
         ("VerifyClientCertIfGiven", ssl.CERT_OPTIONAL),
-        ("RequireAnyClientCert", ssl.CERT_REQUIRED),
         ("RequireAndVerifyClientCert", ssl.CERT_REQUIRED),
     ],
 )
@@ -476,10 +555,8 @@ def test_missing_files_are_all_reported(pki: Path) -> None:
             "server.crt",
             "garbage.pem",
             [
-                "tls_server_config.cert_file: no PEM certificate in the file"
-                " (no certificate or crl found)",
-                "tls_server_config.client_ca_file: no PEM certificate in the file"
-                " (no certificate or crl found)",
+                "tls_server_config.cert_file: no PEM certificate in the file",
+                "tls_server_config.client_ca_file: no PEM certificate in the file",
             ],
         ),
         (
@@ -597,3 +674,188 @@ def test_scheme_is_case_insensitive_and_passwords_may_hold_colons() -> None:
     hashed = bcrypt.hashpw(b"a:b:c", bcrypt.gensalt(4)).decode()
     auth = BasicAuth({"alice": hashed})
     assert auth.allows("basic " + base64.b64encode(b"alice:a:b:c").decode())
+
+
+# --- secrets never reach a message --------------------------------------------------------------
+
+SECRET = "hunter2-Sup3rSecret"
+SECRET_CASES: list[tuple[str, str]] = [
+    ("plaintext-password-as-hash", f"basic_auth_users:\n  alice: {SECRET}\n"),
+    ("quoted-plaintext-password", f'basic_auth_users:\n  alice: "{SECRET}"\n'),
+    ("hash-like-password", f'basic_auth_users:\n  alice: "$2y${SECRET}"\n'),
+    ("user-colon-password-key", f'basic_auth_users:\n  "alice:{SECRET}": {ALICE_HASH}\n'),
+    ("user-colon-password-key-no-value", f'basic_auth_users:\n  "alice:{SECRET}":\n'),
+    ("users-as-a-string", f'basic_auth_users: "alice:{SECRET}"\n'),
+    ("users-as-a-list", f"basic_auth_users: [alice, {SECRET}]\n"),
+    (
+        "inline-key-not-pem",
+        f"tls_server_config:\n  cert_file: c.pem\n  key: {SECRET}\n",
+    ),
+    (
+        "inline-key-as-list",
+        f"tls_server_config:\n  cert_file: c.pem\n  key: [{SECRET}]\n",
+    ),
+]
+
+
+@pytest.mark.parametrize("text", [c[1] for c in SECRET_CASES], ids=[c[0] for c in SECRET_CASES])
+def test_no_config_error_shows_a_secret(text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_web_config(text, "web.yml")
+    assert SECRET not in str(caught.value)
+
+
+def test_no_file_error_shows_an_inline_key(pki: Path) -> None:
+    # A garbled key, and a well-formed key for another certificate: neither is echoed.
+    garbled = "-----BEGIN PRIVATE KEY-----\n" + SECRET + "\n-----END PRIVATE KEY-----\n"
+    other_key = (pki / "other.key").read_text()
+    for key, expected in [
+        (garbled, "tls_server_config.key: no PEM private key in the inline PEM"),
+        (other_key, "tls_server_config.key: the key does not match the cert_file"),
+    ]:
+        web = pki / "inline-key.yml"
+        web.write_text(
+            yaml.safe_dump({"tls_server_config": {"cert_file": "server.crt", "key": key}})
+        )
+        assert file_errors(web) == [expected]
+        with pytest.raises(ConfigError) as caught:
+            load_web_security(web)
+        assert SECRET not in str(caught.value)
+        assert other_key.splitlines()[1] not in str(caught.value)
+
+
+# --- inline PEM ---------------------------------------------------------------------------------
+
+
+def test_inline_cert_key_and_client_ca(pki: Path) -> None:
+    web = pki / "inline.yml"
+    web.write_text(
+        yaml.safe_dump(
+            {
+                "tls_server_config": {
+                    "cert": (pki / "server.crt").read_text(),
+                    "key": (pki / "server.key").read_text(),
+                    "client_auth_type": "RequireAndVerifyClientCert",
+                    "client_ca": (pki / "other.crt").read_text(),
+                }
+            }
+        )
+    )
+    security = load_web_security(web)
+    assert security.tls is not None
+    assert security.tls.verify_mode == ssl.CERT_REQUIRED
+    assert security.tls.cert_store_stats()["x509_ca"] == 1
+    # Nothing of the key is left on disk: memfd files vanish when closed.
+    assert not list(Path("/tmp").glob("iot-exporter-pem-*"))
+
+
+def test_verify_if_given_without_a_ca_uses_the_system_roots_as_go_does(pki: Path) -> None:
+    web = write(
+        pki / "verify-if-given.yml",
+        """
+        tls_server_config:
+          cert_file: server.crt
+          key_file: server.key
+          client_auth_type: VerifyClientCertIfGiven
+        """,
+    )
+    security = load_web_security(web)
+    assert security.tls is not None
+    assert security.tls.verify_mode == ssl.CERT_OPTIONAL
+
+
+# --- decoy cost ---------------------------------------------------------------------------------
+
+
+def _hash_at(cost: int) -> str:
+    return f"$2y${cost:02d}$" + ALICE_HASH[7:]
+
+
+@pytest.mark.parametrize(
+    ("costs", "decoy_cost"),
+    [
+        ([], 10),
+        ([4], 4),
+        ([12], 12),
+        ([12, 12, 10], 12),
+        ([10, 10, 12], 10),  # the most common cost hides the most users
+        ([10, 12], 12),  # a tie goes to the slower cost
+        ([12, 18, 10, 10], 10),  # exporter-toolkit's own users file
+    ],
+)
+def test_decoy_costs_what_the_users_cost(costs: list[int], decoy_cost: int) -> None:
+    auth = BasicAuth({f"user{i}": _hash_at(cost) for i, cost in enumerate(costs)})
+    assert auth.decoy[:7] == b"$2b$%02d$" % decoy_cost
+    assert len(auth.decoy) == 60
+
+
+def test_unknown_user_is_checked_against_the_decoy(monkeypatch: pytest.MonkeyPatch) -> None:
+    hashes: list[bytes] = []
+    real = bcrypt.checkpw
+
+    def recording(password: bytes, hashed: bytes) -> bool:
+        hashes.append(hashed)
+        return real(password, hashed)
+
+    monkeypatch.setattr(bcrypt, "checkpw", recording)
+    auth = BasicAuth({"alice": _hash_at(5)})
+    assert not auth.allows(basic("mallory", "x"))
+    assert hashes == [auth.decoy]
+    assert auth.decoy.startswith(b"$2b$05$")
+
+
+# --- headers and rate limit ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "sent"),
+    [
+        ("1", "1"),
+        ("0", "0"),
+        ("1.10", "1.10"),
+        ("010", "010"),
+        ('"1; mode=block"', "1; mode=block"),
+    ],
+)
+def test_header_values_yaml_reads_as_numbers_are_sent_as_written(written: str, sent: str) -> None:
+    config = parse_web_config(f"http_server_config:\n  headers:\n    X-XSS-Protection: {written}\n")
+    assert config.http_server_config.headers.items() == (("X-XSS-Protection", sent),)
+
+
+@pytest.mark.parametrize(
+    ("text", "limit"),
+    [
+        ("rate_limit: {interval: 1s, burst: 10}", (1.0, 10)),
+        ("rate_limit: {interval: 250ms, burst: 0}", (0.25, 0)),
+        ("rate_limit: {interval: 1m30s, burst: 2}", (90.0, 2)),
+        ("rate_limit: {interval: 0, burst: 0}", None),  # toolkit's "nonblocking" file
+        ("rate_limit: {burst: 5}", None),
+        ("rate_limit:", None),
+        ("", None),
+    ],
+)
+def test_rate_limit(text: str, limit: tuple[float, int] | None) -> None:
+    security = build_security(parse_web_config(text), "web.yml")
+    if limit is None:
+        assert security.rate_limit is None
+        return
+    assert security.rate_limit is not None
+    assert (security.rate_limit.interval, security.rate_limit.burst) == limit
+
+
+def test_a_reload_keeps_the_bucket_unless_rate_limit_changed() -> None:
+    def load(text: str) -> WebSecurity:
+        return build_security(parse_web_config(text), "web.yml")
+
+    running = load("rate_limit: {interval: 1h, burst: 1}")
+    assert running.rate_limit is not None
+    assert running.rate_limit.limiter.allow()
+    same = load("rate_limit: {interval: 1h, burst: 1}\nbasic_auth_users: {}").keeping_state_of(
+        running
+    )
+    assert same.rate_limit is running.rate_limit
+    assert not same.rate_limit.limiter.allow()  # the burst stays spent
+    changed = load("rate_limit: {interval: 1h, burst: 2}").keeping_state_of(running)
+    assert changed.rate_limit is not None
+    assert changed.rate_limit.limiter.allow()
+    assert load("").keeping_state_of(running).rate_limit is None
