@@ -618,6 +618,62 @@ def test_unauthorized_is_explained_once(
     assert cycles[0].__dict__["errors"] == "UnauthorizedException:3"
 
 
+def test_missing_credentials_are_explained_once_with_what_to_do(
+    harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An empty credential chain: no keys, no profile, no metadata service.
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    h = harness(
+        SimulatorConfig(things=2, seed=25, quotas=False),
+        factory=lambda c: make_iot_client(c.aws, c.poll.concurrency),
+    )
+    with caplog.at_level(logging.ERROR):
+        first = h.cycle()
+        h.cycle(advance=60)
+    assert (
+        value(
+            first, "iot_thing_poll_error_info", thing_name="thing-00001", error_code="NoCredentials"
+        )
+        == 1
+    )
+    hints = [r.getMessage() for r in caplog.records if "no AWS credentials found" in r.getMessage()]
+    assert len(hints) == 1  # once per episode, not per thing or per cycle
+    assert "AWS_ACCESS_KEY_ID" in hints[0]
+    assert "--demo" in hints[0]
+
+
+def test_an_endpoint_that_does_not_resolve_is_explained_once(
+    harness: HarnessFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    h = harness(
+        SimulatorConfig(things=2, seed=26, quotas=False),
+        aws={"endpoint_url": "http://iot.no-such-host.invalid:9"},
+    )
+    with caplog.at_level(logging.ERROR):
+        first = h.cycle()
+        h.cycle(advance=60)
+    assert (
+        value(
+            first,
+            "iot_thing_poll_error_info",
+            thing_name="thing-00001",
+            error_code="EndpointNotResolved",
+        )
+        == 1
+    )
+    hints = [
+        r.getMessage()
+        for r in caplog.records
+        if "cannot resolve the AWS endpoint" in r.getMessage()
+    ]
+    assert len(hints) == 1
+    assert "aws.endpoint_url" in hints[0]
+
+
 def test_external_id_is_sent_and_a_refused_role_fails_the_reload(
     harness: HarnessFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
