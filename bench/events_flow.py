@@ -136,6 +136,10 @@ class Lifecycle:
     def __init__(self) -> None:
         self._count: dict[str, int] = {}
 
+    def disconnected(self, thing: str) -> bool:
+        """Whether the last event made for `thing` was a disconnect."""
+        return self._count.get(thing, 0) % 2 == 1
+
     def next(self, thing: str) -> str:
         count = self._count.get(thing, 0)
         self._count[thing] = count + 1
@@ -236,6 +240,8 @@ def latency(
     seconds: list[float] = []
     for index in range(samples):
         thing = things[index % len(things)]
+        if lifecycle.disconnected(thing):  # the fill left it disconnected: reconnect it first
+            client.send_message(QueueUrl=queue_url, MessageBody=lifecycle.next(thing))
         before = disconnects(port, thing)
         start = time.perf_counter()
         client.send_message(QueueUrl=queue_url, MessageBody=lifecycle.next(thing))
@@ -245,7 +251,6 @@ def latency(
                 raise RuntimeError(f"{thing}: no change in /metrics 30 s after its disconnect")
             time.sleep(0.005)
         seconds.append(time.perf_counter() - start)
-        client.send_message(QueueUrl=queue_url, MessageBody=lifecycle.next(thing))  # reconnect
     print(
         f"latency, send to /metrics: {samples} disconnects: median {1000 * median(seconds):.0f} ms,"
         f" p99 {1000 * percentile(seconds, 0.99):.0f} ms, max {1000 * max(seconds):.0f} ms"
