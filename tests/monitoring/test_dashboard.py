@@ -3,8 +3,10 @@
 No Grafana server runs here, so the test does what Grafana would: it takes each
 PromQL expression of the dashboard (panel targets and variable queries), fills
 in the template variables and Grafana's built-ins, and runs it against a real
-Prometheus scraping the exporter, which polls the simulator. A typo in a metric
-or label name, or a join that matches nothing, shows up as an empty result.
+Prometheus scraping the exporter, which polls the simulator and consumes lifecycle
+events from moto's SQS server (the simulator's topic rule feeds the queue). A typo
+in a metric or label name, or a join that matches nothing, shows up as an empty
+result.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from typing import Any
 
 import pytest
 
+from exporter.simulator.topic_rule import RuleFaults, TopicRule
 from tests.support.paths import CHART_FILES, DASHBOARD_FILE
 from tests.support.promstack import Result
+from tests.support.sqs import MotoServer
 from tests.support.stack import EXPORTER_JOB, FleetStack, fleet_stack
 
 pytestmark = pytest.mark.slow
@@ -179,32 +183,55 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetStack]:
 
     Six simulated things in two sites plus one configured thing the account
     lacks (poll errors); THING is disconnected with AUTH_ERROR after the
-    exporter first saw it (so it is counted); a share of requests is throttled.
+    exporter first saw it (so it is counted), and its lifecycle event reaches
+    the exporter through the topic rule and moto's SQS, twice (a duplicate),
+    after one malformed message; a share of requests is throttled.
     """
     things: list[str | Mapping[str, object]] = [
         {"name": name, "labels": {"site": site}} for name, site in SITES.items()
     ]
     things.append({"name": GHOST, "labels": {"site": "plant-b"}})
-    with fleet_stack(
-        tmp_path_factory.mktemp("dashboard"),
-        things=len(SITES),
-        config_things=things,
-        sections=CONFIG_EXTRA,
-    ) as running:
-        prom = running.prometheus
-        prom.wait_for(f'iot_thing_connected{{thing_name="{THING}"}} == 1')
-        running.sim.fleet.disconnect(THING, reason="AUTH_ERROR")
-        running.sim.faults.set(error_rates={"ThrottlingException": 0.2})
-        for ready in (
-            f'iot_thing_disconnect_reason_info{{thing_name="{THING}",reason="AUTH_ERROR"}}',
-            f'increase(iot_thing_disconnects_total{{thing_name="{THING}"}}[1m])',
-            'rate(iot_exporter_api_errors_total{error_code="ThrottlingException"}[30s])',
-            f'iot_thing_poll_error_info{{thing_name="{GHOST}"}}',
-            'iot_fleet_disconnected_things{query="all",reason="AUTH_ERROR"}',
-            'iot_exporter_source_things_refused{source="thing_type:sensor"} > 0',
-        ):
-            prom.wait_for(ready, timeout=45)
-        yield running
+    with MotoServer() as moto:
+        queue_url = moto.queue("lifecycle")
+        sections = {**CONFIG_EXTRA, "events": {"queue_url": queue_url, "endpoint_url": moto.url}}
+        with fleet_stack(
+            tmp_path_factory.mktemp("dashboard"),
+            things=len(SITES),
+            config_things=things,
+            sections=sections,
+        ) as running:
+            yield _drive(running, moto, queue_url)
+
+
+def _drive(running: FleetStack, moto: MotoServer, queue_url: str) -> FleetStack:
+    prom = running.prometheus
+    prom.wait_for(f'iot_thing_connected{{thing_name="{THING}"}} == 1')
+    prom.wait_for('iot_exporter_events_queue_messages{state="visible"}')
+    rule = TopicRule(
+        running.sim.fleet,
+        moto.client(),
+        queue_url,
+        clock=running.clock.now,
+        faults=RuleFaults(duplicate_rate=1.0),
+    )
+    moto.client().send_message(QueueUrl=queue_url, MessageBody="not a lifecycle event")
+    running.clock.advance(1)
+    running.sim.fleet.disconnect(THING, reason="AUTH_ERROR")
+    rule.publish()
+    running.sim.faults.set(error_rates={"ThrottlingException": 0.2})
+    for ready in (
+        f'iot_thing_disconnect_reason_info{{thing_name="{THING}",reason="AUTH_ERROR"}}',
+        f'increase(iot_thing_disconnects_total{{thing_name="{THING}"}}[1m])',
+        'rate(iot_exporter_api_errors_total{error_code="ThrottlingException"}[30s])',
+        f'iot_thing_poll_error_info{{thing_name="{GHOST}"}}',
+        'iot_fleet_disconnected_things{query="all",reason="AUTH_ERROR"}',
+        'iot_exporter_source_things_refused{source="thing_type:sensor"} > 0',
+        "iot_exporter_events_applied_total > 0",
+        "iot_exporter_events_duplicates_total > 0",
+        "sum(iot_exporter_events_malformed_total) > 0",
+    ):
+        prom.wait_for(ready, timeout=45)
+    return running
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
