@@ -23,10 +23,12 @@ import boto3
 import botocore
 import yaml
 
+from exporter.app import Exporter
 from exporter.aws import known_disconnect_reasons, make_iot_client
 from exporter.config import Config
 from exporter.exposition import Exposition, Payload, Shape
 from exporter.fleet import FleetState
+from exporter.server import Endpoints, ExporterHTTPServer
 from exporter.sources.live import parse_response
 from exporter.targets import STATIC_SOURCE, Found, SourceSlot, Targets
 
@@ -261,3 +263,11 @@ def fleet_render_seconds(things: int, cycles: int = 3, repeats: int = 3) -> tupl
         text.append(middle - start)
         compress.append(time.perf_counter() - middle)
     return median(text), median(compress)
+
+
+def serve(exporter: Exporter) -> tuple[ExporterHTTPServer, int]:
+    """The exporter's /metrics on a free port of 127.0.0.1, served in a thread, and the port."""
+    endpoints = Endpoints("/metrics", exporter.payload, exporter.ready, exporter.reload)
+    server = ExporterHTTPServer(("127.0.0.1", 0), endpoints)
+    server.serve_in_thread()
+    return server, int(server.server_address[1])

@@ -47,11 +47,11 @@ from bench._common import (
     median,
     now_utc,
     percentile,
+    serve,
     thing_names,
 )
 from exporter.app import Exporter
 from exporter.config import Config, load_config
-from exporter.server import Endpoints, ExporterHTTPServer
 
 REGION = "eu-west-1"
 TICK = os.sysconf("SC_CLK_TCK")
@@ -289,17 +289,7 @@ def main() -> None:
             return iot
 
         exporter = Exporter(lambda: load_config(path), factory, registry=registry)
-        server = ExporterHTTPServer(
-            ("127.0.0.1", 0),
-            Endpoints(
-                telemetry_path="/metrics",
-                payload=exporter.payload,
-                ready=exporter.ready,
-                reload=exporter.reload,
-            ),
-        )
-        server.serve_in_thread()
-        port = int(server.server_address[1])
+        server, port = serve(exporter)
         exporter.start()
         try:
             print(

@@ -34,11 +34,11 @@ from bench._common import (
     now_utc,
     percentile,
     rss_bytes,
+    serve,
     write_config,
 )
 from exporter.app import Exporter
 from exporter.config import Config, load_config
-from exporter.server import Endpoints, ExporterHTTPServer
 
 
 def scrape_client(port: int, scrapes: int, gzip: bool) -> None:
@@ -97,17 +97,7 @@ def measure(things: int, scrapes: int, cycles: int) -> None:
         gc.collect()
         rss_after = rss_bytes()
         render_text, render_gzip = fleet_render_seconds(things, cycles)
-        server = ExporterHTTPServer(
-            ("127.0.0.1", 0),
-            Endpoints(
-                telemetry_path="/metrics",
-                payload=exporter.payload,
-                ready=exporter.ready,
-                reload=exporter.reload,
-            ),
-        )
-        server.serve_in_thread()
-        port = int(server.server_address[1])
+        server, port = serve(exporter)
         plain_lat, plain_bytes = scrape(port, scrapes, gzip=False)
         gzip_lat, gzip_bytes = scrape(port, scrapes, gzip=True)
         server.shutdown()

@@ -52,12 +52,12 @@ from bench._common import (
     now_utc,
     percentile,
     rss_bytes,
+    serve,
     thing_names,
 )
 from exporter.app import Exporter
 from exporter.config import Config, load_config
 from exporter.exposition import Payload
-from exporter.server import Endpoints, ExporterHTTPServer
 
 MIB = 2**20
 # Observations must be plausible against the clock: start it well after the synthetic
@@ -297,10 +297,7 @@ def soak(args: argparse.Namespace) -> None:
         exporter = Exporter(
             lambda: load_config(path), factory, clock=clock, registry=CollectorRegistry()
         )
-        endpoints = Endpoints("/metrics", exporter.payload, exporter.ready, exporter.reload)
-        server = ExporterHTTPServer(("127.0.0.1", 0), endpoints)
-        server.serve_in_thread()
-        port = server.server_address[1]
+        server, port = serve(exporter)
         scrape = ["--scraper", str(port), "--scrape-interval", str(args.scrape_interval)]
         scraper_process = subprocess.Popen(
             [sys.executable, __file__, *scrape],
