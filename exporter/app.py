@@ -118,6 +118,7 @@ class Exporter:
         self._client_factory = client_factory
         self._sqs_client_factory = sqs_client_factory or _default_sqs_client
         self._event_metrics: EventMetrics | None = None
+        self._sqs_client: tuple[tuple[object, object], Any] | None = None
         self._clock = clock
         # The exporter's own metrics are small and rendered per scrape, so counters move
         # during a long pass; the fleet's series (nearly every byte) are rendered on change.
@@ -420,10 +421,17 @@ class Exporter:
         already applied is still deleted while the app stops (or it would count twice)."""
         if config.events is None:
             return None
-        try:
-            client = self._sqs_client_factory(config)
-        except AwsSetupError as error:
-            raise SetupError(str(error)) from error
+        # As with the IoT client: an unchanged AWS and events setup keeps its client, so a
+        # reload does not load botocore's SQS model again.
+        key = (config.aws, config.events)
+        if self._sqs_client is not None and self._sqs_client[0] == key:
+            client = self._sqs_client[1]
+        else:
+            try:
+                client = self._sqs_client_factory(config)
+            except AwsSetupError as error:
+                raise SetupError(str(error)) from error
+            self._sqs_client = (key, client)
         if self._event_metrics is None:
             self._event_metrics = EventMetrics(self._registry)
         closing = threading.Event()

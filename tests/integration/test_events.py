@@ -254,9 +254,21 @@ def test_reload_replaces_the_consumers_and_keeps_counting(
     rule.publish()
     drained(h, moto, url, rule)
     old = h.exporter._runtime.plan.source("events")
+    assert isinstance(old, EventSource)
+    # An unchanged reload keeps the SQS client (no second botocore model load) ...
+    assert h.exporter.reload().ok
+    kept = h.exporter._runtime.plan.source("events")
+    assert isinstance(kept, EventSource)
+    assert kept._calls.client is old._calls.client
+    assert old.join(30)
+    h.exporter.run_pass("events")
+    old = kept
+    # ... and a changed one makes a new one.
     h.rewrite_config(events={**sections["events"], "consumers": 2})
     assert h.exporter.reload().ok
-    assert isinstance(old, EventSource)
+    changed = h.exporter._runtime.plan.source("events")
+    assert isinstance(changed, EventSource)
+    assert changed._calls.client is not old._calls.client
     assert old.join(30)  # closed: its consumer ends after its current long poll
     h.exporter.run_pass("events")  # the new source's consumers start
     h.clock.advance(5)
