@@ -89,6 +89,11 @@ DEFAULT_DEDUPE_KEYS = 100_000
 MAX_DEDUPE_KEYS = 10_000_000
 # SQS's own bounds for a visibility timeout: 0 to 12 hours.
 MAX_VISIBILITY_TIMEOUT = 43_200.0
+# A ReceiveMessage long poll: SQS allows up to 20 s. The longest wait costs least; a shorter
+# one lets a consumer that a reload closed end sooner (it finishes its current poll first).
+DEFAULT_EVENT_WAIT_TIME = 20.0
+MIN_EVENT_WAIT_TIME = 1.0
+MAX_EVENT_WAIT_TIME = 20.0
 
 # Label names the exporter or Prometheus already sets on the series, with why.
 RESERVED_LABELS = {
@@ -779,6 +784,9 @@ class EventsSettings(StrictSection):
     # None keeps the queue's own visibility timeout.
     visibility_timeout: Annotated[Duration, _at_most(MAX_VISIBILITY_TIMEOUT)] | None = None
     dedupe_keys: Annotated[int, _integer_in(1_000, MAX_DEDUPE_KEYS)] = DEFAULT_DEDUPE_KEYS
+    wait_time: Annotated[
+        Duration, _at_least(MIN_EVENT_WAIT_TIME), _at_most(MAX_EVENT_WAIT_TIME)
+    ] = DEFAULT_EVENT_WAIT_TIME
 
 
 class MetricsSettings(StrictSection):

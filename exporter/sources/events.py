@@ -22,7 +22,6 @@ NAME = "events"
 RECEIVE = "ReceiveMessage"
 DELETE = "DeleteMessageBatch"
 ATTRIBUTES = "GetQueueAttributes"
-WAIT_TIME_SECONDS = 20
 MAX_MESSAGES = 10
 # How often the app records the source's health: its consumers run on their own.
 REPORT_INTERVAL = 5.0
@@ -145,7 +144,7 @@ class EventSource(Source):
         request: dict[str, Any] = {
             "QueueUrl": self._settings.queue_url,
             "MaxNumberOfMessages": MAX_MESSAGES,
-            "WaitTimeSeconds": WAIT_TIME_SECONDS,
+            "WaitTimeSeconds": round(self._settings.wait_time),
         }
         if self._settings.visibility_timeout is not None:
             request["VisibilityTimeout"] = round(self._settings.visibility_timeout)

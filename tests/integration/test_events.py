@@ -160,7 +160,7 @@ def test_poison_messages_are_counted_deleted_and_never_stop_the_flow(
 def test_restart_mid_stream_loses_nothing_and_counts_nothing_twice(
     harness: HarnessFactory, moto: MotoServer
 ) -> None:
-    url, sections = events_section(moto, visibility_timeout="2s", consumers=2)
+    url, sections = events_section(moto, visibility_timeout="2s", consumers=2, wait_time="1s")
     h = harness(lively(40), sections=sections)
     rule = rule_for(h, moto, url)
     h.clock.advance(1)
@@ -176,7 +176,7 @@ def test_restart_mid_stream_loses_nothing_and_counts_nothing_twice(
     h.exporter.stop()
     first = h.exporter._runtime.plan.source("events")
     assert isinstance(first, EventSource)
-    assert first.join(30)
+    assert first.join(10)
     first_counts = {
         (name, reason): float(n)
         for name, state in h.exporter.state.fleet.things.items()
@@ -244,7 +244,8 @@ def test_dropped_events_are_caught_by_polling_and_reported_missed(
 def test_reload_replaces_the_consumers_and_keeps_counting(
     harness: HarnessFactory, moto: MotoServer
 ) -> None:
-    url, sections = events_section(moto, visibility_timeout="2s")
+    # A one-second long poll: a consumer that a reload closed ends after its current poll.
+    url, sections = events_section(moto, visibility_timeout="2s", wait_time="1s")
     h = harness(quiet(3, seed=4), sections=sections)
     rule = rule_for(h, moto, url)
     h.cycle()
@@ -260,7 +261,7 @@ def test_reload_replaces_the_consumers_and_keeps_counting(
     kept = h.exporter._runtime.plan.source("events")
     assert isinstance(kept, EventSource)
     assert kept._calls.client is old._calls.client
-    assert old.join(30)
+    assert old.join(10)  # well before the default 20 s poll would end
     h.exporter.run_pass("events")
     old = kept
     # ... and a changed one makes a new one.
@@ -269,7 +270,7 @@ def test_reload_replaces_the_consumers_and_keeps_counting(
     changed = h.exporter._runtime.plan.source("events")
     assert isinstance(changed, EventSource)
     assert changed._calls.client is not old._calls.client
-    assert old.join(30)  # closed: its consumer ends after its current long poll
+    assert old.join(10)  # closed: its consumer ends after its current long poll
     h.exporter.run_pass("events")  # the new source's consumers start
     h.clock.advance(5)
     h.sim.fleet.disconnect(second, "SERVER_ERROR")

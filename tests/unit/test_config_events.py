@@ -42,6 +42,7 @@ VALID: list[tuple[str, str, EventsSettings | None]] = [
           client_id: {{prefix: "dev/", suffix: "-mqtt"}}
           visibility_timeout: 2m
           dedupe_keys: 5000
+          wait_time: 5s
         """,
         EventsSettings(
             queue_url=QUEUE,
@@ -49,6 +50,7 @@ VALID: list[tuple[str, str, EventsSettings | None]] = [
             client_id=ClientIdSettings(prefix="dev/", suffix="-mqtt"),
             visibility_timeout=120.0,
             dedupe_keys=5000,
+            wait_time=5.0,
         ),
     ),
 ]
@@ -63,6 +65,7 @@ def test_defaults() -> None:
     events = parsed(f"things: [a]\nevents: {{queue_url: {QUEUE}}}").events
     assert events is not None
     assert (events.consumers, events.visibility_timeout, events.dedupe_keys) == (1, None, 100_000)
+    assert events.wait_time == 20.0  # SQS's longest long poll: the fewest empty receives
     assert events.client_id == ClientIdSettings(prefix="", suffix="")
 
 
@@ -114,6 +117,16 @@ INVALID: list[tuple[str, str, list[str]]] = [
         "visibility-timeout-bare-number",
         f"things: [a]\nevents: {{queue_url: {QUEUE}, visibility_timeout: 30}}",
         ["events.visibility_timeout: expected a duration such as 30s, got 30; write 30s"],
+    ),
+    (
+        "wait-time-beyond-sqs-s-longest-poll",
+        f"things: [a]\nevents: {{queue_url: {QUEUE}, wait_time: 30s}}",
+        ["events.wait_time: must be at most 20s, got 30s"],
+    ),
+    (
+        "wait-time-zero-would-be-short-polling",
+        f"things: [a]\nevents: {{queue_url: {QUEUE}, wait_time: 0s}}",
+        ["events.wait_time: must be at least 1s, got 0s"],
     ),
     (
         "dedupe-keys-too-few",
