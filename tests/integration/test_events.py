@@ -8,6 +8,7 @@ import json
 from collections import Counter
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from exporter.app import Exporter
@@ -84,6 +85,7 @@ def lively(things: int) -> SimulatorConfig:
     )
 
 
+@pytest.mark.scenario
 def test_fidelity_over_a_simulated_hour(harness: HarnessFactory, moto: MotoServer) -> None:
     url, sections = events_section(moto)
     h = harness(lively(30), sections={**sections, "events": {**sections["events"], "consumers": 3}})
@@ -157,17 +159,20 @@ def test_poison_messages_are_counted_deleted_and_never_stop_the_flow(
     )
 
 
+@pytest.mark.scenario
 def test_restart_mid_stream_loses_nothing_and_counts_nothing_twice(
     harness: HarnessFactory, moto: MotoServer
 ) -> None:
     url, sections = events_section(moto, visibility_timeout="2s", consumers=2, wait_time="1s")
-    h = harness(lively(40), sections=sections)
+    h = harness(lively(15), sections=sections)
     rule = rule_for(h, moto, url)
     h.clock.advance(1)
     h.exporter.run_pass("events")  # consumers of the first exporter start
     h.clock.advance(3600)
     rule.publish()
-    assert rule.sent > 1000
+    # Enough that the first exporter is stopped mid-stream (asserted below), few enough
+    # that moto, at 10 to 80 ms of CPU a message, drains the rest in seconds.
+    assert rule.sent > 300
 
     def some_applied() -> bool | None:
         return True if metric(h.registry, "iot_exporter_events_applied_total") >= 50 else None

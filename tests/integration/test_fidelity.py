@@ -20,6 +20,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 
+import pytest
+
 from exporter.fleet import UNOBSERVED_FLAP
 from exporter.simulator import Event, Simulator, SimulatorConfig
 from tests.support.harness import HarnessFactory, Samples, series
@@ -71,6 +73,7 @@ def counted_for(samples: Samples, name: str) -> Counter[str]:
     return counted
 
 
+@pytest.mark.scenario
 def test_counts_match_ground_truth(harness: HarnessFactory) -> None:
     sim_config = SimulatorConfig(
         things=100,

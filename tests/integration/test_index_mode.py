@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from prometheus_client import CollectorRegistry
 
@@ -112,6 +113,7 @@ def _live_only_twin(h: Harness, tmp_path: Path) -> Exporter:
     )
 
 
+@pytest.mark.scenario
 def test_lagging_index_answers_interleaved_with_live_ones_never_count_twice(
     harness: HarnessFactory, tmp_path: Path
 ) -> None:
