@@ -73,10 +73,10 @@ def client_config(settings: AwsSettings, max_pool_connections: int) -> BotocoreC
 def epoch_or_parsed_timestamp(value: Any) -> Any:
     """A botocore timestamp parser that keeps epoch numbers as float seconds.
 
-        GetThingConnectivityData answers with epoch seconds. botocore's default parser turns
-        them into a datetime with dateutil's tzlocal (about 9 us a call here) only for the
-        poller to turn it straight back into seconds. Anything but a number still goes to
-    XX
+    GetThingConnectivityData answers with epoch seconds. botocore's default parser turns
+    them into a datetime with dateutil's tzlocal (about 9 us a call here) only for the
+    live poller to turn it straight back into seconds. Anything but a number goes to
+    botocore's parser, so a garbled value still raises ValueError.
     """
     if isinstance(value, int | float) and not isinstance(value, bool):
         return float(value)
@@ -133,7 +133,7 @@ def make_iot_client(
     *,
     static_credentials: tuple[str, str] | None = None,
 ) -> IoTClient:
-    # The poller reads timestamps as seconds anyway (poller.parse_response takes both).
+    # The poller reads timestamps as seconds anyway (sources.live.parse_response takes both).
     session = make_session(settings, static_credentials=static_credentials, epoch_timestamps=True)
     try:
         return session.client(
@@ -236,10 +236,6 @@ def _unresolved(error: EndpointConnectionError) -> bool:
     return False
 
 
-# SQS long polling holds a ReceiveMessage open this long; the read timeout must outlast it.
-LONG_POLL_SECONDS = 20
-
-
 def make_sqs_client(
     settings: AwsSettings,
     events: EventsSettings,
@@ -247,10 +243,10 @@ def make_sqs_client(
     static_credentials: tuple[str, str] | None = None,
 ) -> SQSClient:
     """The SQS client the event source long-polls with: aws.*'s session and credentials,
-    events.endpoint_url, and a read timeout that outlasts a long poll."""
+    events.endpoint_url, and a read timeout that outlasts a long poll (events.wait_time)."""
     session = make_session(settings, static_credentials=static_credentials)
     config = client_config(settings, events.consumers).merge(
-        BotocoreConfig(read_timeout=settings.read_timeout + LONG_POLL_SECONDS)
+        BotocoreConfig(read_timeout=settings.read_timeout + events.wait_time)
     )
     try:
         return session.client("sqs", endpoint_url=events.endpoint_url, config=config)

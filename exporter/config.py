@@ -5,7 +5,7 @@ import math
 import os
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Annotated, Any, NoReturn, Self
 from urllib.parse import urlsplit
@@ -445,20 +445,24 @@ def _raw(key: str, *, plain: bool = True) -> Callable[[Any], str | None]:
     return get
 
 
-def _unique_by(key: Callable[[Any], str | None], what: str) -> WrapValidator:
+def _unique_by(
+    key: Callable[[Any], Hashable | None],
+    what: str,
+    describe: Callable[[Any], str] = lambda seen: f'"{seen}"',
+) -> WrapValidator:
     """Refuse an item whose key an earlier item has; checked on the raw items, so a
     duplicate shows even while another item is invalid."""
 
     def check(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
         duplicates: list[InitErrorDetails] = []
         if isinstance(value, list | tuple):
-            first: dict[str, int] = {}
+            first: dict[Hashable, int] = {}
             for index, item in enumerate(value):
                 seen = key(item)
                 if seen is None:
                     continue
                 if seen in first:
-                    message = f'duplicate {what} "{seen}" (first at [{first[seen]}])'
+                    message = f"duplicate {what} {describe(seen)} (first at [{first[seen]}])"
                     duplicates.append(_error((index,), message))
                 else:
                     first[seen] = index
@@ -477,15 +481,23 @@ def _itself(item: Any) -> str | None:
     return item if isinstance(item, str) else None
 
 
-def _attribute_filter_key(item: Any) -> str | None:
+def _attribute_filter_key(item: Any) -> tuple[str, str | None, str | None] | None:
     keys = ("attribute", "value", "thing_type")
     if isinstance(item, dict):
         parts = tuple(item.get(key) for key in keys)
     else:
         parts = tuple(getattr(item, key, None) for key in keys)
-    if not all(isinstance(part, str | None) for part in parts) or parts[0] is None:
+    attribute, value, thing_type = parts
+    if not isinstance(attribute, str) or not all(isinstance(p, str | None) for p in parts):
         return None
-    return "=".join(part for part in parts if part is not None)
+    return attribute, value, thing_type
+
+
+def _describe_attribute_filter(key: tuple[str, str | None, str | None]) -> str:
+    # Quoted parts: a value may hold "=" or spaces, and must not read as another filter.
+    attribute, value, thing_type = key
+    shown = f"{attribute}={show(value)}"
+    return f"{shown} of thing type {show(thing_type)}" if thing_type is not None else shown
 
 
 # --- models -----------------------------------------------------------------------------------
@@ -643,7 +655,7 @@ class DiscoverySettings(StrictSection):
     ] = ()
     attributes: Annotated[
         tuple[AttributeFilterSettings, ...],
-        _unique_by(_attribute_filter_key, "attribute filter"),
+        _unique_by(_attribute_filter_key, "attribute filter", _describe_attribute_filter),
         _list_of("attribute filters (mappings with attribute and value)"),
     ] = ()
     queries: Annotated[

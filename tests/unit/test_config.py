@@ -791,6 +791,22 @@ INVALID: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "duplicate-attribute-filters",
+        """
+        discovery:
+          attributes:
+            - {attribute: site, value: "b=c"}
+            - {attribute: site, value: b, thing_type: c}
+            - {attribute: site, value: "b=c"}
+            - {attribute: site, value: b, thing_type: c}
+        """,
+        [
+            'discovery.attributes[2]: duplicate attribute filter site="b=c" (first at [0])',
+            'discovery.attributes[3]: duplicate attribute filter site="b" of thing type "c"'
+            " (first at [1])",
+        ],
+    ),
+    (
         "registry-problems",
         """
         registry:

@@ -4,6 +4,7 @@ import textwrap
 
 import pytest
 
+from exporter.aws import make_sqs_client
 from exporter.config import (
     DEFAULT_BUDGETS,
     ClientIdSettings,
@@ -153,3 +154,18 @@ def test_invalid_events_section(text: str, expected: list[str]) -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(text, "config.yaml")
     assert list(caught.value.errors) == expected
+
+
+@pytest.mark.parametrize(("wait_time", "read_timeout"), [("20s", 25.0), ("1s", 6.0)])
+def test_the_sqs_read_timeout_outlasts_the_long_poll(wait_time: str, read_timeout: float) -> None:
+    config = parsed(
+        f"""
+        aws: {{region: eu-west-1, read_timeout: 5s}}
+        things: [a]
+        events: {{queue_url: {QUEUE}, wait_time: {wait_time}}}
+        """
+    )
+    assert config.events is not None
+    client = make_sqs_client(config.aws, config.events, static_credentials=("AKID", "secret"))
+    # A hung receive is given up the read timeout after the poll should have answered.
+    assert client.meta.config.read_timeout == read_timeout
