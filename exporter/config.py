@@ -95,6 +95,15 @@ DEFAULT_EVENT_WAIT_TIME = 20.0
 MIN_EVENT_WAIT_TIME = 1.0
 MAX_EVENT_WAIT_TIME = 20.0
 
+# The sources the exporter names itself, with what they are; a discovery source may not
+# take one of these names (exporter.sources checks that its own names are all here).
+RESERVED_SOURCE_NAMES = {
+    "static": "the static list's source",
+    "live": "the live poller",
+    "aggregates": "the fleet aggregates' source",
+    "events": "the lifecycle events' source",
+}
+
 # Label names the exporter or Prometheus already sets on the series, with why.
 RESERVED_LABELS = {
     "thing_name": "the exporter sets it",
@@ -594,12 +603,21 @@ class TargetSourceSettings(StrictSection):
     mode: Mode | None = None
     max_things: MaxThings | None = None
 
+    @property
+    def source(self) -> str:
+        """The source="..." label of the source's metrics: its kind and what it selects."""
+        raise NotImplementedError
+
 
 class ThingGroupSettings(TargetSourceSettings):
     """discovery.thing_groups[]: a group's things, and with recursive its descendants' too."""
 
     name: GroupName
     recursive: Boolean = False
+
+    @property
+    def source(self) -> str:
+        return f"thing_group:{self.name}"
 
     @model_validator(mode="before")
     @classmethod
@@ -611,6 +629,10 @@ class ThingTypeSettings(TargetSourceSettings):
     """discovery.thing_types[]: every thing of one type."""
 
     name: TypeName
+
+    @property
+    def source(self) -> str:
+        return f"thing_type:{self.name}"
 
     @model_validator(mode="before")
     @classmethod
@@ -625,12 +647,21 @@ class AttributeFilterSettings(TargetSourceSettings):
     value: AttributeValue
     thing_type: TypeName | None = None
 
+    @property
+    def source(self) -> str:
+        of_type = f",thing_type:{self.thing_type}" if self.thing_type else ""
+        return f"attribute:{self.attribute}={self.value}{of_type}"
+
 
 class QuerySettings(TargetSourceSettings):
     """discovery.queries[]: the things a fleet-index query matches."""
 
     query: QueryString
     name: SourceName | None = None
+
+    @property
+    def source(self) -> str:
+        return self.name or f"query:{self.query}"
 
     @model_validator(mode="before")
     @classmethod
@@ -668,6 +699,38 @@ class DiscoverySettings(StrictSection):
     def sources(self) -> tuple[TargetSourceSettings, ...]:
         """Every discovery source, in the order the file lists their kinds."""
         return (*self.thing_groups, *self.thing_types, *self.attributes, *self.queries)
+
+    @model_validator(mode="after")
+    def _distinct_source_names(self) -> Self:
+        # A source's name is its metrics' source label and its scheduler job: two alike
+        # would share one set of series and one job.
+        problems: list[InitErrorDetails] = []
+        first: dict[str, str] = {}
+        for key in ("thing_groups", "thing_types", "attributes", "queries"):
+            items: tuple[TargetSourceSettings, ...] = getattr(self, key)
+            for index, settings in enumerate(items):
+                name, where = settings.source, f"discovery.{key}[{index}]"
+                if name in RESERVED_SOURCE_NAMES:
+                    problems.append(
+                        _error(
+                            (key, index, "name"),
+                            f'"{name}" is the name of {RESERVED_SOURCE_NAMES[name]}; choose'
+                            " another",
+                        )
+                    )
+                elif name in first:
+                    problems.append(
+                        _error(
+                            (key, index),
+                            f'source name "{name}" is also {first[name]}\'s: two sources'
+                            " cannot share one source label",
+                        )
+                    )
+                else:
+                    first[name] = where
+        if problems:
+            _reraise("DiscoverySettings", [], problems)
+        return self
 
 
 class RegistryAttribute(StrictSection):

@@ -53,7 +53,6 @@ __all__ = [
     "Source",
     "Updates",
     "plan",
-    "source_name",
 ]
 
 
@@ -67,20 +66,6 @@ class Plan:
 
     def source(self, name: str) -> Source:
         return next(source for source in self.sources if source.name == name)
-
-
-def source_name(settings: TargetSourceSettings) -> str:
-    """The source="..." label of a discovery source: its kind and what it selects."""
-    if isinstance(settings, ThingGroupSettings):
-        return f"thing_group:{settings.name}"
-    if isinstance(settings, ThingTypeSettings):
-        return f"thing_type:{settings.name}"
-    if isinstance(settings, AttributeFilterSettings):
-        of_type = f",thing_type:{settings.thing_type}" if settings.thing_type else ""
-        return f"attribute:{settings.attribute}={settings.value}{of_type}"
-    if isinstance(settings, QuerySettings):
-        return settings.name or f"query:{settings.query}"
-    raise TypeError(f"not a discovery source: {settings!r}")
 
 
 def _where(config: Config, settings: TargetSourceSettings) -> str:
@@ -163,7 +148,7 @@ def plan(
                 )
             )
     for settings in config.discovery.sources:
-        name, where = source_name(settings), _where(config, settings)
+        name, where = settings.source, _where(config, settings)
         live = config.mode_of(settings) == "live"
         slots.append(SourceSlot(name, live=live, max_things=config.max_things_of(settings)))
         listing = _listing(settings)

@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from exporter.config import (
     DEFAULT_ROLE_SESSION_NAME,
+    RESERVED_SOURCE_NAMES,
     AggregateQuerySettings,
     AggregatesSettings,
     AttributeFilterSettings,
@@ -29,6 +30,8 @@ from exporter.config import (
     parse_config,
     parse_duration,
 )
+from exporter.sources import aggregates, events, live
+from exporter.targets import STATIC_SOURCE
 from exporter.yamlfile import ConfigError
 from tests.support.paths import REPO_ROOT
 
@@ -807,6 +810,27 @@ INVALID: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "source-names-that-clash",
+        """
+        things: [a]
+        discovery:
+          thing_groups: [g]
+          attributes:
+            - {attribute: site, value: "b,thing_type:c"}
+            - {attribute: site, value: b, thing_type: c}
+          queries:
+            - {query: "thingName:x*", name: live}
+            - {query: "thingName:y*", name: "thing_group:g"}
+        """,
+        [
+            'discovery.attributes[1]: source name "attribute:site=b,thing_type:c" is also'
+            " discovery.attributes[0]'s: two sources cannot share one source label",
+            'discovery.queries[0].name: "live" is the name of the live poller; choose another',
+            'discovery.queries[1]: source name "thing_group:g" is also'
+            " discovery.thing_groups[0]'s: two sources cannot share one source label",
+        ],
+    ),
+    (
         "registry-problems",
         """
         registry:
@@ -1125,3 +1149,8 @@ def test_absurdly_nested_yaml_is_an_error_not_a_crash() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config("things: " + "[" * 5000 + "]" * 5000)
     assert caught.value.errors == ("the YAML nests too deeply to be a config file",)
+
+
+def test_every_name_the_exporter_gives_its_own_sources_is_reserved() -> None:
+    own = {STATIC_SOURCE, live.NAME, aggregates.NAME, events.NAME}
+    assert own == set(RESERVED_SOURCE_NAMES)
