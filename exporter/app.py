@@ -449,7 +449,6 @@ class Exporter:
             names = config.things.names
             self.state.found(STATIC_SOURCE, [Found(name) for name in names])
             self.state.settled(STATIC_SOURCE, frozenset(names))
-        self.state.take_joined_live()  # the first live pass covers them
 
     def _apply_runtime_metrics(self, runtime: Runtime) -> None:
         for operation, rate in runtime.calls.budgets.rates.items():
@@ -483,11 +482,20 @@ class Exporter:
             self.metrics.config_reload_time.set(self._clock())
             self.render_now()
             self._reschedule(old, runtime)
+            self._after_reload(runtime)
             log.info(
                 "config reloaded",
                 extra={"things": len(self.state.targets), "removed": len(left)},
             )
             return ReloadResult(True, f"config reloaded: {len(self.state.targets)} things")
+
+    def _after_reload(self, runtime: Runtime) -> None:
+        """What follows a target pass follows a reload too, on a scheduler thread: static
+        things it added are polled at once, and a live poller still waiting for discovery
+        starts if the new config leaves none to wait for."""
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.add_job(self._after_target_pass, args=(runtime,), misfire_grace_time=None)
 
     def _forget_removed_sources(self, old: Runtime, new: Runtime) -> None:
         kept = {source.name for source in new.plan.sources}

@@ -120,6 +120,42 @@ def test_a_new_member_shows_within_one_discovery_interval(harness: HarnessFactor
     )
 
 
+def test_a_reload_to_a_static_list_starts_the_live_poller(harness: HarnessFactory) -> None:
+    # Index mode has no live poller; the reload brings one with nothing to discover first.
+    # Polling once an hour: only starting the poller at once shows the things in time.
+    h = harness(
+        quiet(4, seed=36),
+        things=[],
+        sections={"discovery": {"thing_types": [{"name": "sensor", "mode": "index"}]}},
+        interval="1h",
+    )
+    h.exporter.start()
+    wait_until(lambda: h.exporter.ready() or None, timeout=20, what="ready")
+    names = h.sim.fleet.thing_names()[:2]
+    h.rewrite_config(things=names, discovery={})
+    assert h.exporter.reload().ok
+    wait_until(
+        lambda: set(connected_by_thing(h.served())) == set(names) or None,
+        timeout=20,
+        what="the static things polled after the reload",
+    )
+
+
+def test_static_things_a_reload_adds_are_polled_at_once(harness: HarnessFactory) -> None:
+    first, second = "thing-00001", "thing-00002"
+    h = harness(quiet(4, seed=37), things=[first], interval="1h")
+    assert second in h.sim.fleet.thing_names()
+    h.exporter.start()
+    wait_until(lambda: h.exporter.ready() or None, timeout=20, what="ready")
+    h.rewrite_config(things=[first, second])
+    assert h.exporter.reload().ok
+    wait_until(
+        lambda: connected_by_thing(h.served()).get(second) == 1 or None,
+        timeout=20,
+        what="the thing the reload added, polled before the next hourly cycle",
+    )
+
+
 def test_a_failing_discovery_keeps_its_last_list_and_says_so(
     harness: HarnessFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
