@@ -192,6 +192,9 @@ class Exporter:
         source = runtime.source(name)
         if source is None:
             return None
+        targets_things = name in {slot.name for slot in runtime.plan.slots}
+        if targets_things:
+            self.state.begin(name)
         started = time.monotonic()
         try:
             outcome = source.run(self.state)
@@ -202,7 +205,7 @@ class Exporter:
         if self._stop.is_set():
             return None
         self._record(source, outcome, duration)
-        if name in {slot.name for slot in runtime.plan.slots}:
+        if targets_things:
             self._after_target_pass(runtime)
         return outcome
 
@@ -503,6 +506,7 @@ class Exporter:
             if source.name not in kept:
                 self._reported.discard(source.name)
                 self._failing.pop(source.name, None)
+                self._hints.forget(source.name)
                 self.metrics.forget_source(source.name)
 
     def _reload_failed(self, error: str) -> ReloadResult:

@@ -11,8 +11,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from exporter.config import POLL_OPERATION
-
 log = logging.getLogger(__name__)
 
 CREDENTIALS = "docs/configuration.md#aws-credentials"
@@ -89,9 +87,14 @@ class Hints:
             met.add(hint)
             sources = self._episodes.setdefault(hint, set())
             if not sources:
-                log.error(HINTS[hint].format(operation=operation or POLL_OPERATION, region=region))
+                log.error(HINTS[hint].format(operation=operation, region=region))
             sources.add(source)
         if succeeded:
             for hint, sources in self._episodes.items():
                 if hint not in met:
                     sources.discard(source)
+
+    def forget(self, source: str) -> None:
+        """A reload removed the source: it no longer holds any episode open."""
+        for sources in self._episodes.values():
+            sources.discard(source)

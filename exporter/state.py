@@ -55,6 +55,12 @@ class SharedState:
                 self._bump()
             return summary
 
+    def begin(self, source: str) -> None:
+        """A target source's pass starts: its cap's refusals are counted afresh, so a failed
+        pass (which never settles) does not add its refusals to the next one's."""
+        with self.lock:
+            self.targets.begin(source)
+
     def found(self, source: str, things: Sequence[Found]) -> None:
         with self.lock:
             joined = self.targets.extend(source, things)

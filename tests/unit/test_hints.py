@@ -58,3 +58,16 @@ def test_no_credentials_says_what_to_do(caplog: pytest.LogCaptureFixture) -> Non
     message = record.getMessage()
     assert "AWS_ACCESS_KEY_ID" in message
     assert "--demo" in message
+
+
+def test_a_source_a_reload_removed_no_longer_holds_its_episode(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hints = Hints()
+    denied = [("SearchIndex", "AccessDeniedException")]
+    hints.observe("removed", denied, succeeded=False, region="eu-west-1")
+    hints.forget("removed")  # it will never pass again to end the episode
+    caplog.clear()
+    with caplog.at_level(logging.ERROR, logger="exporter.hints"):
+        hints.observe("b", denied, succeeded=False, region="eu-west-1")
+    assert len(caplog.records) == 1

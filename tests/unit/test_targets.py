@@ -108,3 +108,14 @@ def test_sorted_names_follow_changes() -> None:
     assert targets.sorted_names() == ["a", "b"]
     targets.settle(QUERY.name, {"a"})
     assert targets.sorted_names() == ["a"]
+
+
+def test_a_failed_pass_s_refusals_are_not_added_to_the_next_pass() -> None:
+    targets = Targets([GROUP])
+    names = ("a", "b", "c", "d", "e")
+    targets.begin(GROUP.name)
+    targets.extend(GROUP.name, found(*names))  # the pass fails here: it never settles
+    targets.begin(GROUP.name)
+    targets.extend(GROUP.name, found(*names))
+    targets.settle(GROUP.name, set(names))
+    assert targets.count(GROUP.name) == SourceCount(things=3, refused=2)
