@@ -9,9 +9,11 @@ against (events lost for a window), so tests can check the exporter against all 
 from __future__ import annotations
 
 import json
+import math
 import random
 import threading
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,7 +78,11 @@ class TopicRule:
         self.faults = faults or RuleFaults()
         self._rng = random.Random(seed)
         self._principal = account_principal
-        self._cursor = clock()
+        # Events carry millisecond times, so the cursor is a millisecond: events of that
+        # millisecond already sent are remembered, and one that comes later in the same
+        # millisecond (an action right after a publish) still goes out next time.
+        self._cursor_ms = math.floor(clock() * 1000.0)
+        self._sent_at_cursor: Counter[Event] = Counter()
         self._clients: dict[str, _Client] = {}
         self._lock = threading.Lock()
         self.published: list[Event] = []  # what was generated (sent or dropped), in order
@@ -87,8 +93,20 @@ class TopicRule:
         """Send every event generated since the last call; return how many were generated."""
         with self._lock:
             now = self._clock()
-            events = self._fleet.ground_truth(since=self._cursor, until=now)
-            self._cursor = now
+            since = (self._cursor_ms - 1) / 1000.0
+            events = self._fleet.ground_truth(since=since, until=now)
+            already = self._sent_at_cursor
+            fresh: list[Event] = []
+            for event in events:
+                if already[event] > 0:  # sent by the last call, in the cursor's millisecond
+                    already[event] -= 1
+                else:
+                    fresh.append(event)
+            self._cursor_ms = math.floor(now * 1000.0)
+            self._sent_at_cursor = Counter(
+                e for e in events if round(e.time * 1000.0) == self._cursor_ms
+            )
+            events = fresh
             bodies: list[str] = []
             for event in events:
                 body = self._document(event)
