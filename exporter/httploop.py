@@ -141,6 +141,8 @@ class HttpLoop:
         self._stopped = threading.Event()
         self.refused = 0  # connections turned away at max_connections
         self._next_refusal_log = 0.0
+        self._next_accept_error_log = 0.0
+        self._accept_paused = False
 
     # --- life cycle -------------------------------------------------------------------------
 
@@ -179,6 +181,7 @@ class HttpLoop:
         if now < next_sweep:
             return next_sweep
         self._sweep(now)
+        self._resume_accepting()
         return now + _TICK
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -212,7 +215,7 @@ class HttpLoop:
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as error:  # EMFILE and the like: say so, keep serving the rest
-                log.warning("cannot accept a connection", extra={"error": str(error)})
+                self._pause_accepting(error)
                 return
             client = str(address[0]) if isinstance(address, tuple) else str(address)
             policy = self._tls_policy()
@@ -248,6 +251,27 @@ class HttpLoop:
             return False
         self._close(min(idle, key=lambda c: c.deadline))
         return True
+
+    def _pause_accepting(self, error: OSError) -> None:
+        """Stop watching the listener until the next sweep: the connection that could not
+        be accepted is still queued, so the listener stays ready and the loop would spin
+        on it (as Go's server does, wait a little before accepting again)."""
+        now = time.monotonic()
+        if now >= self._next_accept_error_log:
+            self._next_accept_error_log = now + _REFUSAL_LOG_SECONDS
+            log.warning(
+                "cannot accept connections; retrying every sweep (is the file limit below"
+                " --web.max-connections?)",
+                extra={"error": str(error)},
+            )
+        if not self._accept_paused:
+            self._selector.unregister(self._listener)
+            self._accept_paused = True
+
+    def _resume_accepting(self) -> None:
+        if self._accept_paused:
+            self._selector.register(self._listener, selectors.EVENT_READ, None)
+            self._accept_paused = False
 
     def _refuse(self, sock: socket.socket, policy: TLSPolicy) -> None:
         """Turn a connection away at once: a 503 for plain HTTP, a close for TLS."""
@@ -410,6 +434,8 @@ class HttpLoop:
 
     def _answered(self, connection: _Connection, future: Future[Response]) -> None:
         # In the worker thread: hand the answer to the loop, which alone touches sockets.
+        if future.cancelled():
+            return  # the server is stopping: its connections are being closed anyway
         try:
             response = future.result()
         except Exception:

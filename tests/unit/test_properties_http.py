@@ -12,6 +12,7 @@ import re
 import socket
 from collections.abc import Iterator
 
+import bcrypt
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -26,10 +27,11 @@ PATHS = ["/", "/metrics", "/-/healthy", "/-/ready", "/-/reload", "/metrics?x=1",
 METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"]
 HEADERS = ["Content-Length", "Transfer-Encoding", "Connection", "Expect", "Authorization",
            "Accept-Encoding", "Host"]  # fmt: skip
-# Basic auth and a rate limit on, so their paths are taken too.
+# Basic auth and a rate limit on, so their paths are taken too: alice's password is "x",
+# which the sampled header "Basic YWxpY2U6eA==" sends, so requests reach the handlers.
 WEB_CONFIG = (
     "basic_auth_users:\n"
-    "  alice: $2b$04$wGjaNVCoxR5HB9IFnlVKW.fyzdE1OzLfeZ1Bw9B2/0nvFRGT6e30S\n"
+    f"  alice: {bcrypt.hashpw(b'x', bcrypt.gensalt(4)).decode()}\n"
     "rate_limit: {interval: 1ms, burst: 1000}\n"
     "http_server_config: {headers: {X-Content-Type-Options: nosniff}}\n"
 )

@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import logging
+import os
 import re
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any, NoReturn
 
 import pytest
@@ -18,6 +22,7 @@ import pytest
 from exporter.httplimits import HttpLimits
 from exporter.server import ExporterHTTPServer
 from tests.support.endpoints import fixed_endpoints
+from tests.support.paths import REPO_ROOT
 from tests.support.promstack import wait_until
 
 SMALL_BODY = b"# HELP x y\n# TYPE x gauge\nx 1.0\n"
@@ -296,3 +301,65 @@ def test_a_handler_bug_is_a_500_and_the_server_goes_on(
         server.server_close()
     # A bug, unlike bad input, is logged with its traceback.
     assert [r.getMessage() for r in caplog.records if r.exc_info] == ["http request failed"]
+
+
+_SERVER_WITH_FEW_FILES = """
+import logging, resource, sys
+from exporter.httplimits import HttpLimits
+from exporter.server import ExporterHTTPServer
+from tests.support.endpoints import fixed_endpoints
+logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
+server = ExporterHTTPServer(
+    ("127.0.0.1", 0), fixed_endpoints(b"x 1\\n"), limits=HttpLimits(max_connections=500)
+)
+# --web.max-connections above the process's file limit: accept() fails with EMFILE.
+resource.setrlimit(resource.RLIMIT_NOFILE, (40, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+server.serve_in_thread()
+print(server.server_address[1], flush=True)
+sys.stdin.read()
+"""
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_running_out_of_files_pauses_accepting_instead_of_spinning(tmp_path: Path) -> None:
+    log_file = tmp_path / "stderr.log"
+    with log_file.open("w") as stderr_sink:
+        process = subprocess.Popen(
+            [sys.executable, "-c", _SERVER_WITH_FEW_FILES],
+            cwd=REPO_ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=stderr_sink,
+            text=True,
+        )
+    assert process.stdout is not None
+    assert process.stdin is not None
+    with ExitStack() as stack:
+        try:
+            port = int(process.stdout.readline())
+            clients = [
+                stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+                for _ in range(60)
+            ]
+            before = _cpu_seconds(process.pid)
+            time.sleep(1.0)  # a rate: how much CPU the loop burns while the files run out
+            spent = _cpu_seconds(process.pid) - before
+            for client in clients:
+                client.close()
+
+            def answered() -> bool | None:
+                with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+                    sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    return True if read_all(sock).startswith(b"HTTP/1.1 200") else None
+
+            wait_until(answered, timeout=10, what="the server to accept again")
+        finally:
+            process.stdin.close()
+            process.wait(timeout=10)
+    stderr = log_file.read_text()
+    assert spent < 0.3  # spinning on the ready listener burns a whole core
+    assert stderr.count("cannot accept connections") == 1  # once, not once per turn
