@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.cli import build_parser
 from exporter.config import parse_config
+from exporter.event_metrics import EventMetrics
 from exporter.exposition import Exposition, Shape
 from exporter.fleet import FleetState
 from exporter.simulator.cli import build_parser as build_simulator_parser
@@ -473,7 +474,10 @@ def test_the_docs_name_the_exporter_flags() -> None:
 
 # The per-thing and fleet families as the collector renders them (tests/unit checks the file).
 GOLDEN_EXPOSITION = REPO_ROOT / "tests" / "unit" / "golden" / "fleet.prom"
-METRIC_ROW = re.compile(r"^\| `((?:iot|process)_\w+)` \| (\w+) \|", flags=re.MULTILINE)
+# A family, optionally with its labels in braces (`iot_x_total{kind}`), then its type.
+METRIC_ROW = re.compile(
+    r"^\| `((?:iot|process)_\w+)(?:\{[\w, ]+\})?` \| (\w+) \|", flags=re.MULTILINE
+)
 
 
 def optional_families() -> str:
@@ -485,12 +489,23 @@ def optional_families() -> str:
 
 
 def exposed_families() -> dict[str, str]:
-    """Every iot_* family the exporter exposes, and its type."""
+    """Every iot_* family the exporter exposes without `events`, and its type."""
     registry = CollectorRegistry()
     ExporterMetrics(registry)
     exposition = (
         generate_latest(registry).decode() + GOLDEN_EXPOSITION.read_text() + optional_families()
     )
+    return _families(exposition)
+
+
+def event_families() -> dict[str, str]:
+    """The families `events` adds (docs/events.md lists them), and their types."""
+    registry = CollectorRegistry()
+    EventMetrics(registry)
+    return _families(generate_latest(registry).decode())
+
+
+def _families(exposition: str) -> dict[str, str]:
     families = re.findall(r"^# TYPE (iot_\w+) (\w+)$", exposition, flags=re.MULTILINE)
     # The process turns *_created off (exporter.cli.main); this registry still has them.
     return {family: kind for family, kind in families if not family.endswith("_created")}
@@ -525,3 +540,8 @@ def test_exposed_families_are_read() -> None:
 @pytest.mark.parametrize("doc", [REPO_ROOT / "README.md", DOCS_DIR / "metrics.md"], ids=name)
 def test_metric_tables_list_every_family_with_its_type(doc: Path) -> None:
     assert metric_table(doc.read_text(encoding="utf-8")) == exposed_families()
+
+
+def test_the_events_page_lists_every_event_family_with_its_type() -> None:
+    table = metric_table((DOCS_DIR / "events.md").read_text(encoding="utf-8"))
+    assert table == event_families()
