@@ -33,8 +33,7 @@ CYCLES = 60
 @dataclass
 class Expected:
     counts: Counter[str]
-    true_disconnects: int
-    hidden: int
+    hidden: int  # true disconnects no poll can see
 
 
 def connected_at(events: list[Event], times: list[float], when: float) -> bool:
@@ -47,10 +46,9 @@ def expected_for(sim: Simulator, name: str, polls: list[float]) -> Expected:
     events = sim.ground_truth(thing_name=name)
     times = [e.time for e in events]
     counts: Counter[str] = Counter()
-    true_disconnects = hidden = 0
+    hidden = 0
     for previous, current in itertools.pairwise(polls):
         inside = [e for e in events if previous < e.time <= current and e.kind == "disconnect"]
-        true_disconnects += len(inside)
         if not inside:
             continue
         if not connected_at(events, times, current):
@@ -61,7 +59,7 @@ def expected_for(sim: Simulator, name: str, polls: list[float]) -> Expected:
             hidden += len(inside) - 1
         else:
             hidden += len(inside)
-    return Expected(counts, true_disconnects, hidden)
+    return Expected(counts, hidden)
 
 
 def counted_for(samples: Samples, name: str) -> Counter[str]:
@@ -93,21 +91,19 @@ def test_counts_match_ground_truth(harness: HarnessFactory) -> None:
     samples = h.samples()
 
     totals: Counter[str] = Counter()
-    true_total = hidden_total = 0
+    hidden_total = 0
     for name in h.sim.fleet.thing_names():
         expected = expected_for(h.sim, name, polls)
         assert counted_for(samples, name) == expected.counts, name
         totals.update(expected.counts)
-        true_total += expected.true_disconnects
         hidden_total += expected.hidden
 
     # The fleet-wide counters are exactly the sum over things.
     fleet = {dict(k)["reason"]: int(v) for k, v in series(samples, "iot_disconnects_total").items()}
     assert {r: n for r, n in fleet.items() if n} == dict(totals)
-    # Nothing counted twice: every count stands for at least one real disconnect.
-    assert sum(totals.values()) + hidden_total == true_total
     # The fleet really was lively: both kinds of event happened, and plenty of them.
     assert totals[UNOBSERVED_FLAP] > 50
     assert sum(n for r, n in totals.items() if r != UNOBSERVED_FLAP) > 500
     assert len([r for r in totals if r != UNOBSERVED_FLAP]) >= 5
+    assert hidden_total > 20  # and flaps that no poll could see
     assert math.isclose(polls[-1] - polls[0], CYCLES * POLL_INTERVAL)
