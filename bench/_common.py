@@ -173,7 +173,7 @@ REASONS = (
 class SyntheticIoT:
     """Stands in for the IoT client in memory: answers shaped as boto3 parses them, no HTTP.
 
-    For measuring everything but the SDK (poller, fleet, collector, memory) at fleet sizes
+    For measuring everything but the SDK (sources, fleet, exposition, memory) at fleet sizes
     the simulator cannot serve quickly. Per cycle: about 90% of things connected, 8%
     disconnected with a reason, 2% never connected; each cycle about 5% of things get a
     newer timestamp, so after a few cycles a realistic fraction carries per-thing counters.

@@ -1,6 +1,6 @@
 """Benchmark: /metrics latency from another process, body sizes, render time and RSS per thing.
 
-The exporter is the real composition root (config, poller, fleet state, collector, server)
+The exporter is the real composition root (config, sources, fleet state, exposition, server)
 fed by an in-memory synthetic IoT client (bench/_common.py: SyntheticIoT), so fleets of
 100,000 things fill in seconds; the SDK's cost is what bench/exporter_poll.py measures.
 A client subprocess then scrapes over HTTP on 127.0.0.1, as Prometheus would, over one

@@ -119,9 +119,9 @@ INFO_LABELS = ("thing_name", "thing_type")
 _FROM_FILE = "from_file"  # validation-context key: the data came from YAML, not Python code
 _DERIVED = object()  # staleness not given: derive it from the interval
 
-_THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
+THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 # Thing group and thing type names follow the thing-name rule.
-_REGISTRY_NAME_RE = _THING_NAME_RE
+_REGISTRY_NAME_RE = THING_NAME_RE
 _ATTRIBUTE_NAME_RE = re.compile(r"[a-zA-Z0-9_.,@/:#-]{1,128}")
 _ATTRIBUTE_VALUE_RE = re.compile(r"[a-zA-Z0-9_.,@/:#=\[\]-]{0,800}")
 _SOURCE_NAME_RE = re.compile(r"[a-zA-Z0-9_.:/=-]{1,128}")
@@ -387,7 +387,7 @@ Interval = Annotated[Duration, _at_least(MIN_INTERVAL)]
 Timeout = Annotated[Duration, AfterValidator(_check_positive_duration)]
 ThingName = Annotated[
     Text,
-    _matching(_THING_NAME_RE, "invalid thing name {got}: use 1 to 128 letters, digits or : _ -"),
+    _matching(THING_NAME_RE, "invalid thing name {got}: use 1 to 128 letters, digits or : _ -"),
 ]
 GroupName = Annotated[
     Text,
@@ -1022,7 +1022,7 @@ def _static_things(value: Any, context: Mapping[str, Any] | None) -> StaticThing
     first: dict[str, int] = {}
     errors: list[InitErrorDetails] = []
     shared: dict[tuple[tuple[str, str], ...], Mapping[str, str]] = {}
-    plain_name = _THING_NAME_RE.fullmatch
+    plain_name = THING_NAME_RE.fullmatch
     for index, item in enumerate(value):
         # Duplicates are found on the names as written, so one shows even when its item
         # has another problem.
@@ -1068,7 +1068,7 @@ def _plain_thing(
     if type(item) is not dict or not item.keys() <= {"name", "labels"}:
         return None
     name, given = item.get("name"), item.get("labels", {})
-    if type(name) is not str or not _THING_NAME_RE.fullmatch(name) or type(given) is not dict:
+    if type(name) is not str or not THING_NAME_RE.fullmatch(name) or type(given) is not dict:
         return None
     pairs: list[tuple[str, str]] = []
     for key, raw in given.items():

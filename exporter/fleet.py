@@ -8,6 +8,7 @@ Everything here can be tested in a table. docs/events.md tables the rules of eve
 from __future__ import annotations
 
 import enum
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -20,6 +21,9 @@ UNOBSERVED_FLAP = "unobserved_flap"
 # AWS reports a disconnected thing with no reason in rare cases; keep the sample rather
 # than drop it, under AWS's own catch-all value.
 MISSING_REASON = "UNKNOWN"
+# AWS's reasons are upper-case enum values; one that is not shaped like one is garbage and
+# must not become an unbounded label value (it is counted as AWS's own UNKNOWN instead).
+REASON_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")
 
 # AWS: lifecycle event timestamps are accurate to about +-2 minutes. Within this window the
 # versionNumber, not the timestamp, orders two events of one client ID; and an event this
@@ -28,6 +32,11 @@ EVENT_SKEW_SECONDS = 120.0
 # In event mode a poll that sees a change no event has shown yet waits this long (until a
 # later poll at least this much later) for the event before counting it as missed.
 MISSED_GRACE_SECONDS = 30.0
+
+
+def valid_reason(reason: object) -> str | None:
+    """AWS's reason if it is shaped like one of its enum values; None otherwise."""
+    return reason if isinstance(reason, str) and REASON_PATTERN.fullmatch(reason) else None
 
 
 class Outcome(enum.Enum):

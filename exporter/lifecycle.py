@@ -10,19 +10,17 @@ import base64
 import binascii
 import enum
 import json
-import re
 from collections import deque
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from exporter.config import THING_NAME_RE
+from exporter.fleet import MISSING_REASON, valid_reason
+
 # A lifecycle event is a few hundred bytes. Anything this large is not one, and is refused
 # before it is parsed, so a 256 KiB poison message costs no JSON parse.
 MAX_BODY_CHARS = 16 * 1024
-# Same pattern as the thing names the config accepts.
-_THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
-# AWS's reasons are upper-case enum values; anything else must not become a label value.
-_REASON_RE = re.compile(r"[A-Za-z0-9_]{1,64}")
 MAX_CLIENT_ID_CHARS = 128
 MAX_SESSION_CHARS = 256
 
@@ -112,7 +110,7 @@ def parse_event(document: dict[str, Any]) -> LifecycleEvent | Rejected:
         raw = document.get("disconnectReason")
         # A reason of the wrong shape is kept as AWS's catch-all, not refused: the
         # disconnect itself happened and must count.
-        reason = raw if isinstance(raw, str) and _REASON_RE.fullmatch(raw) else "UNKNOWN"
+        reason = valid_reason(raw) or MISSING_REASON
         flag = document.get("clientInitiatedDisconnect")
         initiated = flag if isinstance(flag, bool) else None
     return LifecycleEvent(
@@ -144,7 +142,7 @@ class ClientIdMap:
         if not client_id.startswith(self.prefix) or not client_id.endswith(self.suffix):
             return None
         name = client_id[len(self.prefix) : len(client_id) - len(self.suffix)]
-        return name if _THING_NAME_RE.fullmatch(name) else None
+        return name if THING_NAME_RE.fullmatch(name) else None
 
 
 class Dedupe:

@@ -182,10 +182,6 @@ class Targets:
             self._live = [name for name, t in self.things.items() if t.sources & mask]
         return self._live
 
-    def named_by(self, source: str) -> list[str]:
-        bit = self._bits[source]
-        return [name for name, target in self.things.items() if target.sources & bit]
-
     def count(self, source: str) -> SourceCount:
         return SourceCount(self._counts[source], self._refused.get(source, 0))
 

@@ -32,9 +32,9 @@ CONNECTIVITY_FIELDS: Mapping[str, FieldType] = {
 ATTRIBUTE_PREFIX = "attributes."
 # AWS: "If you don't specify an aggregation field, registry.version is used".
 DEFAULT_STATISTICS_FIELD = "registry.version"
-# botocore's model: maxBuckets "Default to 10", at most 10,000.
+# botocore's model: maxBuckets "Default to 10" (its maximum, 10,000, is checked with the
+# rest of the request against the model).
 DEFAULT_MAX_BUCKETS = 10
-MAX_BUCKETS = 10_000
 
 Statistics = dict[str, int | float]
 

@@ -483,7 +483,6 @@ class Fleet:
         self,
         *,
         after: str | None = None,
-        lag_seconds: float = 0.0,
         where: Callable[[ThingRecord], bool] | None = None,
     ) -> Iterator[ThingRecord]:
         """Records in name order, after the name ``after``, that satisfy ``where``.
@@ -491,14 +490,13 @@ class Fleet:
         Each record is taken under the lock, one at a time, so a long search does not stop
         other requests from being served.
         """
-        now = self._clock.now()
-        now_ms, at_ms = _ms(now), _ms(now - lag_seconds)
+        now_ms = _ms(self._clock.now())
         for thing in self._walk(after):
             with self._lock:
                 if self._things.get(thing.name) is not thing:
                     continue  # deleted (or replaced) since the walk began
                 self._advance(thing, now_ms)
-                record = self._record_of(thing, at_ms)
+                record = self._record_of(thing, now_ms)
             if where is None or where(record):
                 yield record
 

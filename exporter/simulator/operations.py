@@ -102,9 +102,9 @@ class IotApi:
     def call(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
         return self._handlers[operation](params)
 
-    def _record(self, name: str, lag: float = 0.0) -> ThingRecord:
+    def _record(self, name: str) -> ThingRecord:
         try:
-            return self._fleet.record(name, lag_seconds=lag)
+            return self._fleet.record(name)
         except UnknownThingError:
             raise ApiError("ResourceNotFoundException", f"Thing {name} cannot be found.") from None
 

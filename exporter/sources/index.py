@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from exporter.calls import AwsCalls, CallFailed
-from exporter.fleet import BatchSummary, Observation
+from exporter.fleet import BatchSummary, Observation, valid_reason
 from exporter.sources.base import PassOutcome, Source, Updates
-from exporter.sources.live import plausible_timestamp, valid_reason
+from exporter.sources.live import plausible_timestamp
 from exporter.sources.registry import INDEX_NAME, SEARCH_PAGE, InfoReader, thing_name
 from exporter.targets import Found
 

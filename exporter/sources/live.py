@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import math
-import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -13,14 +12,11 @@ from typing import Any
 
 from exporter.calls import AwsCalls, CallFailed
 from exporter.config import POLL_OPERATION
-from exporter.fleet import BatchSummary, Observation
+from exporter.fleet import BatchSummary, Observation, valid_reason
 from exporter.sources.base import PassOutcome, Source, Updates
 
 log = logging.getLogger(__name__)
 
-# AWS's reasons are upper-case enum values; one that is not shaped like one is garbage and
-# must not become an unbounded label value (it is counted as AWS's own UNKNOWN instead).
-REASON_PATTERN = re.compile(r"[A-Za-z0-9_]{1,64}")
 # A host clock may lag AWS's; a timestamp a day ahead of ours is not skew but nonsense.
 MAX_CLOCK_SKEW_SECONDS = 86_400.0
 # Observations reach the fleet in batches of this many (or fewer at a pass's end), so a
@@ -193,11 +189,6 @@ def parse_response(thing_name: str, response: Mapping[str, Any], observed_at: fl
         timestamp=seconds,
         reason=valid_reason(response.get("disconnectReason")),
     )
-
-
-def valid_reason(reason: object) -> str | None:
-    """AWS's reason if it is shaped like one of its enum values; None otherwise."""
-    return reason if isinstance(reason, str) and REASON_PATTERN.fullmatch(reason) else None
 
 
 def plausible_timestamp(seconds: float, observed_at: float) -> bool:

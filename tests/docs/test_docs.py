@@ -472,7 +472,7 @@ def test_the_docs_name_the_exporter_flags() -> None:
 
 # --- metrics -----------------------------------------------------------------------------------
 
-# The per-thing and fleet families as the collector renders them (tests/unit checks the file).
+# The per-thing and fleet families as exporter.exposition renders them (tests/unit checks the file).
 GOLDEN_EXPOSITION = REPO_ROOT / "tests" / "unit" / "golden" / "fleet.prom"
 # A family, optionally with its labels in braces (`iot_x_total{kind}`), then its type.
 METRIC_ROW = re.compile(
