@@ -149,5 +149,7 @@ def test_a_failing_aggregate_is_named_and_the_others_are_kept(
 def test_stale_aggregates_are_withdrawn(harness: HarnessFactory) -> None:
     h = harness(lively(65), things=[], sections={"aggregates": {"queries": [{"name": "all"}]}})
     assert fleet_things(h.cycle(), "all", "true") is not None
-    h.clock.advance(3 * 60 + 1)  # three aggregates.interval with no new count
+    h.clock.advance(3 * 60)  # three aggregates.interval with no new count: still shown
+    assert fleet_things(h.samples(), "all", "true") is not None
+    h.clock.advance(1)  # older than that: withdrawn
     assert fleet_things(h.samples(), "all", "true") is None

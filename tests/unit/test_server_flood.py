@@ -10,6 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from exporter.httplimits import HttpLimits
 from exporter.server import ExporterHTTPServer
 from tests.support.endpoints import fixed_endpoints
 from tests.support.flood import Flood
@@ -20,7 +21,10 @@ BODY = b"".join(b'flood_series{i="%d"} 1\n' % i for i in range(50_000))  # about
 
 @pytest.fixture
 def server() -> Iterator[ExporterHTTPServer]:
-    srv = ExporterHTTPServer(("127.0.0.1", 0), fixed_endpoints(BODY))
+    # A short header deadline, so the trickling connections are cut while the test runs.
+    srv = ExporterHTTPServer(
+        ("127.0.0.1", 0), fixed_endpoints(BODY), limits=HttpLimits(read_header_timeout=1.0)
+    )
     srv.serve_in_thread()
     yield srv
     srv.shutdown()
@@ -53,7 +57,11 @@ def test_scrapes_stay_fast_under_a_connection_flood(server: ExporterHTTPServer) 
         )
         latencies = [scrape(server, gzip=i % 2 == 0) for i in range(40)]
         threads = threading.active_count() - threads_before - 1  # less the flood's own thread
-        assert flood.trickling
+        wait_until(
+            lambda: flood.reopened > 0 or None,
+            timeout=10,
+            what="the header deadline to cut a trickling connection",
+        )
     print(
         f"\nbaseline {baseline * 1000:.1f} ms; under 450 held connections: median"
         f" {statistics.median(latencies) * 1000:.1f} ms, max {max(latencies) * 1000:.1f} ms;"
