@@ -164,7 +164,6 @@ class Exporter:
 
     def payload(self) -> Payload:
         """The cached fleet exposition behind a fresh rendering of the exporter's own metrics."""
-        self.metrics.things_targeted.set(len(self.state.targets))
         return self._fleet_payload.preceded_by(generate_latest(self._registry))
 
     def ready(self) -> bool:
@@ -269,6 +268,8 @@ class Exporter:
             scheduler.modify_job(LivePoller.name, next_run_time=dt.datetime.now(dt.UTC))
 
     def _update_counts(self) -> None:
+        """The target gauges, after every pass and reload: the passes change the targets."""
+        self.metrics.things_targeted.set(len(self.state.targets))
         for slot in self._runtime.plan.slots:
             count = self.state.count(slot.name)
             self.metrics.source_things.labels(slot.name).set(count.things)
