@@ -7,7 +7,7 @@ import re
 import sys
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
-from typing import Annotated, Any, NoReturn, Self
+from typing import Annotated, Any, ClassVar, NoReturn, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -254,10 +254,14 @@ def _duration(value: Any, info: ValidationInfo) -> float:
             return parse_duration(value)
         except ValueError:
             fail(f"{expected}, got {show(value)}")
-    from_file = bool(info.context and info.context.get(_FROM_FILE))
-    if not _is_number(value) or from_file:
+    if not _is_number(value) or _from_file(info):
         fail(f"{expected}, got {show(value)}{_unit_hint(value)}")
     return float(value)
+
+
+def _from_file(info: ValidationInfo) -> bool:
+    """Validating a YAML file (where a bare number is no duration), not Python values."""
+    return bool(info.context and info.context.get(_FROM_FILE))
 
 
 def _unit_hint(value: Any) -> str:
@@ -267,10 +271,14 @@ def _unit_hint(value: Any) -> str:
     return f"; write {written}"
 
 
-def _at_least(minimum: float) -> AfterValidator:
+def _seconds_within(minimum: float | None = None, maximum: float | None = None) -> AfterValidator:
+    """A duration's bounds, each inclusive and each optional."""
+
     def check(seconds: float) -> float:
-        if seconds < minimum:
+        if minimum is not None and seconds < minimum:
             fail(f"must be at least {format_duration(minimum)}, got {format_duration(seconds)}")
+        if maximum is not None and seconds > maximum:
+            fail(f"must be at most {format_duration(maximum)}, got {format_duration(seconds)}")
         return seconds
 
     return AfterValidator(check)
@@ -307,16 +315,24 @@ def _integer_in(low: int, high: int) -> BeforeValidator:
     return BeforeValidator(check)
 
 
-def _label_name(value: Any) -> str:
+def _label_name_problem(value: Any) -> str | None:
+    """What is wrong with a label name, or None; the static list's fast path asks too."""
     if not isinstance(value, str):
-        fail(f"expected a label name (a string), got {show(value)}")
+        return f"expected a label name (a string), got {show(value)}"
     if _LABEL_NAME_RE.fullmatch(value) is None:
-        fail(f"invalid label name {show(value)}: use letters, digits and _, not a digit first")
+        return f"invalid label name {show(value)}: use letters, digits and _, not a digit first"
     if value in RESERVED_LABELS:
-        fail(f'reserved label name "{value}": {RESERVED_LABELS[value]}')
+        return f'reserved label name "{value}": {RESERVED_LABELS[value]}'
     if value.startswith("__"):
-        fail(f'reserved label name "{value}": names starting with __ belong to Prometheus')
-    return value
+        return f'reserved label name "{value}": names starting with __ belong to Prometheus'
+    return None
+
+
+def _label_name(value: Any) -> str:
+    problem = _label_name_problem(value)
+    if problem is not None:
+        fail(problem)
+    return str(value)
 
 
 def _label_value(value: Any) -> str:
@@ -383,7 +399,7 @@ SessionName = Annotated[
     Text, _matching(_SESSION_NAME_RE, "must be 2 to 64 letters, digits or + = , . @ _ -, got {got}")
 ]
 Duration = Annotated[float, BeforeValidator(_duration)]
-Interval = Annotated[Duration, _at_least(MIN_INTERVAL)]
+Interval = Annotated[Duration, _seconds_within(MIN_INTERVAL)]
 Timeout = Annotated[Duration, AfterValidator(_check_positive_duration)]
 ThingName = Annotated[
     Text,
@@ -600,8 +616,18 @@ class StaticThings(ListOfModels):
 class TargetSourceSettings(StrictSection):
     """What every discovery source may override: its mode and its cap on things."""
 
+    # The key a bare string in the list stands for ("plant-a" is {name: plant-a}); None: a
+    # mapping is needed.
+    SHORT_FORM_KEY: ClassVar[str | None] = None
+
     mode: Mode | None = None
     max_things: MaxThings | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_form(cls, data: Any) -> Any:
+        key = cls.SHORT_FORM_KEY
+        return {key: data} if key is not None and isinstance(data, str) else data
 
     @property
     def source(self) -> str:
@@ -612,6 +638,8 @@ class TargetSourceSettings(StrictSection):
 class ThingGroupSettings(TargetSourceSettings):
     """discovery.thing_groups[]: a group's things, and with recursive its descendants' too."""
 
+    SHORT_FORM_KEY = "name"
+
     name: GroupName
     recursive: Boolean = False
 
@@ -619,25 +647,17 @@ class ThingGroupSettings(TargetSourceSettings):
     def source(self) -> str:
         return f"thing_group:{self.name}"
 
-    @model_validator(mode="before")
-    @classmethod
-    def _plain(cls, data: Any) -> Any:
-        return {"name": data} if isinstance(data, str) else data
-
 
 class ThingTypeSettings(TargetSourceSettings):
     """discovery.thing_types[]: every thing of one type."""
+
+    SHORT_FORM_KEY = "name"
 
     name: TypeName
 
     @property
     def source(self) -> str:
         return f"thing_type:{self.name}"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _plain(cls, data: Any) -> Any:
-        return {"name": data} if isinstance(data, str) else data
 
 
 class AttributeFilterSettings(TargetSourceSettings):
@@ -656,17 +676,14 @@ class AttributeFilterSettings(TargetSourceSettings):
 class QuerySettings(TargetSourceSettings):
     """discovery.queries[]: the things a fleet-index query matches."""
 
+    SHORT_FORM_KEY = "query"
+
     query: QueryString
     name: SourceName | None = None
 
     @property
     def source(self) -> str:
         return self.name or f"query:{self.query}"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _plain(cls, data: Any) -> Any:
-        return {"query": data} if isinstance(data, str) else data
 
 
 class DiscoverySettings(StrictSection):
@@ -840,15 +857,6 @@ class ClientIdSettings(StrictSection):
     suffix: Text = ""
 
 
-def _at_most(maximum: float) -> AfterValidator:
-    def check(seconds: float) -> float:
-        if seconds > maximum:
-            fail(f"must be at most {format_duration(maximum)}, got {format_duration(seconds)}")
-        return seconds
-
-    return AfterValidator(check)
-
-
 class EventsSettings(StrictSection):
     """Lifecycle events from an SQS queue an IoT topic rule fills: exact disconnect counts."""
 
@@ -857,11 +865,13 @@ class EventsSettings(StrictSection):
     consumers: Annotated[int, _integer_in(1, MAX_EVENT_CONSUMERS)] = DEFAULT_EVENT_CONSUMERS
     client_id: ClientIdSettings = Field(default_factory=ClientIdSettings)
     # None keeps the queue's own visibility timeout.
-    visibility_timeout: Annotated[Duration, _at_most(MAX_VISIBILITY_TIMEOUT)] | None = None
+    visibility_timeout: (
+        Annotated[Duration, _seconds_within(maximum=MAX_VISIBILITY_TIMEOUT)] | None
+    ) = None
     dedupe_keys: Annotated[int, _integer_in(1_000, MAX_DEDUPE_KEYS)] = DEFAULT_DEDUPE_KEYS
-    wait_time: Annotated[
-        Duration, _at_least(MIN_EVENT_WAIT_TIME), _at_most(MAX_EVENT_WAIT_TIME)
-    ] = DEFAULT_EVENT_WAIT_TIME
+    wait_time: Annotated[Duration, _seconds_within(MIN_EVENT_WAIT_TIME, MAX_EVENT_WAIT_TIME)] = (
+        DEFAULT_EVENT_WAIT_TIME
+    )
 
 
 class MetricsSettings(StrictSection):
@@ -903,19 +913,12 @@ class Config(StrictSection):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     events: EventsSettings | None = None
 
-    @field_validator("registry", mode="before")
+    @field_validator("registry", "events", mode="before")
     @classmethod
-    def _registry_written_empty(cls, value: Any, info: ValidationInfo) -> Any:
-        # "registry:" with everything under it commented out still asks for the registry.
-        from_file = bool(info.context and info.context.get(_FROM_FILE))
-        return {} if value is None and from_file else value
-
-    @field_validator("events", mode="before")
-    @classmethod
-    def _events_written_empty(cls, value: Any, info: ValidationInfo) -> Any:
-        # "events:" with its keys commented out asks for events: say what is missing.
-        from_file = bool(info.context and info.context.get(_FROM_FILE))
-        return {} if value is None and from_file else value
+    def _written_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        # "registry:" or "events:" with every key under it commented out still asks for the
+        # section: the registry's defaults, or events' error naming what is missing.
+        return {} if value is None and _from_file(info) else value
 
     @field_validator("things", mode="plain")
     @classmethod
@@ -1072,13 +1075,7 @@ def _plain_thing(
         return None
     pairs: list[tuple[str, str]] = []
     for key, raw in given.items():
-        if (
-            type(key) is not str
-            or not _LABEL_NAME_RE.fullmatch(key)
-            or key in RESERVED_LABELS
-            or key.startswith("__")
-            or not (type(raw) is str or _is_number(raw))
-        ):
+        if _label_name_problem(key) is not None or not (type(raw) is str or _is_number(raw)):
             return None
         pairs.append((sys.intern(key), sys.intern(_text(raw))))
     key = tuple(sorted(pairs))
