@@ -58,6 +58,7 @@ from bench._common import (
 from exporter.app import Exporter
 from exporter.config import Config, load_config
 from exporter.exposition import Payload
+from exporter.simulator.clock import ManualClock
 
 MIB = 2**20
 # Observations must be plausible against the clock: start it well after the synthetic
@@ -135,14 +136,6 @@ class Revisions:
             self.read_timeout = 10.0 if self.read_timeout != 10.0 else 11.0
         self.write()
         return kind
-
-
-class ManualClock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class CountingFactory:
@@ -295,7 +288,7 @@ def soak(args: argparse.Namespace) -> None:
         clock = ManualClock(CLOCK_START)
         path = revisions.path
         exporter = Exporter(
-            lambda: load_config(path), factory, clock=clock, registry=CollectorRegistry()
+            lambda: load_config(path), factory, clock=clock.now, registry=CollectorRegistry()
         )
         server, port = serve(exporter)
         scrape = ["--scraper", str(port), "--scrape-interval", str(args.scrape_interval)]
@@ -313,7 +306,7 @@ def soak(args: argparse.Namespace) -> None:
         try:
             for cycle in range(1, args.cycles + 1):
                 synthetic.next_cycle()
-                clock.now += POLL_INTERVAL
+                clock.advance(POLL_INTERVAL)
                 exporter.run_pass("live")
                 exporter.render_now()
                 if cycle % args.reload_every == 0:
