@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,8 +65,7 @@ def start_demo() -> Iterator[Demo]:
     simulator = Simulator(SimulatorConfig.demo())
     simulator.start()
     try:
-        with ExitStack() as stack:
-            events = stack.enter_context(_events(simulator))
+        with _events(simulator) as events:
             config = demo_config(simulator.url, events)
             yield Demo(simulator=simulator, config=config, credentials=DEMO_CREDENTIALS)
     finally:

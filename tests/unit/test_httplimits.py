@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.httplimits import RequestRateLimiter, parse_duration
+from exporter.cli import build_parser
+from exporter.httplimits import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_READ_HEADER_TIMEOUT,
+    RequestRateLimiter,
+    parse_duration,
+)
 
 
 @pytest.mark.parametrize(
@@ -62,3 +69,11 @@ def test_token_bucket(
         clock.now += step
         seen.append(limiter.allow())
     assert seen == expected
+
+
+def test_the_flags_default_to_the_limits_defaults() -> None:
+    # The flags' defaults are written as --help shows them; they must mean the same values.
+    args = build_parser().parse_args([])
+    assert args.read_header_timeout == DEFAULT_READ_HEADER_TIMEOUT
+    assert args.idle_timeout == DEFAULT_IDLE_TIMEOUT
+    assert args.max_connections == DEFAULT_MAX_CONNECTIONS
