@@ -15,6 +15,7 @@ import pytest
 from exporter import __version__
 from exporter.simulator import FaultConfig, Simulator, SimulatorConfig
 from tests.support.exporter_process import ExporterProcess
+from tests.support.harness import parse_samples, value
 from tests.support.paths import REPO_ROOT
 from tests.support.promstack import http_get, http_post, wait_until
 from tests.support.stack import AWS_TEST_ENV, run_cli, write_exporter_config
@@ -43,12 +44,9 @@ def config(tmp_path: Path, sim: Simulator) -> Path:
     )
 
 
-def metric(url: str, name: str) -> float | None:
+def metric(url: str, name: str, **labels: str) -> float | None:
     _, body = http_get(url + "/metrics")
-    for line in body.decode().splitlines():
-        if line.split(" ")[0] == name:
-            return float(line.split(" ")[1])
-    return None
+    return value(parse_samples(body), name, **labels)
 
 
 def test_version() -> None:

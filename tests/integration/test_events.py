@@ -44,15 +44,11 @@ def rule_for(
     return TopicRule(h.sim.fleet, server.client(), url, clock=h.clock.now, faults=faults, seed=5)
 
 
-def metric(registry: CollectorRegistry, name: str, **labels: str) -> float:
-    return registry.get_sample_value(name, labels) or 0.0
-
-
 def drained(h: Harness, server: MotoServer, url: str, rule: TopicRule) -> None:
     """Wait until the exporter has received everything sent and the queue is empty."""
 
     def done() -> bool | None:
-        received = metric(h.registry, "iot_exporter_events_received_total")
+        received = h.live_value("iot_exporter_events_received_total")
         return True if received >= rule.sent and server.depth(url) == (0, 0) else None
 
     wait_until(done, timeout=60, what="the exporter to drain the queue")
@@ -105,8 +101,8 @@ def test_fidelity_over_a_simulated_hour(harness: HarnessFactory, moto: MotoServe
         if v
     }
     assert fleet == {r: float(n) for r, n in Counter(e.reason for e in disconnects).items()}
-    assert metric(h.registry, "iot_exporter_events_duplicates_total") > 0
-    assert metric(h.registry, "iot_exporter_events_missed_total") == 0
+    assert h.live_value("iot_exporter_events_duplicates_total") > 0
+    assert h.live_value("iot_exporter_events_missed_total") == 0
 
 
 def test_poison_messages_are_counted_deleted_and_never_stop_the_flow(
@@ -134,14 +130,13 @@ def test_poison_messages_are_counted_deleted_and_never_stop_the_flow(
     def all_handled() -> bool | None:
         return (
             True
-            if metric(h.registry, "iot_exporter_events_applied_total") == 1
-            and moto.depth(url) == (0, 0)
+            if h.live_value("iot_exporter_events_applied_total") == 1 and moto.depth(url) == (0, 0)
             else None
         )
 
     wait_until(all_handled, timeout=60, what="the poison and the good event to be handled")
     malformed = {
-        kind: metric(h.registry, "iot_exporter_events_malformed_total", kind=kind)
+        kind: h.live_value("iot_exporter_events_malformed_total", kind=kind)
         for kind in ("not_json", "not_an_object", "unknown_event_type", "bad_field", "too_large")
     }
     assert malformed == dict.fromkeys(malformed, 1.0)
@@ -150,13 +145,11 @@ def test_poison_messages_are_counted_deleted_and_never_stop_the_flow(
     assert outcome is not None
     assert outcome.ok
     depth = {
-        s: metric(h.registry, "iot_exporter_events_queue_messages", state=s)
+        s: h.live_value("iot_exporter_events_queue_messages", state=s)
         for s in ("visible", "in_flight")
     }
     assert depth == {"visible": 0.0, "in_flight": 0.0}
-    assert (
-        metric(h.registry, "iot_exporter_api_requests_total", operation="GetQueueAttributes") >= 1
-    )
+    assert h.live_value("iot_exporter_api_requests_total", operation="GetQueueAttributes") >= 1
 
 
 @pytest.mark.scenario
@@ -175,7 +168,7 @@ def test_restart_mid_stream_loses_nothing_and_counts_nothing_twice(
     assert rule.sent > 300
 
     def some_applied() -> bool | None:
-        return True if metric(h.registry, "iot_exporter_events_applied_total") >= 50 else None
+        return True if h.live_value("iot_exporter_events_applied_total") >= 50 else None
 
     wait_until(some_applied, timeout=60, what="the first exporter to apply some events")
     h.exporter.stop()
@@ -239,7 +232,7 @@ def test_dropped_events_are_caught_by_polling_and_reported_missed(
     h.clock.advance(60)
     h.exporter.run_pass("live")  # no event came for `lost`: polling counts it, as missed
     assert per_thing(h) == {(seen, "CLIENT_ERROR"): 1.0, (lost, "SERVER_ERROR"): 1.0}
-    assert metric(h.registry, "iot_exporter_events_missed_total") == 1
+    assert h.live_value("iot_exporter_events_missed_total") == 1
     assert (
         series(h.samples(), "iot_disconnects_total")[frozenset({("reason", "unobserved_flap")})]
         == 0
