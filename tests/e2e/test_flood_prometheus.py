@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from exporter.server import ExporterHTTPServer
-from tests.support.endpoints import fixed_endpoints
+from tests.support.endpoints import fixed_endpoints, serving
 from tests.support.flood import Flood
 from tests.support.promstack import Prometheus, ScrapeTarget
 
@@ -17,11 +17,8 @@ BODY = b"".join(b'flood_series{i="%d"} 1\n' % i for i in range(10_000))
 
 @pytest.fixture
 def server() -> Iterator[ExporterHTTPServer]:
-    srv = ExporterHTTPServer(("127.0.0.1", 0), fixed_endpoints(BODY))  # the default limits
-    srv.serve_in_thread()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(fixed_endpoints(BODY)) as srv:  # the default limits
+        yield srv
 
 
 @pytest.mark.slow

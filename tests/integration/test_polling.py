@@ -11,9 +11,10 @@ import pytest
 
 from exporter.aws import make_iot_client
 from exporter.fleet import UNOBSERVED_FLAP
-from exporter.server import Endpoints, ExporterHTTPServer
+from exporter.server import Endpoints
 from exporter.simulator import FaultConfig, SimulatorConfig
 from exporter.sources import PassOutcome
+from tests.support.endpoints import serving
 from tests.support.harness import HarnessFactory, Samples, connected_by_thing, quiet, series, value
 from tests.support.promstack import http_get, wait_until
 
@@ -397,10 +398,8 @@ def test_assumed_role_credentials_are_used_and_refreshed(
 def test_exporter_keeps_serving_through_an_outage(harness: HarnessFactory) -> None:
     h = harness(SimulatorConfig(things=5, seed=15, quotas=False), aws={"read_timeout": "2s"})
     endpoints = Endpoints("/metrics", h.exporter.payload, h.exporter.ready, h.exporter.reload)
-    server = ExporterHTTPServer(("127.0.0.1", 0), endpoints)
-    server.serve_in_thread()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with serving(endpoints) as server:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
         h.cycle()
         # AWS hangs: every answer outlasts the read timeout, so the cycle runs for ~2 s.
         h.sim.faults.set(slow_rate=1.0, slow_seconds=3.0)
@@ -432,9 +431,6 @@ def test_exporter_keeps_serving_through_an_outage(harness: HarnessFactory) -> No
         assert status == 200
         assert b'error_code="ConnectionError"' in body
         assert http_get(url + "/-/ready")[0] == 200
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_overrunning_cycle_is_reported_not_stacked(harness: HarnessFactory) -> None:

@@ -1,9 +1,14 @@
-"""Endpoints that serve fixed bytes, for tests of the HTTP server on its own."""
+"""The HTTP server on its own in tests: endpoints serving fixed bytes, and a running server."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from exporter.exposition import Payload
-from exporter.server import Endpoints, ReloadResult
+from exporter.httplimits import HttpLimits
+from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
+from exporter.webconfig import WebSecurity
 
 
 def fixed_endpoints(body: bytes, reload_message: str = "reloaded") -> Endpoints:
@@ -12,3 +17,19 @@ def fixed_endpoints(body: bytes, reload_message: str = "reloaded") -> Endpoints:
     return Endpoints(
         "/metrics", lambda: payload, lambda: True, lambda: ReloadResult(True, reload_message)
     )
+
+
+@contextmanager
+def serving(
+    endpoints: Endpoints,
+    security: WebSecurity | None = None,
+    limits: HttpLimits | None = None,
+) -> Iterator[ExporterHTTPServer]:
+    """The server on a free port of 127.0.0.1, serving in a thread; shut down on leaving."""
+    server = ExporterHTTPServer(("127.0.0.1", 0), endpoints, security, limits)
+    try:
+        server.serve_in_thread()
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()

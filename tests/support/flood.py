@@ -13,8 +13,9 @@ from __future__ import annotations
 import socket
 import threading
 from collections.abc import Callable
-from types import TracebackType
 from typing import Self
+
+from tests.support.promstack import StartStop
 
 _TRICKLE = b"GET /metrics HTTP/1.1\r\nHost: flood\r\nX-Slow: " + b"a" * 10_000
 
@@ -28,7 +29,7 @@ def _idle(sock: socket.socket) -> None:
     sock.recv(65536)  # the answer; then the connection idles in keep-alive
 
 
-class Flood:
+class Flood(StartStop):
     def __init__(
         self,
         address: tuple[str, int],
@@ -56,13 +57,14 @@ class Flood:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
         return sock
 
-    def __enter__(self) -> Self:
-        for start, count in self.kinds:
+    def start(self) -> Self:
+        for begin, count in self.kinds:
             for _ in range(count):
                 sock = self._open()
-                start(sock)
                 self.held.append(sock)
-        self.trickling = [(self._open(), 0) for _ in range(self.trickle_count)]
+                begin(sock)
+        for _ in range(self.trickle_count):
+            self.trickling.append((self._open(), 0))
         self._thread.start()
         return self
 
@@ -80,13 +82,10 @@ class Flood:
                     except OSError:
                         pass
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def stop(self) -> None:
+        """Close every connection (after a failed start too: those opened so far)."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
         for sock in [*self.held, *(s for s, _ in self.trickling)]:
             sock.close()

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from exporter.httplimits import HttpLimits
 from exporter.server import ExporterHTTPServer
 from exporter.webconfig import build_security, parse_web_config
-from tests.support.endpoints import fixed_endpoints
+from tests.support.endpoints import fixed_endpoints, serving
 
 STATUS_LINE = re.compile(rb"HTTP/1\.1 [1-5][0-9][0-9] [^\r\n]*\r\n")
 PATHS = ["/", "/metrics", "/-/healthy", "/-/ready", "/-/reload", "/metrics?x=1", "//x", "*"]
@@ -63,13 +63,8 @@ def requests(draw: st.DrawFn) -> bytes:
 def server() -> Iterator[ExporterHTTPServer]:
     endpoints = fixed_endpoints(b"x 1\n")
     security = build_security(parse_web_config(WEB_CONFIG), "web.yml")
-    srv = ExporterHTTPServer(
-        ("127.0.0.1", 0), endpoints, security, HttpLimits(read_header_timeout=2.0)
-    )
-    srv.serve_in_thread()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(endpoints, security, HttpLimits(read_header_timeout=2.0)) as srv:
+        yield srv
 
 
 def answer(server: ExporterHTTPServer, raw: bytes) -> bytes:

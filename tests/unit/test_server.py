@@ -12,6 +12,7 @@ import pytest
 
 from exporter.exposition import CONTENT_TYPE, Payload
 from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult, accepts_gzip
+from tests.support.endpoints import serving
 
 
 @dataclass
@@ -43,11 +44,8 @@ def server(exporter: FakeExporter) -> Iterator[ExporterHTTPServer]:
         ready=lambda: exporter.is_ready,
         reload=exporter.reload,
     )
-    srv = ExporterHTTPServer(("127.0.0.1", 0), endpoints)
-    srv.serve_in_thread()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(endpoints) as srv:
+        yield srv
 
 
 def request(

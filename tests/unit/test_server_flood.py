@@ -12,7 +12,7 @@ import pytest
 
 from exporter.httplimits import HttpLimits
 from exporter.server import ExporterHTTPServer
-from tests.support.endpoints import fixed_endpoints
+from tests.support.endpoints import fixed_endpoints, serving
 from tests.support.flood import Flood
 from tests.support.promstack import wait_until
 
@@ -22,13 +22,8 @@ BODY = b"".join(b'flood_series{i="%d"} 1\n' % i for i in range(50_000))  # about
 @pytest.fixture
 def server() -> Iterator[ExporterHTTPServer]:
     # A short header deadline, so the trickling connections are cut while the test runs.
-    srv = ExporterHTTPServer(
-        ("127.0.0.1", 0), fixed_endpoints(BODY), limits=HttpLimits(read_header_timeout=1.0)
-    )
-    srv.serve_in_thread()
-    yield srv
-    srv.shutdown()
-    srv.server_close()
+    with serving(fixed_endpoints(BODY), limits=HttpLimits(read_header_timeout=1.0)) as srv:
+        yield srv
 
 
 def scrape(server: ExporterHTTPServer, gzip: bool) -> float:

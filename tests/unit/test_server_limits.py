@@ -21,7 +21,7 @@ import pytest
 
 from exporter.httplimits import HttpLimits
 from exporter.server import ExporterHTTPServer
-from tests.support.endpoints import fixed_endpoints
+from tests.support.endpoints import fixed_endpoints, serving
 from tests.support.paths import REPO_ROOT
 from tests.support.promstack import wait_until
 
@@ -291,14 +291,9 @@ def test_a_handler_bug_is_a_500_and_the_server_goes_on(
         raise RuntimeError("a bug")
 
     endpoints = fixed_endpoints(b"x 1\n")
-    server = ExporterHTTPServer(("127.0.0.1", 0), dataclasses.replace(endpoints, payload=broken))
-    server.serve_in_thread()
-    try:
+    with serving(dataclasses.replace(endpoints, payload=broken)) as server:
         assert get(server) == 500
         assert get(server, "/-/healthy") == 200
-    finally:
-        server.shutdown()
-        server.server_close()
     # A bug, unlike bad input, is logged with its traceback.
     assert [r.getMessage() for r in caplog.records if r.exc_info] == ["http request failed"]
 

@@ -14,6 +14,7 @@ import ssl
 import subprocess
 import warnings
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +24,7 @@ import pytest
 from exporter.server import ExporterHTTPServer
 from exporter.webconfig import load_web_security
 from exporter.yamlfile import ConfigError
-from tests.support.endpoints import fixed_endpoints
+from tests.support.endpoints import fixed_endpoints, serving
 
 # --- certificates -------------------------------------------------------------------------------
 
@@ -534,23 +535,17 @@ ServerFor = Callable[[str | None], ExporterHTTPServer]
 
 @pytest.fixture
 def server_for(pki: Path) -> Iterator[ServerFor]:
-    started: list[ExporterHTTPServer] = []
+    with ExitStack() as servers:
 
-    def start(text: str | None) -> ExporterHTTPServer:
-        security = None
-        if text is not None:
-            path = pki / "web.yml"
-            path.write_text(web_config(pki, text))
-            security = load_web_security(path)
-        server = ExporterHTTPServer(("127.0.0.1", 0), fixed_endpoints(b"x 1\n"), security)
-        server.serve_in_thread()
-        started.append(server)
-        return server
+        def start(text: str | None) -> ExporterHTTPServer:
+            security = None
+            if text is not None:
+                path = pki / "web.yml"
+                path.write_text(web_config(pki, text))
+                security = load_web_security(path)
+            return servers.enter_context(serving(fixed_endpoints(b"x 1\n"), security))
 
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
+        yield start
 
 
 @pytest.mark.parametrize(
