@@ -41,7 +41,6 @@ from exporter.sources.registry import (
     RegistryLister,
     attribute_listing,
     group_listing,
-    query_listing,
     type_listing,
 )
 from exporter.targets import STATIC_SOURCE, SourceSlot
@@ -76,7 +75,9 @@ def _where(config: Config, settings: TargetSourceSettings) -> str:
     raise ValueError(f"{settings!r} is not in the config")
 
 
-def _listing(settings: TargetSourceSettings) -> Listing:
+def _listing(settings: TargetSourceSettings) -> Listing | None:
+    """How the registry lists the source's things; None when only the index can (a query:
+    the index pager reads it, observing nothing in live mode)."""
     if isinstance(settings, ThingGroupSettings):
         return group_listing(settings.name, recursive=settings.recursive)
     if isinstance(settings, ThingTypeSettings):
@@ -84,7 +85,7 @@ def _listing(settings: TargetSourceSettings) -> Listing:
     if isinstance(settings, AttributeFilterSettings):
         return attribute_listing(settings.attribute, settings.value, settings.thing_type)
     if isinstance(settings, QuerySettings):
-        return query_listing(settings.query)
+        return None
     raise TypeError(f"not a discovery source: {settings!r}")
 
 
@@ -152,7 +153,7 @@ def plan(
         live = config.mode_of(settings) == "live"
         slots.append(SourceSlot(name, live=live, max_things=config.max_things_of(settings)))
         listing = _listing(settings)
-        if live and (listing.carries_info or not wants_info):
+        if live and listing is not None and (listing.carries_info or not wants_info):
             sources.append(
                 RegistryLister(
                     name, where, listing, calls, interval=config.discovery.interval, info=info

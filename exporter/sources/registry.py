@@ -86,11 +86,6 @@ def attribute_listing(attribute: str, value: str, thing_type: str | None) -> Lis
     return Listing("ListThings", params, "things", carries_info=True)
 
 
-def query_listing(query: str) -> Listing:
-    params = {"indexName": INDEX_NAME, "queryString": query, "maxResults": SEARCH_PAGE}
-    return Listing("SearchIndex", params, "things", carries_info=True)
-
-
 class RegistryLister(Source):
     """A live-mode target source: lists its things every discovery interval."""
 
