@@ -23,8 +23,11 @@ RUN python3 -m venv /opt/venv
 # Dependencies first, from the project metadata alone, so editing the code reuses this layer.
 COPY pyproject.toml README.md ./
 COPY exporter/__init__.py exporter/__init__.py
+COPY iot_simulator/__init__.py iot_simulator/__init__.py
 RUN /opt/venv/bin/pip install --no-cache-dir .
 COPY exporter exporter
+# The simulator ships beside the exporter: --demo polls it in-process.
+COPY iot_simulator iot_simulator
 # The package itself; pip compiles its bytecode here, since nothing may be written at runtime.
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps --force-reinstall . \
  && /opt/venv/bin/pip uninstall --yes pip setuptools

@@ -44,8 +44,8 @@ class SimulatorProcess:
 
 @contextmanager
 def simulator_process(args: Sequence[str]) -> Iterator[SimulatorProcess]:
-    """`python -m exporter.simulator ARGS` on 127.0.0.1, so its CPU is not this process's."""
-    command = [sys.executable, "-m", "exporter.simulator", "--host", "127.0.0.1", "--port", "0"]
+    """`python -m iot_simulator ARGS` on 127.0.0.1, so its CPU is not this process's."""
+    command = [sys.executable, "-m", "iot_simulator", "--host", "127.0.0.1", "--port", "0"]
     process = subprocess.Popen(
         [*command, *args], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )

@@ -58,7 +58,7 @@ from bench._common import (
 from exporter.app import Exporter
 from exporter.config import Config, load_config
 from exporter.exposition import Payload
-from exporter.simulator.clock import ManualClock
+from iot_simulator.clock import ManualClock
 
 MIB = 2**20
 # Observations must be plausible against the clock: start it well after the synthetic

@@ -34,8 +34,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 
 from bench._common import cpu_seconds, machine, median, percentile
-from exporter.simulator import ManualClock, Simulator, SimulatorConfig
-from exporter.simulator.protocol import HttpRequest
+from iot_simulator import ManualClock, Simulator, SimulatorConfig
+from iot_simulator.protocol import HttpRequest
 
 ACCESS_KEY, SECRET = "AKIDBENCHMARK", "bench-secret"
 REGION = "eu-west-1"

@@ -17,8 +17,8 @@ import boto3
 import yaml
 
 from exporter.config import Config, parse_config
-from exporter.simulator import Simulator, SimulatorConfig
-from exporter.simulator.topic_rule import TopicRule
+from iot_simulator import Simulator, SimulatorConfig
+from iot_simulator.topic_rule import TopicRule
 
 log = logging.getLogger(__name__)
 

@@ -29,11 +29,11 @@ from exporter.config import parse_config
 from exporter.event_metrics import EventMetrics
 from exporter.exposition import Exposition, Shape
 from exporter.fleet import FleetState
-from exporter.simulator.cli import build_parser as build_simulator_parser
 from exporter.targets import Targets
 from exporter.telemetry import ExporterMetrics
 from exporter.webconfig import parse_web_config
 from exporter.yamlfile import ConfigError
+from iot_simulator.cli import build_parser as build_simulator_parser
 from tests.support.markdown import (
     Block,
     anchors,
@@ -443,7 +443,7 @@ def test_configuration_documents_every_exporter_flag() -> None:
 
 
 def test_simulator_documents_every_simulator_flag() -> None:
-    """docs/simulator.md's flag table is `python -m exporter.simulator --help`, both ways."""
+    """docs/simulator.md's flag table is `python -m iot_simulator --help`, both ways."""
     documented = table_flags(SIMULATOR_DOC.read_text(encoding="utf-8"))
     assert flag_problems(documented, simulator_flags(), name(SIMULATOR_DOC)) == []
 

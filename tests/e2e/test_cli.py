@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from exporter import __version__
-from exporter.simulator import FaultConfig, Simulator, SimulatorConfig
+from iot_simulator import FaultConfig, Simulator, SimulatorConfig
 from tests.support.exporter_process import ExporterProcess
 from tests.support.harness import parse_samples, value
 from tests.support.paths import REPO_ROOT

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.simulator import Simulator, SimulatorConfig
+from iot_simulator import Simulator, SimulatorConfig
 from tests.support.exporter_process import ExporterProcess
 from tests.support.promstack import http_get, wait_until
 from tests.support.stack import AWS_TEST_ENV, run_cli, write_exporter_config

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.simulator import ManualClock, Simulator, SimulatorConfig
-from exporter.simulator.topic_rule import TopicRule
+from iot_simulator import ManualClock, Simulator, SimulatorConfig
+from iot_simulator.topic_rule import TopicRule
 from tests.support.exporter_process import ExporterProcess
 from tests.support.promstack import Prometheus, ScrapeTarget, scalar
 from tests.support.sqs import MotoServer

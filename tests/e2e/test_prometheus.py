@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from exporter.simulator import SimulatorConfig
+from iot_simulator import SimulatorConfig
 from tests.support.promstack import http_get, scalar
 from tests.support.stack import EXPORTER_JOB, fleet_stack, promtool
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.simulator import Simulator, SimulatorConfig
+from iot_simulator import Simulator, SimulatorConfig
 from tests.support.exporter_process import ExporterProcess
 from tests.support.promstack import wait_until
 from tests.support.stack import AWS_TEST_ENV, run_cli, write_exporter_config

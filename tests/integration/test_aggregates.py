@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from exporter.simulator import SimulatorConfig
+from iot_simulator import SimulatorConfig
 from tests.support.harness import Harness, HarnessFactory, Samples, series, value
 
 AGGREGATES = {

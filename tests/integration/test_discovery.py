@@ -10,7 +10,7 @@ import logging
 
 import pytest
 
-from exporter.simulator import FaultConfig, SimulatorConfig
+from iot_simulator import FaultConfig, SimulatorConfig
 from tests.support.harness import (
     Harness,
     HarnessFactory,

@@ -13,10 +13,10 @@ from prometheus_client import CollectorRegistry
 
 from exporter.app import Exporter
 from exporter.config import load_config
-from exporter.simulator import SimulatorConfig
-from exporter.simulator.model import Event
-from exporter.simulator.topic_rule import RuleFaults, TopicRule, lifecycle_document
 from exporter.sources.events import EventSource
+from iot_simulator import SimulatorConfig
+from iot_simulator.model import Event
+from iot_simulator.topic_rule import RuleFaults, TopicRule, lifecycle_document
 from tests.support.harness import (
     Harness,
     HarnessFactory,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import pytest
 
 from exporter.fleet import UNOBSERVED_FLAP
-from exporter.simulator import Event, Simulator, SimulatorConfig
+from iot_simulator import Event, Simulator, SimulatorConfig
 from tests.support.harness import HarnessFactory, Samples, series
 
 POLL_INTERVAL = 60.0

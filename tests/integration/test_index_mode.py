@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 from exporter.app import Exporter
 from exporter.config import load_config
 from exporter.fleet import UNOBSERVED_FLAP
-from exporter.simulator import SimulatorConfig
+from iot_simulator import SimulatorConfig
 from tests.support.harness import (
     Harness,
     HarnessFactory,

@@ -12,8 +12,8 @@ import pytest
 from exporter.aws import make_iot_client
 from exporter.fleet import UNOBSERVED_FLAP
 from exporter.server import Endpoints
-from exporter.simulator import FaultConfig, SimulatorConfig
 from exporter.sources import PassOutcome
+from iot_simulator import FaultConfig, SimulatorConfig
 from tests.support.endpoints import serving
 from tests.support.harness import HarnessFactory, Samples, connected_by_thing, quiet, series, value
 from tests.support.promstack import http_get, wait_until

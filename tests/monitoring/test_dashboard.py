@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from exporter.simulator.topic_rule import RuleFaults, TopicRule
+from iot_simulator.topic_rule import RuleFaults, TopicRule
 from tests.support.paths import CHART_FILES, DASHBOARD_FILE
 from tests.support.promstack import Result
 from tests.support.sqs import MotoServer

@@ -12,7 +12,7 @@ from botocore.config import Config
 from mypy_boto3_iot import IoTClient
 from mypy_boto3_sts import STSClient
 
-from exporter.simulator import ManualClock, Simulator, SimulatorConfig
+from iot_simulator import ManualClock, Simulator, SimulatorConfig
 
 REGION = "eu-west-1"
 START = 1_700_000_000.0

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from mypy_boto3_iot import IoTClient
 
-from exporter.simulator import ManualClock, Simulator, SimulatorConfig
+from iot_simulator import ManualClock, Simulator, SimulatorConfig
 
 START = 1_700_000_000.0
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from exporter.simulator.aggregations import (
+from iot_simulator.aggregations import (
     FieldType,
     as_number,
     field_type,

@@ -10,7 +10,7 @@ import pytest
 from mypy_boto3_iot import IoTClient
 from mypy_boto3_iot.type_defs import BucketsAggregationTypeTypeDef, TermsAggregationTypeDef
 
-from exporter.simulator import ManualClock, Simulator, SimulatorConfig
+from iot_simulator import ManualClock, Simulator, SimulatorConfig
 
 ClientFactory = Callable[..., IoTClient]
 CONNECTED = "connectivity.connected"

@@ -17,8 +17,8 @@ from botocore.credentials import AssumeRoleCredentialFetcher, DeferredRefreshabl
 from mypy_boto3_iot import IoTClient
 from mypy_boto3_sts import STSClient
 
-from exporter.simulator import Simulator, SimulatorConfig
-from exporter.simulator.sigv4 import AuthError, parse_authorization
+from iot_simulator import Simulator, SimulatorConfig
+from iot_simulator.sigv4 import AuthError, parse_authorization
 
 ClientFactory = Callable[..., IoTClient]
 Poll = Callable[..., Any]

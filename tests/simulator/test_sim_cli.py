@@ -1,4 +1,4 @@
-"""The command line: flags, --help, and a real ``python -m exporter.simulator`` process."""
+"""The command line: flags, --help, and a real ``python -m iot_simulator`` process."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from exporter.simulator import SimulatorConfig
-from exporter.simulator.cli import build_parser, config_from_args, faults_from_args
+from iot_simulator import SimulatorConfig
+from iot_simulator.cli import build_parser, config_from_args, faults_from_args
 from tests.support.paths import REPO_ROOT
 
 
@@ -27,7 +27,7 @@ def process() -> Iterator[subprocess.Popen[str]]:
         [
             sys.executable,
             "-m",
-            "exporter.simulator",
+            "iot_simulator",
             "--things",
             "50",
             "--port",
@@ -78,7 +78,7 @@ def test_runs_prints_its_url_and_stops_on_sigterm(process: subprocess.Popen[str]
 
 def test_help_documents_every_option() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "exporter.simulator", "--help"],
+        [sys.executable, "-m", "iot_simulator", "--help"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -198,7 +198,7 @@ def test_fault_flags() -> None:
 )
 def test_bad_flags_exit_2(argv: list[str]) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "exporter.simulator", *argv],
+        [sys.executable, "-m", "iot_simulator", *argv],
         check=False,
         cwd=REPO_ROOT,
         capture_output=True,

@@ -12,8 +12,8 @@ import botocore.exceptions
 import pytest
 from mypy_boto3_iot import IoTClient
 
-from exporter.simulator import FaultConfig, Simulator, SimulatorConfig
-from exporter.simulator.faults import decide
+from iot_simulator import FaultConfig, Simulator, SimulatorConfig
+from iot_simulator.faults import decide
 
 ClientFactory = Callable[..., IoTClient]
 Poll = Callable[..., Any]

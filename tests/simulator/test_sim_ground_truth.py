@@ -7,7 +7,7 @@ from typing import Any
 
 from mypy_boto3_iot import IoTClient
 
-from exporter.simulator import Event, ManualClock, Simulator, SimulatorConfig
+from iot_simulator import Event, ManualClock, Simulator, SimulatorConfig
 
 ClientFactory = Callable[..., IoTClient]
 START = 1_700_000_000.0

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from mypy_boto3_iot import IoTClient
 
-from exporter.simulator import ManualClock, Simulator, UnknownGroupError
+from iot_simulator import ManualClock, Simulator, UnknownGroupError
 
 ClientFactory = Callable[..., IoTClient]
 START = 1_700_000_000.0

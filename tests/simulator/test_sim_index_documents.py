@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 
-from exporter.simulator.index import (
+from iot_simulator.index import (
     SnapshotDocument,
     field_values,
     forget_disconnect_details,
     search_document,
 )
-from exporter.simulator.model import ThingSnapshot
-from exporter.simulator.query import parse
+from iot_simulator.model import ThingSnapshot
+from iot_simulator.query import parse
 
 T = 1_700_000_000_000  # epoch ms
 CONNECTED = ThingSnapshot(

@@ -8,7 +8,7 @@ from itertools import pairwise
 
 import pytest
 
-from exporter.simulator import (
+from iot_simulator import (
     Event,
     Fleet,
     ManualClock,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.simulator.query import (
+from iot_simulator.query import (
     And,
     MatchAll,
     Not,

@@ -7,8 +7,8 @@ from collections.abc import Callable
 import pytest
 from mypy_boto3_iot import IoTClient
 
-from exporter.simulator import ManualClock, Simulator, SimulatorConfig
-from exporter.simulator.quotas import Quotas, TokenBucket
+from iot_simulator import ManualClock, Simulator, SimulatorConfig
+from iot_simulator.quotas import Quotas, TokenBucket
 
 ClientFactory = Callable[..., IoTClient]
 

@@ -16,7 +16,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from mypy_boto3_iot import IoTClient
 
-from exporter.simulator import ManualClock, Simulator
+from iot_simulator import ManualClock, Simulator
 
 ClientFactory = Callable[..., IoTClient]
 Reply = tuple[int, dict[str, str], bytes]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from exporter.simulator import ManualClock, Simulator
-from exporter.simulator.topic_rule import TopicRule
+from iot_simulator import ManualClock, Simulator
+from iot_simulator.topic_rule import TopicRule
 
 
 class RecordingQueue:

@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from exporter.simulator import Simulator, SimulatorConfig
+from iot_simulator import Simulator, SimulatorConfig
 
 REGION = "eu-west-1"
 # name -> (thing type, attributes)

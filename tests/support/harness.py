@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.app import Exporter
 from exporter.aws import make_iot_client, make_sqs_client
 from exporter.config import Config, load_config
-from exporter.simulator import FaultConfig, ManualClock, Simulator, SimulatorConfig
+from iot_simulator import FaultConfig, ManualClock, Simulator, SimulatorConfig
 
 TEST_CREDENTIALS = ("AKIDEXPORTERTEST0001", "exporter-test-secret")
 

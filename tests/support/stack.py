@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from exporter.simulator import ManualClock, Simulator, SimulatorConfig
+from iot_simulator import ManualClock, Simulator, SimulatorConfig
 from tests.support.exporter_process import ExporterProcess
 from tests.support.paths import REPO_ROOT
 from tests.support.promstack import Prometheus, ScrapeTarget

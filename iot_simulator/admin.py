@@ -9,14 +9,14 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote
 
-from exporter.simulator.aggregations import DEFAULT_MAX_BUCKETS
-from exporter.simulator.clock import ManualClock
-from exporter.simulator.faults import FaultConfig
-from exporter.simulator.model import UnknownGroupError, UnknownThingError
-from exporter.simulator.protocol import AwsError, Response, json_error
+from iot_simulator.aggregations import DEFAULT_MAX_BUCKETS
+from iot_simulator.clock import ManualClock
+from iot_simulator.faults import FaultConfig
+from iot_simulator.model import UnknownGroupError, UnknownThingError
+from iot_simulator.protocol import AwsError, Response, json_error
 
 if TYPE_CHECKING:
-    from exporter.simulator.instance import Simulator
+    from iot_simulator.instance import Simulator
 
 
 class AdminError(AwsError):

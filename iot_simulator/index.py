@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from exporter.simulator.aggregations import (
+from iot_simulator.aggregations import (
     ATTRIBUTE_PREFIX,
     FieldType,
     Statistics,
@@ -17,10 +17,10 @@ from exporter.simulator.aggregations import (
     string_statistics,
     terms_buckets,
 )
-from exporter.simulator.clock import Clock
-from exporter.simulator.config import index_setting_problems
-from exporter.simulator.model import Fleet, ThingSnapshot, session_expiry
-from exporter.simulator.query import Expr, MatchAll
+from iot_simulator.clock import Clock
+from iot_simulator.config import index_setting_problems
+from iot_simulator.model import Fleet, ThingSnapshot, session_expiry
+from iot_simulator.query import Expr, MatchAll
 
 _NONE: tuple[str, ...] = ()
 Getter = Callable[[ThingSnapshot], Sequence[str]]

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from exporter.simulator.protocol import HttpRequest, Response, json_error
-from exporter.simulator.service import Outcome
+from iot_simulator.protocol import HttpRequest, Response, json_error
+from iot_simulator.service import Outcome
 
 ADMIN_PREFIX = "/_simulator/"
 _REASONS = BaseHTTPRequestHandler.responses

@@ -1,4 +1,4 @@
-"""Command line: ``python -m exporter.simulator`` runs a simulator until interrupted."""
+"""Command line: ``python -m iot_simulator`` runs a simulator until interrupted."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ import sys
 from collections.abc import Sequence
 from types import FrameType
 
-from exporter.simulator.clock import Clock, ManualClock
-from exporter.simulator.config import SimulatorConfig
-from exporter.simulator.faults import MALFORMED, OUTAGES, FaultConfig, parse_assignments
-from exporter.simulator.instance import Simulator
+from iot_simulator.clock import Clock, ManualClock
+from iot_simulator.config import SimulatorConfig
+from iot_simulator.faults import MALFORMED, OUTAGES, FaultConfig, parse_assignments
+from iot_simulator.instance import Simulator
 
 _D = SimulatorConfig()
 # Fields whose flag's value needs converting first; each other field has a flag of its name.
@@ -28,7 +28,7 @@ def _pairs(items: Sequence[str] | None, what: str) -> dict[str, float] | None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m exporter.simulator",
+        prog="python -m iot_simulator",
         description=(
             "A simulated AWS IoT endpoint (REST-JSON, as botocore's model describes it) plus STS "
             "AssumeRole. Prints its URL on the first line of stdout, then serves until SIGINT or "

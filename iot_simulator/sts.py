@@ -10,9 +10,9 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
-from exporter.simulator.config import SimulatorConfig
-from exporter.simulator.protocol import AwsError
-from exporter.simulator.sigv4 import CredentialStore, TemporaryCredentials
+from iot_simulator.config import SimulatorConfig
+from iot_simulator.protocol import AwsError
+from iot_simulator.sigv4 import CredentialStore, TemporaryCredentials
 
 NAMESPACE = "https://sts.amazonaws.com/doc/2011-06-15/"
 _ROLE_ARN_RE = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}")

@@ -12,7 +12,7 @@ from urllib.parse import quote, unquote
 
 from botocore.utils import normalize_url_path
 
-from exporter.simulator.protocol import AwsError, HttpRequest
+from iot_simulator.protocol import AwsError, HttpRequest
 
 ALGORITHM = "AWS4-HMAC-SHA256"
 

@@ -18,7 +18,7 @@ import math
 from collections import Counter
 from typing import Any
 
-from exporter.simulator.aggregations import (
+from iot_simulator.aggregations import (
     DEFAULT_MAX_BUCKETS,
     DEFAULT_STATISTICS_FIELD,
     Statistics,
@@ -28,10 +28,10 @@ from exporter.simulator.aggregations import (
     string_statistics,
     terms_buckets,
 )
-from exporter.simulator.clock import Clock
-from exporter.simulator.index import FleetIndex
-from exporter.simulator.model import Fleet, ThingRecord, UnknownThingError
-from exporter.simulator.query import parse
+from iot_simulator.clock import Clock
+from iot_simulator.index import FleetIndex
+from iot_simulator.model import Fleet, ThingRecord, UnknownThingError
+from iot_simulator.query import parse
 
 Flat = dict[str, list[str]]
 

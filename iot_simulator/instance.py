@@ -5,18 +5,18 @@ from __future__ import annotations
 import threading
 from types import TracebackType
 
-from exporter.simulator.admin import Admin
-from exporter.simulator.clock import Clock, WallClock
-from exporter.simulator.config import SimulatorConfig
-from exporter.simulator.faults import FaultConfig, Faults
-from exporter.simulator.index import FleetIndex
-from exporter.simulator.index_truth import IndexTruth
-from exporter.simulator.model import Event, Fleet
-from exporter.simulator.operations import IotApi
-from exporter.simulator.quotas import Quotas
-from exporter.simulator.server import Server
-from exporter.simulator.service import RequestCounters, Service
-from exporter.simulator.sigv4 import CredentialStore
+from iot_simulator.admin import Admin
+from iot_simulator.clock import Clock, WallClock
+from iot_simulator.config import SimulatorConfig
+from iot_simulator.faults import FaultConfig, Faults
+from iot_simulator.index import FleetIndex
+from iot_simulator.index_truth import IndexTruth
+from iot_simulator.model import Event, Fleet
+from iot_simulator.operations import IotApi
+from iot_simulator.quotas import Quotas
+from iot_simulator.server import Server
+from iot_simulator.service import RequestCounters, Service
+from iot_simulator.sigv4 import CredentialStore
 
 
 class Simulator:

@@ -1,12 +1,12 @@
 """A simulated AWS IoT endpoint for tests, the demo and benchmarks: the public API."""
 
-from exporter.simulator.clock import Clock, ManualClock, WallClock
-from exporter.simulator.config import SimulatorConfig, disconnect_reasons
-from exporter.simulator.faults import FaultConfig
-from exporter.simulator.index import FleetIndex
-from exporter.simulator.index_truth import IndexTruth
-from exporter.simulator.instance import Simulator
-from exporter.simulator.model import (
+from iot_simulator.clock import Clock, ManualClock, WallClock
+from iot_simulator.config import SimulatorConfig, disconnect_reasons
+from iot_simulator.faults import FaultConfig
+from iot_simulator.index import FleetIndex
+from iot_simulator.index_truth import IndexTruth
+from iot_simulator.instance import Simulator
+from iot_simulator.model import (
     Event,
     Fleet,
     ThingConnectivity,

@@ -13,8 +13,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from exporter.simulator.clock import Clock
-from exporter.simulator.config import SimulatorConfig
+from iot_simulator.clock import Clock
+from iot_simulator.config import SimulatorConfig
 
 THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 # MQTT client IDs: AWS IoT accepts up to 128 bytes of UTF-8.

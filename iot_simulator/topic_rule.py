@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.simulator.model import Event, Fleet
+from iot_simulator.model import Event, Fleet
 
 # AWS resets a client ID's versionNumber after about an hour disconnected.
 VERSION_RESET_SECONDS = 3600.0

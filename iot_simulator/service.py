@@ -14,13 +14,13 @@ from urllib.parse import parse_qs
 import botocore.session
 from botocore.model import OperationModel, StructureShape
 
-from exporter.simulator.config import SimulatorConfig
-from exporter.simulator.faults import Decision, Faults, Malformed
-from exporter.simulator.operations import OPERATIONS, IotApi
-from exporter.simulator.protocol import ApiError, HttpRequest, Response, RestJson
-from exporter.simulator.quotas import Quotas
-from exporter.simulator.sigv4 import AuthError, CredentialStore
-from exporter.simulator.sts import QUERY_CODES, Sts, StsError, error_xml
+from iot_simulator.config import SimulatorConfig
+from iot_simulator.faults import Decision, Faults, Malformed
+from iot_simulator.operations import OPERATIONS, IotApi
+from iot_simulator.protocol import ApiError, HttpRequest, Response, RestJson
+from iot_simulator.quotas import Quotas
+from iot_simulator.sigv4 import AuthError, CredentialStore
+from iot_simulator.sts import QUERY_CODES, Sts, StsError, error_xml
 
 UNKNOWN_OPERATION = "Unknown"
 _HTML_BAD_GATEWAY = (

@@ -8,17 +8,17 @@ from collections.abc import Callable, Iterator, Mapping
 from itertools import islice
 from typing import Any, TypeVar
 
-from exporter.simulator.aggregations import (
+from iot_simulator.aggregations import (
     DEFAULT_MAX_BUCKETS,
     DEFAULT_STATISTICS_FIELD,
     FieldType,
     field_type,
 )
-from exporter.simulator.config import SimulatorConfig
-from exporter.simulator.index import FleetIndex, search_document
-from exporter.simulator.model import Fleet, Session, ThingRecord, UnknownThingError
-from exporter.simulator.protocol import ApiError
-from exporter.simulator.query import Expr, QueryError, parse
+from iot_simulator.config import SimulatorConfig
+from iot_simulator.index import FleetIndex, search_document
+from iot_simulator.model import Fleet, Session, ThingRecord, UnknownThingError
+from iot_simulator.protocol import ApiError
+from iot_simulator.query import Expr, QueryError, parse
 
 OPERATIONS = (
     "GetThingConnectivityData",

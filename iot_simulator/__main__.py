@@ -1,0 +1,7 @@
+"""Entry point of ``python -m iot_simulator``."""
+
+import sys
+
+from iot_simulator.cli import main
+
+sys.exit(main())
