@@ -24,13 +24,14 @@ import botocore
 import yaml
 
 from exporter.app import Exporter
-from exporter.aws import known_disconnect_reasons, make_iot_client
+from exporter.aws.clients import known_disconnect_reasons, make_iot_client
 from exporter.config import Config
-from exporter.exposition import Exposition, Payload, Shape
-from exporter.fleet import FleetState
-from exporter.server import Endpoints, ExporterHTTPServer
+from exporter.exposition.series import Exposition, Shape
+from exporter.fleet.connectivity import FleetState
+from exporter.fleet.targets import STATIC_SOURCE, Found, SourceSlot, Targets
 from exporter.sources.live import parse_response
-from exporter.targets import STATIC_SOURCE, Found, SourceSlot, Targets
+from exporter.web.payload import Payload
+from exporter.web.server import Endpoints, ExporterHTTPServer
 
 # The simulator accepts any signature unless told otherwise; these only have to exist.
 BENCH_CREDENTIALS = ("AKIDEXPORTERBENCH001", "exporter-bench-secret")

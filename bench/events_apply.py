@@ -14,15 +14,17 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench._common import cpu_seconds, load_average, machine, now_utc, thing_names
-from exporter.aws import known_disconnect_reasons
-from exporter.calls import AwsCalls, Budgets
-from exporter.config import DEFAULT_BUDGETS, EventsSettings
-from exporter.event_metrics import EventMetrics
-from exporter.lifecycle import Dedupe
+from exporter.aws.calls import AwsCalls
+from exporter.aws.clients import known_disconnect_reasons
+from exporter.aws.pacing import RateLimiters
+from exporter.config.budgets import DEFAULT_BUDGETS
+from exporter.config.events import EventsSettings
+from exporter.exposition.event_metrics import EventMetrics
+from exporter.exposition.self_metrics import ExporterMetrics
+from exporter.fleet.lifecycle import Dedupe
+from exporter.fleet.shared import SharedState
+from exporter.fleet.targets import STATIC_SOURCE, Found, SourceSlot
 from exporter.sources.events import EventSource, EventWiring
-from exporter.state import SharedState
-from exporter.targets import STATIC_SOURCE, Found, SourceSlot
-from exporter.telemetry import ExporterMetrics
 
 T0_MS = 1_700_000_000_000
 
@@ -76,7 +78,7 @@ def apply_path(events: int, things: int) -> None:
     stop = threading.Event()
     calls = AwsCalls(
         NullSqs(),
-        Budgets({"DeleteMessageBatch": 1e9}),
+        RateLimiters({"DeleteMessageBatch": 1e9}),
         ExporterMetrics(registry),
         max_retries=0,
         stop=stop,

@@ -41,8 +41,10 @@ from bench._common import (
     thing_names,
 )
 from exporter.app import Exporter
-from exporter.aws import client_config, make_iot_client, make_session
-from exporter.config import POLL_OPERATION, AwsSettings, Config, load_config
+from exporter.aws.clients import client_config, make_iot_client, make_session
+from exporter.config import Config, load_config
+from exporter.config.aws import AwsSettings
+from exporter.names import POLL_OPERATION
 
 # -- client variants (for the A/B mode; the cycle mode uses the production client) ----------
 

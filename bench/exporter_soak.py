@@ -57,7 +57,7 @@ from bench._common import (
 )
 from exporter.app import Exporter
 from exporter.config import Config, load_config
-from exporter.exposition import Payload
+from exporter.web.payload import Payload
 from iot_simulator.clock import ManualClock
 
 MIB = 2**20

@@ -22,23 +22,27 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.process_collector import ProcessCollector
 
 from exporter import __version__
-from exporter.aws import AwsSetupError, known_disconnect_reasons, make_sqs_client
-from exporter.calls import AwsCalls, Budgets
-from exporter.config import DEFAULT_BUDGETS, POLL_OPERATION, Config
-from exporter.event_metrics import EventMetrics
-from exporter.exposition import Exposition, Payload, Shape
-from exporter.fleet import BatchSummary
-from exporter.hints import Hints
-from exporter.server import ReloadResult
+from exporter.aws.calls import AwsCalls
+from exporter.aws.clients import AwsSetupError, known_disconnect_reasons, make_sqs_client
+from exporter.aws.hints import Hints
+from exporter.aws.pacing import RateLimiters
+from exporter.config import Config
+from exporter.config.budgets import DEFAULT_BUDGETS
+from exporter.config.yamlfile import ConfigError
+from exporter.exposition.event_metrics import EventMetrics
+from exporter.exposition.self_metrics import ExporterMetrics
+from exporter.exposition.series import Exposition, Shape
+from exporter.fleet.connectivity import BatchSummary
+from exporter.fleet.shared import SharedState
+from exporter.fleet.targets import STATIC_SOURCE, Found
+from exporter.names import POLL_OPERATION
 from exporter.sources import PassOutcome, Plan, Source, plan
 from exporter.sources.aggregates import AggregatesSource
 from exporter.sources.events import EventSource, EventWiring
 from exporter.sources.index import IndexPager
 from exporter.sources.live import LivePoller
-from exporter.state import SharedState
-from exporter.targets import STATIC_SOURCE, Found
-from exporter.telemetry import ExporterMetrics
-from exporter.yamlfile import ConfigError
+from exporter.web.payload import Payload
+from exporter.web.server import ReloadResult
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient
@@ -405,13 +409,13 @@ class Exporter:
         )
         if same_client and old is not None:
             client: Any = old.calls.client
-            budgets = old.calls.budgets.updated(_rates(config))
+            budgets = old.calls.limiters.updated(_rates(config))
         else:
             try:
                 client = self._client_factory(config)
             except AwsSetupError as error:
                 raise SetupError(str(error)) from error
-            budgets = Budgets(_rates(config), wait=self._stop.wait)
+            budgets = RateLimiters(_rates(config), wait=self._stop.wait)
         return AwsCalls(
             client,
             budgets,
@@ -441,7 +445,7 @@ class Exporter:
         closing = threading.Event()
         sqs_calls = AwsCalls(
             client,
-            Budgets(calls.budgets.rates, wait=closing.wait),
+            RateLimiters(calls.limiters.rates, wait=closing.wait),
             self.metrics,
             max_retries=config.poll.max_retries,
             stop=closing,
@@ -455,7 +459,7 @@ class Exporter:
             self.state.settled(STATIC_SOURCE, frozenset(names))
 
     def _apply_runtime_metrics(self, runtime: Runtime) -> None:
-        for operation, rate in runtime.calls.budgets.rates.items():
+        for operation, rate in runtime.calls.limiters.rates.items():
             self.metrics.request_budget.labels(operation).set(rate)
         for slot in runtime.plan.slots:
             if slot.max_things is not None:

@@ -16,13 +16,14 @@ from prometheus_client import disable_created_metrics
 
 from exporter import __version__
 from exporter.app import Exporter, SetupError
-from exporter.aws import make_iot_client, make_sqs_client
+from exporter.aws.clients import make_iot_client, make_sqs_client
 from exporter.config import Config, load_config
-from exporter.httplimits import DEFAULT_MAX_CONNECTIONS, HttpLimits, parse_duration
+from exporter.config.durations import parse_go_duration
+from exporter.config.yamlfile import ConfigError
 from exporter.logs import FORMATS, LEVELS, setup_logging
-from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
-from exporter.webconfig import WebSecurity, load_web_security
-from exporter.yamlfile import ConfigError
+from exporter.web.config_file import WebSecurity, load_web_security
+from exporter.web.limits import DEFAULT_MAX_CONNECTIONS, HttpLimits
+from exporter.web.server import Endpoints, ExporterHTTPServer, ReloadResult
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def _positive_int(text: str) -> int:
 
 def _duration(text: str) -> float:
     try:
-        seconds = parse_duration(text)
+        seconds = parse_go_duration(text)
     except ValueError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
     if seconds <= 0:

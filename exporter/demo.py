@@ -57,7 +57,7 @@ def demo_config(endpoint_url: str, events: dict[str, str] | None = None) -> Conf
     }
     if events is not None:
         document["events"] = events
-    return parse_config(yaml.safe_dump(document, sort_keys=False), source="<demo>")
+    return parse_config(yaml.safe_dump(document, sort_keys=False), path="<demo>")
 
 
 @contextmanager

@@ -21,17 +21,19 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from exporter.calls import AwsCalls
-from exporter.config import (
+from exporter.aws.calls import AwsCalls
+from exporter.config import Config
+from exporter.config.discovery import (
     AttributeFilterSettings,
-    Config,
     QuerySettings,
     TargetSourceSettings,
     ThingGroupSettings,
     ThingTypeSettings,
 )
+from exporter.fleet.aggregates import AggregateCounts
+from exporter.fleet.targets import STATIC_SOURCE, SourceSlot
 from exporter.sources.aggregates import AggregatesSource
-from exporter.sources.base import AggregateCounts, PassOutcome, Source, Updates
+from exporter.sources.base import PassOutcome, Source, Updates
 from exporter.sources.events import EventSource, EventWiring
 from exporter.sources.index import IndexPager, any_of, fixed_queries, quoted, thing_group_queries
 from exporter.sources.live import LivePoller
@@ -43,7 +45,6 @@ from exporter.sources.registry import (
     group_listing,
     type_listing,
 )
-from exporter.targets import STATIC_SOURCE, SourceSlot
 
 __all__ = [
     "AggregateCounts",

@@ -12,10 +12,11 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from exporter.calls import AwsCalls, CallFailed
-from exporter.config import AggregateQuerySettings
-from exporter.sources.base import AggregateCounts, PassOutcome, Source, Updates, describe
-from exporter.sources.registry import INDEX_NAME
+from exporter.aws.calls import AwsCalls, CallFailed
+from exporter.config.aggregates import AggregateQuerySettings
+from exporter.fleet.aggregates import AggregateCounts
+from exporter.names import INDEX_NAME
+from exporter.sources.base import PassOutcome, Source, Updates, describe
 
 NAME = "aggregates"
 CONNECTED_FIELD = "connectivity.connected"

@@ -3,27 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from exporter.calls import CallFailed
-from exporter.fleet import BatchSummary, Observation
-from exporter.targets import Found
-
-
-@dataclass(frozen=True, slots=True)
-class AggregateCounts:
-    """One aggregate query's counts from the fleet index at one instant."""
-
-    name: str
-    connected: int
-    disconnected: int
-    # Disconnected things by AWS's reason (the index drops the reason after about an hour,
-    # so these may sum to less than `disconnected`).
-    disconnected_by_reason: Mapping[str, int] = field(default_factory=dict)
-    # Connected things by each `by` field, then by the field's value.
-    connected_by: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+from exporter.aws.calls import CallFailed
+from exporter.fleet.aggregates import AggregateCounts
+from exporter.fleet.connectivity import BatchSummary, Observation
+from exporter.fleet.targets import Found
 
 
 class Updates(Protocol):

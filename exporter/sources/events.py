@@ -9,11 +9,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.calls import AwsCalls, CallFailed
-from exporter.config import EventsSettings
-from exporter.event_metrics import EventMetrics
-from exporter.fleet import BatchSummary, Observation
-from exporter.lifecycle import ClientIdMap, Dedupe, LifecycleEvent, Malformed, parse_body
+from exporter.aws.calls import AwsCalls, CallFailed
+from exporter.config.events import EventsSettings
+from exporter.exposition.event_metrics import EventMetrics
+from exporter.fleet.connectivity import BatchSummary, Observation
+from exporter.fleet.lifecycle import ClientIdMap, Dedupe, LifecycleEvent, Malformed, parse_body
 from exporter.sources.base import PassOutcome, Source, Updates, describe
 
 log = logging.getLogger(__name__)

@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from exporter.calls import AwsCalls, CallFailed
-from exporter.fleet import BatchSummary, Observation, valid_reason
+from exporter.aws.calls import AwsCalls, CallFailed
+from exporter.fleet.connectivity import BatchSummary, Observation, valid_reason
+from exporter.fleet.targets import Found
+from exporter.names import INDEX_NAME
 from exporter.sources.base import PassOutcome, Source, Updates
 from exporter.sources.live import plausible_timestamp
-from exporter.sources.registry import INDEX_NAME, SEARCH_PAGE, InfoReader, thing_name
-from exporter.targets import Found
+from exporter.sources.registry import SEARCH_PAGE, InfoReader, thing_name
 
 # AWS: "The maximum number of terms in a query is 12" (fleet indexing query syntax).
 MAX_QUERY_TERMS = 12

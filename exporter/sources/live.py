@@ -10,9 +10,9 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from exporter.calls import AwsCalls, CallFailed
-from exporter.config import POLL_OPERATION
-from exporter.fleet import BatchSummary, Observation, valid_reason
+from exporter.aws.calls import AwsCalls, CallFailed
+from exporter.fleet.connectivity import BatchSummary, Observation, valid_reason
+from exporter.names import POLL_OPERATION
 from exporter.sources.base import PassOutcome, Source, Updates
 
 log = logging.getLogger(__name__)

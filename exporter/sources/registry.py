@@ -12,14 +12,13 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.calls import AwsCalls, CallFailed
+from exporter.aws.calls import AwsCalls, CallFailed
+from exporter.fleet.targets import Found, RegistryInfo
 from exporter.sources.base import PassOutcome, Source, Updates
-from exporter.targets import Found, RegistryInfo
 
 # The largest pages the list APIs give (SearchIndex: 100), so a pass takes the fewest calls.
 LIST_PAGE = 250
 SEARCH_PAGE = 100
-INDEX_NAME = "AWS_Things"
 
 
 class InfoReader:

@@ -26,13 +26,13 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from exporter.cli import build_parser
 from exporter.config import parse_config
-from exporter.event_metrics import EventMetrics
-from exporter.exposition import Exposition, Shape
-from exporter.fleet import FleetState
-from exporter.targets import Targets
-from exporter.telemetry import ExporterMetrics
-from exporter.webconfig import parse_web_config
-from exporter.yamlfile import ConfigError
+from exporter.config.yamlfile import ConfigError
+from exporter.exposition.event_metrics import EventMetrics
+from exporter.exposition.self_metrics import ExporterMetrics
+from exporter.exposition.series import Exposition, Shape
+from exporter.fleet.connectivity import FleetState
+from exporter.fleet.targets import Targets
+from exporter.web.config_file import parse_web_config
 from iot_simulator.cli import build_parser as build_simulator_parser
 from tests.support.markdown import (
     Block,

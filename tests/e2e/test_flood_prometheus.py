@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.server import ExporterHTTPServer
+from exporter.web.server import ExporterHTTPServer
 from tests.support.endpoints import fixed_endpoints, serving
 from tests.support.flood import Flood
 from tests.support.promstack import Prometheus, ScrapeTarget

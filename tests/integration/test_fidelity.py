@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from exporter.fleet import UNOBSERVED_FLAP
+from exporter.fleet.connectivity import UNOBSERVED_FLAP
 from iot_simulator import Event, Simulator, SimulatorConfig
 from tests.support.harness import HarnessFactory, Samples, series
 

@@ -16,7 +16,7 @@ from prometheus_client import CollectorRegistry
 
 from exporter.app import Exporter
 from exporter.config import load_config
-from exporter.fleet import UNOBSERVED_FLAP
+from exporter.fleet.connectivity import UNOBSERVED_FLAP
 from iot_simulator import SimulatorConfig
 from tests.support.harness import (
     Harness,

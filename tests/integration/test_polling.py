@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from exporter.aws import make_iot_client
-from exporter.fleet import UNOBSERVED_FLAP
-from exporter.server import Endpoints
+from exporter.aws.clients import make_iot_client
+from exporter.fleet.connectivity import UNOBSERVED_FLAP
 from exporter.sources import PassOutcome
+from exporter.web.server import Endpoints
 from iot_simulator import FaultConfig, SimulatorConfig
 from tests.support.endpoints import serving
 from tests.support.harness import HarnessFactory, Samples, connected_by_thing, quiet, series, value

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from exporter.exposition import Payload
-from exporter.httplimits import HttpLimits
-from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult
-from exporter.webconfig import WebSecurity
+from exporter.web.config_file import WebSecurity
+from exporter.web.limits import HttpLimits
+from exporter.web.payload import Payload
+from exporter.web.server import Endpoints, ExporterHTTPServer, ReloadResult
 
 
 def fixed_endpoints(body: bytes, reload_message: str = "reloaded") -> Endpoints:

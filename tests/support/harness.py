@@ -18,7 +18,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from exporter.app import Exporter
-from exporter.aws import make_iot_client, make_sqs_client
+from exporter.aws.clients import make_iot_client, make_sqs_client
 from exporter.config import Config, load_config
 from iot_simulator import FaultConfig, ManualClock, Simulator, SimulatorConfig
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 
-from exporter.fleet import BatchSummary, Observation, Outcome
-from exporter.sources.base import AggregateCounts
-from exporter.targets import Found
+from exporter.fleet.aggregates import AggregateCounts
+from exporter.fleet.connectivity import BatchSummary, Observation, Outcome
+from exporter.fleet.targets import Found
 
 
 @dataclass

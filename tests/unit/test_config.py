@@ -7,32 +7,25 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from exporter.config import (
-    DEFAULT_ROLE_SESSION_NAME,
+from exporter.config import Config, load_config, parse_config
+from exporter.config.aggregates import AggregateQuerySettings, AggregatesSettings
+from exporter.config.aws import DEFAULT_ROLE_SESSION_NAME, AwsSettings
+from exporter.config.discovery import (
     RESERVED_SOURCE_NAMES,
-    AggregateQuerySettings,
-    AggregatesSettings,
     AttributeFilterSettings,
-    AwsSettings,
-    Config,
     DiscoverySettings,
-    MetricsSettings,
-    PollSettings,
     QuerySettings,
-    RegistryAttribute,
-    RegistrySettings,
-    StaticThings,
     ThingGroupSettings,
-    ThingSettings,
     ThingTypeSettings,
-    format_duration,
-    load_config,
-    parse_config,
-    parse_duration,
 )
+from exporter.config.durations import format_prometheus_duration, parse_prometheus_duration
+from exporter.config.metrics import MetricsSettings
+from exporter.config.poll import PollSettings
+from exporter.config.registry import RegistryAttribute, RegistrySettings
+from exporter.config.things import StaticThings, ThingSettings
+from exporter.config.yamlfile import ConfigError
+from exporter.fleet.targets import STATIC_SOURCE
 from exporter.sources import aggregates, events, live
-from exporter.targets import STATIC_SOURCE
-from exporter.yamlfile import ConfigError
 from tests.support.paths import REPO_ROOT
 
 
@@ -1074,7 +1067,7 @@ DURATIONS: list[tuple[str, float]] = [
 
 @pytest.mark.parametrize(("text", "seconds"), DURATIONS)
 def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds, abs=1e-9)
+    assert parse_prometheus_duration(text) == pytest.approx(seconds, abs=1e-9)
 
 
 @pytest.mark.parametrize(
@@ -1101,7 +1094,7 @@ def test_parse_duration(text: str, seconds: float) -> None:
 )
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError, match="duration"):
-        parse_duration(text)
+        parse_prometheus_duration(text)
 
 
 FORMATS: list[tuple[float, str]] = [
@@ -1124,18 +1117,18 @@ FORMATS: list[tuple[float, str]] = [
 
 @pytest.mark.parametrize(("seconds", "text"), FORMATS)
 def test_format_duration(seconds: float, text: str) -> None:
-    assert format_duration(seconds) == text
+    assert format_prometheus_duration(seconds) == text
 
 
 @pytest.mark.parametrize("seconds", [1.0, 0.25, 5400.0, 86400.5, 123456.789, 31536000.0])
 def test_format_duration_inverts_parse(seconds: float) -> None:
-    assert parse_duration(format_duration(seconds)) == seconds
+    assert parse_prometheus_duration(format_prometheus_duration(seconds)) == seconds
 
 
 @pytest.mark.parametrize("seconds", [-1.0, math.nan, math.inf])
 def test_format_duration_rejects(seconds: float) -> None:
     with pytest.raises(ValueError, match="duration"):
-        format_duration(seconds)
+        format_prometheus_duration(seconds)
 
 
 def test_yaml_merge_key_override_is_not_a_duplicate() -> None:

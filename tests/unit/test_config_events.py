@@ -4,15 +4,11 @@ import textwrap
 
 import pytest
 
-from exporter.aws import make_sqs_client
-from exporter.config import (
-    DEFAULT_BUDGETS,
-    ClientIdSettings,
-    Config,
-    EventsSettings,
-    parse_config,
-)
-from exporter.yamlfile import ConfigError
+from exporter.aws.clients import make_sqs_client
+from exporter.config import Config, parse_config
+from exporter.config.budgets import DEFAULT_BUDGETS
+from exporter.config.events import ClientIdSettings, EventsSettings
+from exporter.config.yamlfile import ConfigError
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/iot-lifecycle"
 

@@ -8,9 +8,9 @@ from typing import Any, cast
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.calls import AwsCalls
-from exporter.config import EventsSettings
-from exporter.event_metrics import EventMetrics
+from exporter.aws.calls import AwsCalls
+from exporter.config.events import EventsSettings
+from exporter.exposition.event_metrics import EventMetrics
 from exporter.sources.events import EventSource, EventWiring
 from tests.support.updates import RecordingUpdates
 

@@ -8,11 +8,12 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 
-from exporter.exposition import Exposition, Payload, Shape
-from exporter.fleet import FleetState, Observation
-from exporter.sources.base import AggregateCounts
-from exporter.targets import STATIC_SOURCE, Found, RegistryInfo, SourceSlot, Targets
-from exporter.telemetry import ExporterMetrics
+from exporter.exposition.self_metrics import ExporterMetrics
+from exporter.exposition.series import Exposition, Shape
+from exporter.fleet.aggregates import AggregateCounts
+from exporter.fleet.connectivity import FleetState, Observation
+from exporter.fleet.targets import STATIC_SOURCE, Found, RegistryInfo, SourceSlot, Targets
+from exporter.web.payload import Payload
 from tests.support.stack import promtool
 
 GOLDEN = Path(__file__).parent / "golden" / "fleet.prom"

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from exporter.fleet import (
+from exporter.fleet.connectivity import (
     MISSING_REASON,
     UNOBSERVED_FLAP,
     FleetState,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from exporter.fleet import (
+from exporter.fleet.connectivity import (
     MISSED_GRACE_SECONDS,
     UNOBSERVED_FLAP,
     FleetState,

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from exporter.hints import Hints, cause
+from exporter.aws.hints import Hints, cause
 
 
 @pytest.mark.parametrize(

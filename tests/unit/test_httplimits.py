@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 
 from exporter.cli import build_parser
-from exporter.httplimits import (
+from exporter.config.durations import parse_go_duration
+from exporter.web.limits import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_READ_HEADER_TIMEOUT,
     RequestRateLimiter,
-    parse_duration,
 )
 
 
@@ -29,7 +29,7 @@ from exporter.httplimits import (
     ],
 )
 def test_parse_duration(text: str, seconds: float) -> None:
-    assert parse_duration(text) == pytest.approx(seconds)
+    assert parse_go_duration(text) == pytest.approx(seconds)
 
 
 @pytest.mark.parametrize(
@@ -37,7 +37,7 @@ def test_parse_duration(text: str, seconds: float) -> None:
 )  # a fullwidth 1
 def test_bad_durations(text: str) -> None:
     with pytest.raises(ValueError, match="expected a duration"):
-        parse_duration(text)
+        parse_go_duration(text)
 
 
 class Clock:

@@ -6,8 +6,8 @@ from http import HTTPStatus
 
 import pytest
 
-from exporter.httplimits import HttpLimits
-from exporter.httpwire import (
+from exporter.web.limits import HttpLimits
+from exporter.web.wire import (
     Request,
     RequestError,
     body_length,

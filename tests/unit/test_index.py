@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from exporter.fleet import Outcome
+from exporter.fleet.connectivity import Outcome
 from exporter.sources.index import MAX_QUERY_TERMS, any_of, observation_of
 
 NOW = 1_700_000_000.0

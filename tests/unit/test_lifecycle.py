@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from exporter.lifecycle import (
+from exporter.fleet.lifecycle import (
     MAX_BODY_CHARS,
     ClientIdMap,
     Dedupe,

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from exporter.calls import AwsCalls, Budgets
-from exporter.config import POLL_OPERATION
-from exporter.fleet import Outcome
-from exporter.ratelimit import RateLimiter
+from exporter.aws.calls import AwsCalls
+from exporter.aws.pacing import RateLimiter, RateLimiters
+from exporter.exposition.self_metrics import ExporterMetrics
+from exporter.fleet.connectivity import Outcome
+from exporter.names import POLL_OPERATION
 from exporter.sources.live import BATCH_SIZE, MAX_CLOCK_SKEW_SECONDS, LivePoller, parse_response
-from exporter.telemetry import ExporterMetrics
 from tests.support.updates import RecordingUpdates
 
 NOW = 1_700_000_000.0
@@ -98,7 +98,7 @@ class _ConnectedIoT:
 
 
 def _poller(limiter: RateLimiter, concurrency: int = 1) -> LivePoller:
-    budgets = Budgets({POLL_OPERATION: 10_000})
+    budgets = RateLimiters({POLL_OPERATION: 10_000})
     budgets._limiters[POLL_OPERATION] = limiter
     stop = threading.Event()
     calls = AwsCalls(

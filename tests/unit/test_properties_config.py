@@ -17,8 +17,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exporter.config import load_config, parse_config
-from exporter.webconfig import load_web_security, parse_web_config
-from exporter.yamlfile import ConfigError
+from exporter.config.yamlfile import ConfigError
+from exporter.web.config_file import load_web_security, parse_web_config
 
 CONFIG_KEYS = [
     "aws", "region", "endpoint_url", "sts_endpoint_url", "profile", "role_arn", "external_id",

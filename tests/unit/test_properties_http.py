@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from exporter.httplimits import HttpLimits
-from exporter.server import ExporterHTTPServer
-from exporter.webconfig import build_security, parse_web_config
+from exporter.web.config_file import build_security, parse_web_config
+from exporter.web.limits import HttpLimits
+from exporter.web.server import ExporterHTTPServer
 from tests.support.endpoints import fixed_endpoints, serving
 
 STATUS_LINE = re.compile(rb"HTTP/1\.1 [1-5][0-9][0-9] [^\r\n]*\r\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.ratelimit import BACKOFF_INITIAL_SECONDS, BACKOFF_MAX_SECONDS, RateLimiter
+from exporter.aws.pacing import BACKOFF_INITIAL_SECONDS, BACKOFF_MAX_SECONDS, RateLimiter
 
 
 class FakeClock:

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from exporter.exposition import CONTENT_TYPE, Payload
-from exporter.server import Endpoints, ExporterHTTPServer, ReloadResult, accepts_gzip
+from exporter.web.payload import CONTENT_TYPE, Payload
+from exporter.web.server import Endpoints, ExporterHTTPServer, ReloadResult, accepts_gzip
 from tests.support.endpoints import serving
 
 

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from exporter.httplimits import HttpLimits
-from exporter.server import ExporterHTTPServer
+from exporter.web.limits import HttpLimits
+from exporter.web.server import ExporterHTTPServer
 from tests.support.endpoints import fixed_endpoints, serving
 from tests.support.flood import Flood
 from tests.support.promstack import wait_until

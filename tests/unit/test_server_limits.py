@@ -19,8 +19,8 @@ from typing import Any, NoReturn
 
 import pytest
 
-from exporter.httplimits import HttpLimits
-from exporter.server import ExporterHTTPServer
+from exporter.web.limits import HttpLimits
+from exporter.web.server import ExporterHTTPServer
 from tests.support.endpoints import fixed_endpoints, serving
 from tests.support.paths import REPO_ROOT
 from tests.support.promstack import wait_until
@@ -300,8 +300,8 @@ def test_a_handler_bug_is_a_500_and_the_server_goes_on(
 
 _SERVER_WITH_FEW_FILES = """
 import logging, resource, sys
-from exporter.httplimits import HttpLimits
-from exporter.server import ExporterHTTPServer
+from exporter.web.limits import HttpLimits
+from exporter.web.server import ExporterHTTPServer
 from tests.support.endpoints import fixed_endpoints
 logging.basicConfig(stream=sys.stderr, level=logging.WARNING, format="%(message)s")
 server = ExporterHTTPServer(

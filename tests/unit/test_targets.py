@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.targets import Found, RegistryInfo, SourceCount, SourceSlot, Targets
+from exporter.fleet.targets import Found, RegistryInfo, SourceCount, SourceSlot, Targets
 
 GROUP = SourceSlot("thing_group:a", live=True, max_things=3)
 QUERY = SourceSlot("query:q", live=False, max_things=None)

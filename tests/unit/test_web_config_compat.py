@@ -21,9 +21,9 @@ from pathlib import Path
 import bcrypt
 import pytest
 
-from exporter.server import ExporterHTTPServer
-from exporter.webconfig import load_web_security
-from exporter.yamlfile import ConfigError
+from exporter.config.yamlfile import ConfigError
+from exporter.web.config_file import load_web_security
+from exporter.web.server import ExporterHTTPServer
 from tests.support.endpoints import fixed_endpoints, serving
 
 # --- certificates -------------------------------------------------------------------------------

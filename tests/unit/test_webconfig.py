@@ -11,7 +11,8 @@ import bcrypt
 import pytest
 import yaml
 
-from exporter.webconfig import (
+from exporter.config.yamlfile import ConfigError
+from exporter.web.config_file import (
     BasicAuth,
     TLSServerConfig,
     WebConfig,
@@ -20,7 +21,6 @@ from exporter.webconfig import (
     load_web_security,
     parse_web_config,
 )
-from exporter.yamlfile import ConfigError
 
 # Cost 4, bcrypt's minimum, keeps the tests fast; operators use 10 or more.
 ALICE_PASSWORD = "wonderland"

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from http import HTTPStatus
 
 from exporter import __version__
-from exporter.exposition import CONTENT_TYPE, Payload
-from exporter.httplimits import HttpLimits
-from exporter.httploop import HttpLoop, Response, TLSPolicy
-from exporter.httpwire import Request, response_head
-from exporter.webconfig import REALM, WebSecurity
+from exporter.web.config_file import REALM, WebSecurity
+from exporter.web.limits import HttpLimits
+from exporter.web.loop import HttpLoop, Response, TLSPolicy
+from exporter.web.payload import CONTENT_TYPE, Payload
+from exporter.web.wire import Request, response_head
 
 log = logging.getLogger(__name__)
 

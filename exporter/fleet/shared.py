@@ -11,9 +11,9 @@ import threading
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from exporter.fleet import BatchSummary, FleetState, Observation
-from exporter.sources.base import AggregateCounts
-from exporter.targets import Found, SourceCount, SourceSlot, Targets
+from exporter.fleet.aggregates import AggregateCounts
+from exporter.fleet.connectivity import BatchSummary, FleetState, Observation
+from exporter.fleet.targets import Found, SourceCount, SourceSlot, Targets
 
 
 @dataclass(frozen=True, slots=True)

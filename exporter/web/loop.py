@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from http import HTTPStatus
 
-from exporter.httplimits import HttpLimits
-from exporter.httpwire import (
+from exporter.web.limits import HttpLimits
+from exporter.web.tls import peer_sans, sans_allowed
+from exporter.web.wire import (
     Request,
     RequestError,
     body_length,
@@ -35,7 +36,6 @@ from exporter.httpwire import (
     parse_head,
     skip_blank_lines,
 )
-from exporter.tlsconfig import peer_sans, sans_allowed
 
 log = logging.getLogger(__name__)
 

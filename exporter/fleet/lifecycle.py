@@ -15,8 +15,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from exporter.config import THING_NAME_RE
-from exporter.fleet import MISSING_REASON, valid_reason
+from exporter.fleet.connectivity import MISSING_REASON, valid_reason
+from exporter.names import THING_NAME_RE
 
 # A lifecycle event is a few hundred bytes. Anything this large is not one, and is refused
 # before it is parsed, so a 256 KiB poison message costs no JSON parse.

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from http import HTTPStatus
 
-from exporter.httplimits import HttpLimits
+from exporter.web.limits import HttpLimits
 
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _VERSION_RE = re.compile(r"HTTP/([0-9])\.([0-9])")

@@ -143,13 +143,13 @@ class ListOfModels:
 class ConfigError(Exception):
     """Everything wrong with a config file, each error as "path: message"."""
 
-    def __init__(self, errors: Iterable[str], source: str = "<config>") -> None:
+    def __init__(self, errors: Iterable[str], path: str = "<config>") -> None:
         self.errors: tuple[str, ...] = tuple(errors)
-        self.source = source
+        self.path = path
         super().__init__(str(self))
 
     def __str__(self) -> str:
-        return "\n".join(f"{self.source}: {error}" for error in self.errors)
+        return "\n".join(f"{self.path}: {error}" for error in self.errors)
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
@@ -253,10 +253,10 @@ def _forbidden_character(text: str) -> str | None:
     )
 
 
-def load_yaml(text: str, source: str) -> Document:
+def load_yaml(text: str, path: str) -> Document:
     problem = _forbidden_character(text)
     if problem is not None:
-        raise ConfigError([problem], source)
+        raise ConfigError([problem], path)
     try:
         return _load_with(_FastLoader, text)
     except yaml.YAMLError as fast_error:
@@ -267,9 +267,9 @@ def load_yaml(text: str, source: str) -> Document:
             problem = _yaml_problem(exc)
         except RecursionError:
             problem = _TOO_DEEP
-        raise ConfigError([problem], source) from fast_error
+        raise ConfigError([problem], path) from fast_error
     except RecursionError as exc:
-        raise ConfigError([_TOO_DEEP], source) from exc
+        raise ConfigError([_TOO_DEEP], path) from exc
 
 
 _TOO_DEEP = "the YAML nests too deeply to be a config file"
@@ -303,7 +303,7 @@ def line_of(path: str, lines: dict[str, int]) -> int:
 
 
 def validate_document(
-    model: type[M], document: Document, source: str, context: Mapping[str, Any] | None = None
+    model: type[M], document: Document, path: str, context: Mapping[str, Any] | None = None
 ) -> M:
     """The model from a loaded document; ConfigError lists every problem, in file order."""
     problems = list(document.duplicates)
@@ -312,11 +312,11 @@ def validate_document(
         result = model.model_validate(document.data, context=context)
     except ValidationError as exc:
         for error in exc.errors(include_url=False):
-            path, text = _describe(model, error)
-            problems.append((line_of(path, document.lines), f"{path}: {text}"))
+            key, text = _describe(model, error)
+            problems.append((line_of(key, document.lines), f"{key}: {text}"))
     if result is None or problems:
         # A stable sort keeps pydantic's order among errors on the same line.
-        raise ConfigError([message for _, message in sorted(problems, key=lambda p: p[0])], source)
+        raise ConfigError([message for _, message in sorted(problems, key=lambda p: p[0])], path)
     return result
 
 
@@ -378,11 +378,11 @@ def _field(model: type[BaseModel], key: str) -> FieldInfo | None:
 
 def read_config_text(path: str | os.PathLike[str]) -> tuple[str, str]:
     """A config file's text and its name for messages; ConfigError if it cannot be read."""
-    source = os.fspath(path)
+    name = os.fspath(path)
     try:
-        with open(source, encoding="utf-8") as file:
-            return file.read(), source
+        with open(name, encoding="utf-8") as file:
+            return file.read(), name
     except OSError as exc:
-        raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], source) from exc
+        raise ConfigError([f"cannot read the file: {exc.strerror or exc}"], name) from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"not UTF-8 text (byte {exc.start}: {exc.reason})"], source) from exc
+        raise ConfigError([f"not UTF-8 text (byte {exc.start}: {exc.reason})"], name) from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -35,27 +34,6 @@ class HttpLimits:
     max_header_bytes: int = DEFAULT_MAX_HEADER_BYTES
     max_header_fields: int = DEFAULT_MAX_HEADER_FIELDS
     max_body_bytes: int = MAX_BODY_BYTES
-
-
-# --- Go durations -----------------------------------------------------------------------------
-
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
-_UNITS["h"] = 3600.0
-_DURATION_RE = re.compile(r"(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h)")
-
-
-def parse_duration(text: str) -> float:
-    """Seconds in a Go duration string ("10s", "1m30s", "250ms", "0"); ValueError otherwise."""
-    if text == "0":
-        return 0.0
-    if not text or _DURATION_RE.sub("", text) != "":
-        raise ValueError(f"expected a duration such as 10s, 1m30s or 250ms, got {text!r}")
-    total = 0.0
-    for match in _DURATION_RE.finditer(text):
-        part = match.group()
-        unit = next(u for u in sorted(_UNITS, key=len, reverse=True) if part.endswith(u))
-        total += float(part[: -len(unit)]) * _UNITS[unit]
-    return total
 
 
 # --- rate limit -------------------------------------------------------------------------------

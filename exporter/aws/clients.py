@@ -26,7 +26,8 @@ from botocore.parsers import ResponseParserError
 from botocore.utils import parse_timestamp
 
 from exporter import __version__
-from exporter.config import AwsSettings, EventsSettings
+from exporter.config.aws import AwsSettings
+from exporter.config.events import EventsSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_iot import IoTClient

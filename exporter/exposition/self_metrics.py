@@ -10,7 +10,7 @@ import botocore
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from exporter import __version__
-from exporter.config import POLL_OPERATION
+from exporter.names import POLL_OPERATION
 
 # Passes range from well under a second (a handful of things) to minutes (100k things at
 # the default budget); the buckets cover both ends.

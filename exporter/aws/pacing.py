@@ -1,10 +1,10 @@
-"""Client-side request budget: spaces AWS calls evenly and pauses everyone after a throttle."""
+"""Pacing: a rate limiter per AWS operation, spacing calls evenly and pausing after a throttle."""
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 # After a ThrottlingException every worker waits; consecutive throttles double the pause.
 BACKOFF_INITIAL_SECONDS = 0.5
@@ -72,3 +72,36 @@ class RateLimiter:
 def _sleep(seconds: float) -> bool:
     time.sleep(seconds)
     return False
+
+
+class RateLimiters:
+    """One rate limiter per AWS operation, each at its own requests per second.
+
+    AWS enforces a quota per operation (350/s for GetThingConnectivityData, 25/s for
+    ListThingsInThingGroup, ...), so each operation paces on its own: a slow discovery
+    never holds up polling, and a throttle on one operation never pauses another.
+    """
+
+    def __init__(
+        self, rates: Mapping[str, float], *, wait: Callable[[float], bool] | None = None
+    ) -> None:
+        self._wait = wait
+        self._limiters = {
+            operation: RateLimiter(rate, wait=wait) for operation, rate in rates.items()
+        }
+        self.rates = dict(rates)
+
+    def limiter(self, operation: str) -> RateLimiter:
+        return self._limiters[operation]
+
+    def updated(self, rates: Mapping[str, float]) -> RateLimiters:
+        """Limiters for new rates that keep the limiter (and its pacing) of every unchanged one."""
+        limiters = RateLimiters({}, wait=self._wait)
+        for operation, rate in rates.items():
+            kept = self._limiters.get(operation)
+            if kept is not None and self.rates.get(operation) == rate:
+                limiters._limiters[operation] = kept
+            else:
+                limiters._limiters[operation] = RateLimiter(rate, wait=self._wait)
+        limiters.rates = dict(rates)
+        return limiters

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from exporter.lifecycle import Malformed
+from exporter.fleet.lifecycle import Malformed
 
 # From well under a second (a healthy queue) to an hour (a backlog after an outage).
 LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from collections.abc import Iterator
+from typing import Any, Protocol
 
-from exporter.aws import error_code
-from exporter.ratelimit import RateLimiter
-from exporter.telemetry import ExporterMetrics
+from prometheus_client import Counter
+
+from exporter.aws.clients import error_code
+from exporter.aws.pacing import RateLimiters
 
 log = logging.getLogger(__name__)
 
@@ -29,37 +30,14 @@ class CallFailed(Exception):  # noqa: N818 - reads as "the call failed", like bo
         super().__init__(f"{operation} failed: {code}{detail}")
 
 
-class Budgets:
-    """One rate limiter per AWS operation, each at its own requests per second.
+class CallCounters(Protocol):
+    """Where calls are counted: the exporter's iot_exporter_api_* families."""
 
-    AWS enforces a quota per operation (350/s for GetThingConnectivityData, 25/s for
-    ListThingsInThingGroup, ...), so each operation paces on its own: a slow discovery
-    never holds up polling, and a throttle on one operation never pauses another.
-    """
+    @property
+    def api_requests(self) -> Counter: ...
 
-    def __init__(
-        self, rates: Mapping[str, float], *, wait: Callable[[float], bool] | None = None
-    ) -> None:
-        self._wait = wait
-        self._limiters = {
-            operation: RateLimiter(rate, wait=wait) for operation, rate in rates.items()
-        }
-        self.rates = dict(rates)
-
-    def limiter(self, operation: str) -> RateLimiter:
-        return self._limiters[operation]
-
-    def updated(self, rates: Mapping[str, float]) -> Budgets:
-        """Budgets for new rates that keep the limiter (and its pacing) of every unchanged one."""
-        budgets = Budgets({}, wait=self._wait)
-        for operation, rate in rates.items():
-            kept = self._limiters.get(operation)
-            if kept is not None and self.rates.get(operation) == rate:
-                budgets._limiters[operation] = kept
-            else:
-                budgets._limiters[operation] = RateLimiter(rate, wait=self._wait)
-        budgets.rates = dict(rates)
-        return budgets
+    @property
+    def api_errors(self) -> Counter: ...
 
 
 class AwsCalls:
@@ -73,14 +51,14 @@ class AwsCalls:
     def __init__(
         self,
         client: Any,
-        budgets: Budgets,
-        metrics: ExporterMetrics,
+        limiters: RateLimiters,
+        metrics: CallCounters,
         *,
         max_retries: int,
         stop: threading.Event,
     ) -> None:
         self._client = client
-        self._budgets = budgets
+        self._limiters = limiters
         self._metrics = metrics
         self._max_retries = max_retries
         self._stop = stop
@@ -91,13 +69,13 @@ class AwsCalls:
         return self._client
 
     @property
-    def budgets(self) -> Budgets:
-        return self._budgets
+    def limiters(self) -> RateLimiters:
+        return self._limiters
 
     def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """The operation's response; CallFailed for any failure, "Shutdown" on stop."""
         method = getattr(self._client, self._methods[operation])
-        limiter = self._budgets.limiter(operation)
+        limiter = self._limiters.limiter(operation)
         requests = self._metrics.api_requests.labels(operation)
         attempt = 0
         while True:

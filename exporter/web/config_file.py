@@ -25,18 +25,8 @@ from pydantic import (
     field_validator,
 )
 
-from exporter.httplimits import RequestRateLimiter, parse_duration
-from exporter.tlsconfig import (
-    CLIENT_AUTH_TYPES,
-    CURVES,
-    INSECURE_CIPHER_SUITES,
-    TLS12_CIPHER_SUITES,
-    TLS13_CIPHER_SUITES,
-    TLS_VERSIONS,
-    TLSSettings,
-    build_tls_context,
-)
-from exporter.yamlfile import (
+from exporter.config.durations import parse_go_duration
+from exporter.config.yamlfile import (
     ConfigError,
     StrictSection,
     fail,
@@ -45,6 +35,17 @@ from exporter.yamlfile import (
     read_config_text,
     show,
     validate_document,
+)
+from exporter.web.limits import RequestRateLimiter
+from exporter.web.tls import (
+    CLIENT_AUTH_TYPES,
+    CURVES,
+    INSECURE_CIPHER_SUITES,
+    TLS12_CIPHER_SUITES,
+    TLS13_CIPHER_SUITES,
+    TLS_VERSIONS,
+    TLSSettings,
+    build_tls_context,
 )
 
 REALM = "iot-connectivity-exporter"
@@ -217,7 +218,7 @@ def _duration(value: Any) -> float:
     if not isinstance(value, str):
         fail(f"expected a duration such as 1s or 500ms, got {show(value)}")
     try:
-        return parse_duration(value)
+        return parse_go_duration(value)
     except ValueError:
         fail(f"expected a duration such as 1s or 500ms, got {show(value)}")
 

@@ -1,0 +1,163 @@
+"""The whole config file: its sections, the rules across them, and loading it."""
+
+import os
+from typing import Any, Self
+
+from pydantic import (
+    BaseModel,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import InitErrorDetails
+
+from exporter.config.aggregates import AggregatesSettings
+from exporter.config.aws import AwsSettings
+from exporter.config.budgets import DEFAULT_BUDGETS, Budgets
+from exporter.config.discovery import DISCOVERY_LISTS, DiscoverySettings, TargetSourceSettings
+from exporter.config.events import EventsSettings
+from exporter.config.fields import FROM_FILE, Labels, error_at, from_file, reraise
+from exporter.config.metrics import MetricsSettings
+from exporter.config.poll import PollSettings
+from exporter.config.registry import RegistrySettings
+from exporter.config.things import StaticThings, static_things
+from exporter.config.yamlfile import (
+    ConfigError,
+    StrictSection,
+    load_yaml,
+    read_config_text,
+    show,
+    validate_document,
+)
+from exporter.names import POLL_OPERATION
+
+
+class Config(StrictSection):
+    """The whole config file."""
+
+    aws: AwsSettings = Field(default_factory=AwsSettings)
+    poll: PollSettings = Field(default_factory=PollSettings)
+    labels: Labels = Field(default_factory=dict)
+    things: StaticThings = Field(default_factory=StaticThings)
+    discovery: DiscoverySettings = Field(default_factory=DiscoverySettings)
+    registry: RegistrySettings | None = None
+    aggregates: AggregatesSettings = Field(default_factory=AggregatesSettings)
+    budgets: Budgets = Field(default_factory=dict)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    events: EventsSettings | None = None
+
+    @field_validator("registry", "events", mode="before")
+    @classmethod
+    def _written_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        # "registry:" or "events:" with every key under it commented out still asks for the
+        # section: the registry's defaults, or events' error naming what is missing.
+        return {} if value is None and from_file(info) else value
+
+    @field_validator("things", mode="plain")
+    @classmethod
+    def static_things(cls, value: Any, info: ValidationInfo) -> StaticThings:
+        return static_things(value, info.context)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _names_a_source(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        """At least one thing, discovery source or aggregate: checked on the file as written,
+        so the error shows beside every other one."""
+        none = [] if _names_a_source(data) else [error_at(("things",), NO_SOURCE)]
+        try:
+            config = handler(data)
+        except ValidationError as exc:
+            reraise(exc.title, exc.errors(), none)
+        if none:
+            reraise("Config", [], none)
+        return config
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        problems: list[InitErrorDetails] = []
+        promoted = set(self.registry.promote) if self.registry else set()
+        clashes = sorted(promoted.intersection(self.label_names()))
+        if clashes:
+            problems.append(
+                error_at(
+                    ("registry", "promote"),
+                    f"{', '.join(clashes)}: also a configured label; promote another or rename"
+                    " the configured one",
+                )
+            )
+        if problems:
+            reraise("Config", [], problems)
+        return self
+
+    def label_names(self) -> tuple[str, ...]:
+        """Every configured label name, static and per thing, sorted."""
+        names = set(self.labels).union(*self.things.labels.values())
+        return tuple(sorted(names))
+
+    def budget(self, operation: str) -> float:
+        """Requests per second `operation` may spend."""
+        if operation == POLL_OPERATION:
+            return self.poll.max_requests_per_second
+        return self.budgets.get(operation, DEFAULT_BUDGETS[operation])
+
+    def mode_of(self, source: TargetSourceSettings) -> str:
+        """The source's own mode, or poll.mode."""
+        return source.mode or self.poll.mode
+
+    def max_things_of(self, source: TargetSourceSettings) -> int:
+        """The source's own cap on things, or discovery.max_things."""
+        return source.max_things or self.discovery.max_things
+
+
+NO_SOURCE = "list at least one thing, or name a discovery source or an aggregate query"
+
+
+def _names_a_source(data: Any) -> bool:
+    """Whether the raw config names anything to watch. A malformed section counts as
+    naming something: it has an error of its own."""
+    if not isinstance(data, dict):
+        return True
+    candidates = [data.get("things")]
+    for key, lists in (("discovery", DISCOVERY_LISTS), ("aggregates", ("queries",))):
+        section = data.get(key)
+        if section is None:
+            continue
+        if not isinstance(section, dict | BaseModel):
+            return True
+        candidates.extend(_member(section, name) for name in lists)
+    return any(_given(value) for value in candidates)
+
+
+def _member(section: dict[str, Any] | BaseModel, key: str) -> Any:
+    return section.get(key) if isinstance(section, dict) else getattr(section, key, None)
+
+
+def _given(value: Any) -> bool:
+    if isinstance(value, StaticThings):
+        return bool(value.names)
+    return value is not None and not (isinstance(value, list | tuple) and not value)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def parse_config(text: str, path: str = "<config>") -> Config:
+    """The config in YAML text; ConfigError lists everything wrong with it, in file order."""
+    document = load_yaml(text, path)
+    if document.data is None:
+        raise ConfigError(
+            ["the file is empty: it needs a list of things, a discovery source or an aggregate"],
+            path,
+        )
+    if not isinstance(document.data, dict):
+        problem = f"expected a mapping at the top level, got {show(document.data)}"
+        raise ConfigError([problem], path)
+    return validate_document(Config, document, path, context={FROM_FILE: True})
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """The config in a YAML file; ConfigError also when the file cannot be read."""
+    return parse_config(*read_config_text(path))
