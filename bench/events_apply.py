@@ -23,8 +23,9 @@ from exporter.exposition.event_metrics import EventMetrics
 from exporter.exposition.self_metrics import ExporterMetrics
 from exporter.fleet.lifecycle import Dedupe
 from exporter.fleet.shared import SharedState
-from exporter.fleet.targets import STATIC_SOURCE, Found, SourceSlot
-from exporter.sources.events import EventSource, EventWiring
+from exporter.fleet.targets import STATIC_SOURCE, SourceSlot
+from exporter.sources.base import EventWiring
+from exporter.sources.events import EventSource
 
 T0_MS = 1_700_000_000_000
 
@@ -60,14 +61,9 @@ def bodies(count: int, things: list[str]) -> list[dict[str, Any]]:
 
 
 def state_for(things: list[str]) -> SharedState:
-    state = SharedState(
-        [SourceSlot(STATIC_SOURCE, live=False, max_things=None)],
-        known_disconnect_reasons(),
-        clock=time.time,
-    )
-    state.found(STATIC_SOURCE, [Found(name) for name in things])
-    state.settled(STATIC_SOURCE, frozenset(things))
-    state.fleet.events = True
+    state = SharedState(known_disconnect_reasons(), clock=time.time)
+    slots = [SourceSlot(STATIC_SOURCE, live=False, max_things=None)]
+    state.configure(slots, things, events=True, aggregates=())
     return state
 
 

@@ -288,7 +288,7 @@ def main() -> None:
         def factory(_: Config) -> Any:
             return iot
 
-        exporter = Exporter(lambda: load_config(path), factory, registry=registry)
+        exporter = Exporter(lambda: load_config(path), factory, collectors=registry)
         server, port = serve(exporter)
         exporter.start()
         try:

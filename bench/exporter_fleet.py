@@ -290,7 +290,7 @@ def measure_memory(things: int) -> dict[str, Any]:
         def factory(config: Config) -> Any:
             return client
 
-        exporter = Exporter(lambda: load_config(path), factory, registry=CollectorRegistry())
+        exporter = Exporter(lambda: load_config(path), factory, collectors=CollectorRegistry())
         for cycle in range(3):
             client.cycle = cycle
             exporter.run_all()

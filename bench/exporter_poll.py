@@ -151,7 +151,7 @@ def run_cycles(args: argparse.Namespace) -> None:
             clients.append(client)
             return client
 
-        exporter = Exporter(lambda: load_config(path), factory, registry=registry)
+        exporter = Exporter(lambda: load_config(path), factory, collectors=registry)
         # Start-up excluded: open the pool's connections and warm botocore's lazy caches.
         for name in thing_names(min(args.things, args.concurrency * 4)):
             clients[0].get_thing_connectivity_data(thingName=name)

@@ -70,7 +70,7 @@ def measure(things: int, path_kind: str, cycles: int, concurrency: int) -> dict[
         )  # fmt: skip
         start = time.perf_counter()
         registry = CollectorRegistry()
-        exporter = Exporter(lambda: load_config(config), factory, registry=registry)
+        exporter = Exporter(lambda: load_config(config), factory, collectors=registry)
         startup = time.perf_counter() - start
         walls: list[float] = []
         cpus: list[float] = []

@@ -86,7 +86,7 @@ def measure(things: int, scrapes: int, cycles: int) -> None:
         def factory(_: Config) -> Any:
             return client
 
-        exporter = Exporter(lambda: load_config(path), factory, registry=registry)
+        exporter = Exporter(lambda: load_config(path), factory, collectors=registry)
         cycle_seconds: list[float] = []
         for _ in range(cycles):
             client.next_cycle()

@@ -234,12 +234,10 @@ def slope_per_1000(points: Sequence[tuple[float, float]]) -> float:
 
 
 def sample(cycle: int, exporter: Exporter, traced: bool) -> Sample:
-    with exporter.state.lock:
-        things = len(exporter.state.fleet.things)
-        disconnects = sum(
-            sum(state.disconnects.values()) for state in exporter.state.fleet.things.values()
-        )
-        fleet_disconnects = sum(exporter.state.fleet.fleet_disconnects.values())
+    states = exporter.state.things()
+    things = len(states)
+    disconnects = sum(sum(state.disconnects.values()) for state in states.values())
+    fleet_disconnects = sum(exporter.state.fleet_disconnects().values())
     return Sample(
         cycle=cycle,
         rss_mib=rss_bytes() / MIB,
@@ -288,7 +286,7 @@ def soak(args: argparse.Namespace) -> None:
         clock = ManualClock(CLOCK_START)
         path = revisions.path
         exporter = Exporter(
-            lambda: load_config(path), factory, clock=clock.now, registry=CollectorRegistry()
+            lambda: load_config(path), factory, clock=clock.now, collectors=CollectorRegistry()
         )
         server, port = serve(exporter)
         scrape = ["--scraper", str(port), "--scrape-interval", str(args.scrape_interval)]
@@ -439,7 +437,7 @@ def reloads_child(count: int, things: int, vary_aws: bool) -> None:
         revisions.write()
         factory = CountingFactory(bench_client_factory)
         path = revisions.path
-        exporter = Exporter(lambda: load_config(path), factory, registry=CollectorRegistry())
+        exporter = Exporter(lambda: load_config(path), factory, collectors=CollectorRegistry())
         gc.collect()
         rss = {0: rss_bytes() / MIB}
         started = time.perf_counter()

@@ -13,60 +13,60 @@ LAG_BUCKETS = (0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
 class EventMetrics:
     """Counters of what the consumers did with each message; see docs/events.md."""
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, collectors: CollectorRegistry) -> None:
         self.received = Counter(
             "iot_exporter_events_received",
             "SQS messages the event source received (each delivery counts).",
-            registry=registry,
+            registry=collectors,
         )
         self.applied = Counter(
             "iot_exporter_events_applied",
             "Lifecycle events applied to a targeted thing.",
-            registry=registry,
+            registry=collectors,
         )
         self.duplicates = Counter(
             "iot_exporter_events_duplicates",
             "Repeated deliveries of an event, dropped by the dedupe set.",
-            registry=registry,
+            registry=collectors,
         )
         self.out_of_order = Counter(
             "iot_exporter_events_out_of_order",
             "Events older than the state they met: counted if new, not shown.",
-            registry=registry,
+            registry=collectors,
         )
         self.not_targeted = Counter(
             "iot_exporter_events_not_targeted",
             "Events whose client ID names no targeted thing, dropped.",
-            registry=registry,
+            registry=collectors,
         )
         self.malformed = Counter(
             "iot_exporter_events_malformed",
             "Messages that are no lifecycle event, by kind; each is deleted.",
             ["kind"],
-            registry=registry,
+            registry=collectors,
         )
         self.missed = Counter(
             "iot_exporter_events_missed",
             "Changes a poll saw that no event showed in time, counted by the polling rules.",
-            registry=registry,
+            registry=collectors,
         )
         self.lag = Histogram(
             "iot_exporter_events_lag_seconds",
             "Now minus the event's timestamp, when the event is applied.",
             buckets=LAG_BUCKETS,
-            registry=registry,
+            registry=collectors,
         )
         self.dedupe_keys = Gauge(
             "iot_exporter_events_dedupe_keys",
             "Keys the dedupe set holds now (at most events.dedupe_keys).",
-            registry=registry,
+            registry=collectors,
         )
         self.queue_messages = Gauge(
             "iot_exporter_events_queue_messages",
             "Messages on the queue by state (visible: waiting; in_flight: received, not yet "
             "deleted), as SQS approximates them at the source's last pass.",
             ["state"],
-            registry=registry,
+            registry=collectors,
         )
         for kind in Malformed:
             self.malformed.labels(kind.value)

@@ -1,4 +1,4 @@
-"""The exporter's own health metrics (iot_exporter_*), defined on an injected registry."""
+"""The exporter's own health metrics (iot_exporter_*), defined on an injected collector registry."""
 
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ class ExporterMetrics:
     discovery and aggregates included, by source="...".
     """
 
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, collectors: CollectorRegistry) -> None:
         self.build_info = Gauge(
             "iot_exporter_build_info",
             "A metric with a constant '1' value labelled by the exporter's and its SDK's versions.",
             ["version", "python_version", "boto3_version", "botocore_version"],
-            registry=registry,
+            registry=collectors,
         )
         self.build_info.labels(
             __version__, platform.python_version(), boto3.__version__, botocore.__version__
@@ -39,58 +39,58 @@ class ExporterMetrics:
             "iot_exporter_api_requests",
             "AWS API requests sent, by operation (each attempt counts, retries included).",
             ["operation"],
-            registry=registry,
+            registry=collectors,
         )
         self.api_errors = Counter(
             "iot_exporter_api_errors",
             "AWS API requests that failed, by operation and error code "
             '(throttling is error_code="ThrottlingException").',
             ["operation", "error_code"],
-            registry=registry,
+            registry=collectors,
         )
         self.request_budget = Gauge(
             "iot_exporter_request_budget_per_second",
             "The configured budget of AWS API requests per second, by operation "
             "(GetThingConnectivityData's is poll.max_requests_per_second).",
             ["operation"],
-            registry=registry,
+            registry=collectors,
         )
         self.cycle_duration = Histogram(
             "iot_exporter_poll_cycle_duration_seconds",
             "How long a poll cycle (a pass of the live poller or of an index-mode source) took.",
             buckets=CYCLE_BUCKETS,
-            registry=registry,
+            registry=collectors,
         )
         self.cycles = Counter(
             "iot_exporter_poll_cycles",
             "Poll cycles completed.",
-            registry=registry,
+            registry=collectors,
         )
         self.cycles_overrun = Counter(
             "iot_exporter_poll_cycles_overrun",
             "Poll cycles skipped because the previous cycle was still running when they were due.",
-            registry=registry,
+            registry=collectors,
         )
         self.last_cycle_success = Gauge(
             "iot_exporter_last_poll_success_timestamp_seconds",
             "When the last poll cycle in which at least one observation succeeded completed, "
             "in seconds since the epoch.",
-            registry=registry,
+            registry=collectors,
         )
         self.things_targeted = Gauge(
             "iot_exporter_things_targeted",
             "Things some source names: the static list and every discovery source, merged.",
-            registry=registry,
+            registry=collectors,
         )
         self.config_reload_ok = Gauge(
             "iot_exporter_config_last_reload_successful",
             "Whether the last configuration reload attempt succeeded (1) or failed (0).",
-            registry=registry,
+            registry=collectors,
         )
         self.config_reload_time = Gauge(
             "iot_exporter_config_last_reload_success_timestamp_seconds",
             "When the configuration was last loaded successfully, in seconds since the epoch.",
-            registry=registry,
+            registry=collectors,
         )
         source = ["source"]
         self.source_passes = Counter(
@@ -98,65 +98,72 @@ class ExporterMetrics:
             "Passes a source completed or gave up on (discovery, polling, index paging, "
             "aggregates).",
             source,
-            registry=registry,
+            registry=collectors,
         )
         self.source_failures = Counter(
             "iot_exporter_source_pass_failures",
             "Passes that failed; a failed discovery pass keeps the source's last good list.",
             source,
-            registry=registry,
+            registry=collectors,
         )
         self.source_ok = Gauge(
             "iot_exporter_source_last_pass_successful",
             "Whether the source's last pass succeeded (1) or failed (0).",
             source,
-            registry=registry,
+            registry=collectors,
         )
         self.source_success_time = Gauge(
             "iot_exporter_source_last_success_timestamp_seconds",
             "When the source last completed a pass successfully, in seconds since the epoch.",
             source,
-            registry=registry,
+            registry=collectors,
         )
         self.source_duration = Gauge(
             "iot_exporter_source_last_pass_duration_seconds",
             "How long the source's last pass took.",
             source,
-            registry=registry,
+            registry=collectors,
         )
         self.source_overruns = Counter(
             "iot_exporter_source_passes_overrun",
             "Passes skipped because the source's previous pass was still running when due.",
             source,
-            registry=registry,
+            registry=collectors,
         )
         self.source_things = Gauge(
             "iot_exporter_source_things",
             "Things a target source names now (its last good answer).",
             source,
-            registry=registry,
+            registry=collectors,
         )
         self.source_max_things = Gauge(
             "iot_exporter_source_max_things",
             "The most things a discovery source may name (max_things).",
             source,
-            registry=registry,
+            registry=collectors,
         )
         self.source_refused = Gauge(
             "iot_exporter_source_things_refused",
             "Things a discovery source found in its last pass beyond max_things, and left out.",
             source,
-            registry=registry,
+            registry=collectors,
+        )
+        self.source_invalid_names = Counter(
+            "iot_exporter_source_invalid_thing_names",
+            "Names a source met that AWS could not have issued as thing names (not 1 to 128 of"
+            " a-z A-Z 0-9 : _ -), left out; each time it meets one counts.",
+            source,
+            registry=collectors,
         )
         self.render_duration = Gauge(
             "iot_exporter_render_duration_seconds",
             "How long the last rendering of the fleet's series took.",
-            registry=registry,
+            registry=collectors,
         )
         self.renders = Counter(
             "iot_exporter_renders",
             "Renderings of the fleet's series (at most one per short interval, on change).",
-            registry=registry,
+            registry=collectors,
         )
         # Pre-create the series operators alert on, so rate() works from the first scrape.
         self.api_requests.labels(POLL_OPERATION)
@@ -174,6 +181,7 @@ class ExporterMetrics:
             self.source_things,
             self.source_max_things,
             self.source_refused,
+            self.source_invalid_names,
         ):
             with contextlib.suppress(KeyError):  # it never ran
                 family.remove(source)

@@ -1,7 +1,7 @@
 """AWS IoT lifecycle events: parsing an SQS message body, client ID to thing, bounded dedupe.
 
 Pure logic: no boto3, no threads, no clock. The event source (sources/events.py) feeds it
-message bodies; the fleet's rules (fleet.py) decide what an event does to a thing.
+message bodies; the fleet's rules (connectivity.py) decide what an event does to a thing.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from exporter.fleet.connectivity import MISSING_REASON, valid_reason
-from exporter.names import THING_NAME_RE
+from exporter.names import is_thing_name
 
 # A lifecycle event is a few hundred bytes. Anything this large is not one, and is refused
 # before it is parsed, so a 256 KiB poison message costs no JSON parse.
@@ -139,10 +139,15 @@ class ClientIdMap:
 
     def thing_name(self, client_id: str) -> str | None:
         """The thing a client ID belongs to, or None when it follows no rule we know."""
+        name = self.stripped(client_id)
+        return name if is_thing_name(name) else None
+
+    def stripped(self, client_id: str) -> str | None:
+        """The client ID without the prefix and suffix (the name it claims), or None when it
+        does not have them."""
         if not client_id.startswith(self.prefix) or not client_id.endswith(self.suffix):
             return None
-        name = client_id[len(self.prefix) : len(client_id) - len(self.suffix)]
-        return name if THING_NAME_RE.fullmatch(name) else None
+        return client_id[len(self.prefix) : len(client_id) - len(self.suffix)]
 
 
 class Dedupe:

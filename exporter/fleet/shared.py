@@ -1,19 +1,24 @@
 """The fleet's shared state: where every source's updates meet, under one lock.
 
-The rules are elsewhere and pure (targets.py for which things are watched, fleet.py for
-what their observations mean); this module only serialises the sources' threads onto
-them, and tells the renderer when something changed.
+The rules are elsewhere and pure (targets.py for which things are watched, connectivity.py
+for what their observations mean); this module only serialises the sources' threads onto
+them, refuses names AWS could not have issued, and tells the renderer when something
+changed. Everything outside the core reads and changes the state through these methods.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from exporter.fleet.aggregates import AggregateCounts
-from exporter.fleet.connectivity import BatchSummary, FleetState, Observation
-from exporter.fleet.targets import Found, SourceCount, SourceSlot, Targets
+from exporter.fleet.connectivity import BatchSummary, FleetState, Observation, ThingState
+from exporter.fleet.targets import STATIC_SOURCE, Found, SourceCount, SourceSlot, Targets
+from exporter.names import is_thing_name
+
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,25 +27,32 @@ class _Aggregate:
     at: float
 
 
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a rendering reads. Valid only inside `SharedState.read`'s callback, which holds
+    the lock: the targets and the fleet are the live objects, not copies, so a render of
+    100,000 things copies nothing."""
+
+    version: int
+    targets: Targets
+    fleet: FleetState
+    aggregates: Mapping[str, AggregateCounts]  # those counted within the max age asked for
+    left: Sequence[str]  # things that left since the last snapshot
+
+
 class SharedState:
-    """Targets, connectivity and aggregates, changed only through the Updates methods.
+    """Targets, connectivity and aggregates, changed only through these methods.
 
     Every change bumps `version` and wakes whoever waits in `wait_for_change` (the
     renderer), so rendering follows changes rather than a clock.
     """
 
-    def __init__(
-        self,
-        slots: Sequence[SourceSlot],
-        known_reasons: Iterable[str],
-        *,
-        clock: Callable[[], float],
-    ) -> None:
-        self.lock = threading.RLock()
-        self._changed = threading.Condition(self.lock)
-        self.version = 0
-        self.targets = Targets(slots)
-        self.fleet = FleetState(known_reasons)
+    def __init__(self, known_reasons: Iterable[str], *, clock: Callable[[], float]) -> None:
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._version = 0
+        self._targets = Targets(())
+        self._fleet = FleetState(known_reasons)
         self._aggregates: dict[str, _Aggregate] = {}
         self._clock = clock
         self._joined_live: list[str] = []
@@ -49,104 +61,153 @@ class SharedState:
     # -- Updates (sources/base.py) -----------------------------------------------------------
 
     def observed(self, batch: Sequence[Observation]) -> BatchSummary:
-        with self.lock:
-            summary = self.fleet.apply(batch, self.targets.__contains__)
+        with self._lock:
+            summary = self._fleet.apply(batch, self._targets.__contains__)
             if summary.observed:
                 self._bump()
             return summary
 
-    def begin(self, source: str) -> None:
-        """A target source's pass starts: its cap's refusals are counted afresh, so a failed
-        pass (which never settles) does not add its refusals to the next one's."""
-        with self.lock:
-            self.targets.begin(source)
-
-    def found(self, source: str, things: Sequence[Found]) -> None:
-        with self.lock:
-            joined = self.targets.extend(source, things)
+    def found(self, source: str, things: Sequence[Found]) -> list[str]:
+        """Some of the things `source` names; return the names refused because AWS could not
+        have issued them (they never become targets, so never reach /metrics)."""
+        with self._lock:
+            targeted = self._targets.things
+            # Only a name new to the targets is checked: every target passed this check once.
+            invalid = [
+                t.name for t in things if t.name not in targeted and not is_thing_name(t.name)
+            ]
+            if invalid:
+                refused = set(invalid)
+                things = [thing for thing in things if thing.name not in refused]
+            joined = self._targets.extend(source, things)
             if joined:
                 if self._live_source(source):
                     self._joined_live.extend(joined)
                 self._bump()
+            return invalid
 
     def settled(self, source: str, names: Collection[str]) -> None:
-        with self.lock:
-            before = self.targets.count(source).things
-            left = self.targets.settle(source, names)
-            self.fleet.forget(left)
-            self._left.extend(left)
-            if left or self.targets.count(source).things != before:
-                self._bump()
+        with self._lock:
+            self._settle(source, names)
 
     def counted(self, source: str, counts: Sequence[AggregateCounts]) -> None:
-        with self.lock:
+        with self._lock:
             now = self._clock()
             for item in counts:
                 self._aggregates[item.name] = _Aggregate(item, now)
             self._bump()
 
     def live_names(self) -> list[str]:
-        with self.lock:
-            return list(self.targets.live_names())
+        with self._lock:
+            return list(self._targets.live_names())
 
     # -- for the composition root --------------------------------------------------------
 
-    def take_joined_live(self) -> list[str]:
-        """Live-mode things that joined since the last call, to be polled without waiting."""
-        with self.lock:
-            joined, self._joined_live = self._joined_live, []
-            return [name for name in joined if name in self.targets]
-
-    def take_left(self) -> list[str]:
-        """Things that left since the last call (the renderer forgets their labels)."""
-        with self.lock:
-            left, self._left = self._left, []
-            return left
-
-    def reconfigure(self, slots: Sequence[SourceSlot]) -> list[str]:
-        """New target sources (a reload): things only removed sources named leave."""
-        with self.lock:
-            left = self.targets.reconfigure(slots)
-            self.fleet.forget(left)
-            self._left.extend(left)
-            self._bump()
-            return left
-
-    def keep_aggregates(self, names: Collection[str]) -> None:
-        """Forget aggregates no longer configured."""
-        with self.lock:
-            for name in [name for name in self._aggregates if name not in names]:
+    def configure(
+        self,
+        slots: Sequence[SourceSlot],
+        static: Sequence[str],
+        *,
+        events: bool,
+        aggregates: Collection[str],
+    ) -> list[str]:
+        """Take a config's target sources, static list, mode and aggregate queries (at
+        start and on reload). Things only removed sources named leave, and are returned;
+        aggregates no longer configured are forgotten."""
+        with self._lock:
+            left = self._targets.reconfigure(slots)
+            self._forget(left)
+            # Lifecycle events configured: polls defer their counts to the events.
+            self._fleet.events = events
+            if static:
+                # As a pass of the static list would: names it adds join the live poller's.
+                self.found(STATIC_SOURCE, [Found(name) for name in static])
+                left += self._settle(STATIC_SOURCE, frozenset(static))
+            for name in [name for name in self._aggregates if name not in aggregates]:
                 del self._aggregates[name]
             self._bump()
+            return left
 
-    def aggregates(self, now: float, max_age: float) -> dict[str, AggregateCounts]:
-        """The aggregates counted within `max_age`; older counts are withdrawn, not shown."""
-        with self.lock:
-            return {
-                name: item.counts
-                for name, item in self._aggregates.items()
-                if now - item.at <= max_age
-            }
+    def begin(self, source: str) -> None:
+        """A target source's pass starts: its cap's refusals are counted afresh, so a failed
+        pass (which never settles) does not add its refusals to the next one's."""
+        with self._lock:
+            self._targets.begin(source)
+
+    def take_joined_live(self) -> list[str]:
+        """Live-mode things that joined since the last call, to be polled without waiting."""
+        with self._lock:
+            joined, self._joined_live = self._joined_live, []
+            return [name for name in joined if name in self._targets]
+
+    def targeted(self) -> int:
+        """How many things some source names."""
+        with self._lock:
+            return len(self._targets)
 
     def count(self, source: str) -> SourceCount:
-        with self.lock:
-            return self.targets.count(source)
+        with self._lock:
+            return self._targets.count(source)
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    # -- for the renderer ----------------------------------------------------------------
+
+    def read(self, reader: Callable[[Snapshot], R], *, now: float, aggregate_max_age: float) -> R:
+        """Call `reader` on a snapshot, under the lock; sources wait meanwhile.
+
+        Aggregates counted longer than `aggregate_max_age` ago are withdrawn, not shown.
+        """
+        with self._lock:
+            left, self._left = self._left, []
+            aggregates = {
+                name: item.counts
+                for name, item in self._aggregates.items()
+                if now - item.at <= aggregate_max_age
+            }
+            return reader(Snapshot(self._version, self._targets, self._fleet, aggregates, left))
 
     def wait_for_change(self, version: int, timeout: float | None) -> int:
         """Block until `version` is not the current one (or timeout); return the current one."""
         with self._changed:
-            if self.version == version:
+            if self._version == version:
                 self._changed.wait(timeout)
-            return self.version
+            return self._version
 
     def poke(self) -> None:
         """Wake the renderer without a change (to stop it, or when time alone matters)."""
         with self._changed:
             self._changed.notify_all()
 
+    # -- for tests and benchmarks --------------------------------------------------------
+
+    def things(self) -> dict[str, ThingState]:
+        """A copy of every thing's state now."""
+        with self._lock:
+            return dict(self._fleet.things)
+
+    def fleet_disconnects(self) -> dict[str, int]:
+        """A copy of the fleet-wide disconnect counters now."""
+        with self._lock:
+            return dict(self._fleet.fleet_disconnects)
+
+    def _settle(self, source: str, names: Collection[str]) -> list[str]:
+        before = self._targets.count(source).things
+        left = self._targets.settle(source, names)
+        self._forget(left)
+        if left or self._targets.count(source).things != before:
+            self._bump()
+        return left
+
+    def _forget(self, left: list[str]) -> None:
+        self._fleet.forget(left)
+        self._left.extend(left)
+
     def _live_source(self, source: str) -> bool:
-        return any(slot.name == source and slot.live for slot in self.targets.slots)
+        return any(slot.name == source and slot.live for slot in self._targets.slots)
 
     def _bump(self) -> None:
-        self.version += 1
+        self._version += 1
         self._changed.notify_all()

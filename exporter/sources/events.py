@@ -6,15 +6,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from exporter.aws.calls import AwsCalls, CallFailed
+from exporter.aws.calls import CallFailed
 from exporter.config.events import EventsSettings
-from exporter.exposition.event_metrics import EventMetrics
 from exporter.fleet.connectivity import BatchSummary, Observation
 from exporter.fleet.lifecycle import ClientIdMap, Dedupe, LifecycleEvent, Malformed, parse_body
-from exporter.sources.base import PassOutcome, Source, Updates, describe
+from exporter.sources.base import EventWiring, PassOutcome, Source, Updates, describe
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +26,6 @@ REPORT_INTERVAL = 5.0
 # After a failed ReceiveMessage, wait before the next (doubling, up to the cap).
 RETRY_INITIAL_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
-
-
-@dataclass(frozen=True, slots=True)
-class EventWiring:
-    """What the composition root hands plan() for events: SQS calls, the metrics, and the
-    event that stops those calls (set by close(), never by the app's stop)."""
-
-    calls: AwsCalls
-    metrics: EventMetrics
-    closing: threading.Event
 
 
 class EventSource(Source):
@@ -77,6 +65,7 @@ class EventSource(Source):
         self._summary = BatchSummary()
         self._failure: CallFailed | None = None
         self._received = 0
+        self._invalid: list[str] = []
 
     # -- the Source contract --------------------------------------------------------------
 
@@ -87,9 +76,12 @@ class EventSource(Source):
         with self._lock:
             summary, self._summary = self._summary, BatchSummary()
             failure, received, self._received = self._failure, self._received, 0
+            invalid, self._invalid = self._invalid, []
         if failure is not None:
-            return PassOutcome.failed_call(failure, things=summary.observed, summary=summary)
-        return PassOutcome(ok=True, things=received, summary=summary)
+            return PassOutcome.failed_call(
+                failure, things=summary.observed, summary=summary, invalid_names=invalid
+            )
+        return PassOutcome(ok=True, things=received, summary=summary, invalid_names=tuple(invalid))
 
     def _measure_queue(self) -> None:
         """The queue's depth: a backlog that grows says the consumers fall behind."""
@@ -191,6 +183,9 @@ class EventSource(Source):
                 name = self._client_ids.thing_name(parsed.client_id)
                 if name is None:
                     unmapped += 1
+                    claimed = self._client_ids.stripped(parsed.client_id)
+                    if claimed is not None:
+                        self._invalid.append(claimed)  # it claims a name AWS could not issue
                     continue
                 if not self._dedupe.first(parsed.dedupe_key):
                     duplicates += 1

@@ -95,7 +95,7 @@ class IndexPager(Source):
         self.interval = interval
         self._queries = queries
         self._calls = calls
-        self._observe = observe
+        self.observes = observe
         self._info = info
         self._fixed = frozenset(fixed) if fixed is not None else None
         self._clock = clock
@@ -103,33 +103,32 @@ class IndexPager(Source):
     def run(self, updates: Updates) -> PassOutcome:
         seen: set[str] = set()
         summary = BatchSummary()
+        invalid: list[str] = []
         try:
             for query in self._queries(self._calls):
                 for page in self._calls.pages(
                     "SearchIndex", indexName=INDEX_NAME, queryString=query, maxResults=SEARCH_PAGE
                 ):
                     found, observations = self._read(page)
-                    seen.update(item.name for item in found)
-                    updates.found(self.name, found)
+                    refused = updates.found(self.name, found)
+                    invalid.extend(refused)
+                    seen.update(item.name for item in found if item.name not in refused)
                     if observations:
                         summary += updates.observed(observations)
         except CallFailed as failure:
-            return PassOutcome.failed_call(failure, things=len(seen), summary=summary)
+            return PassOutcome.failed_call(
+                failure, things=len(seen), summary=summary, invalid_names=invalid
+            )
         if self._fixed is not None:
             missing = self._fixed - seen
-            if self._observe and missing:
+            if self.observes and missing:
                 now = self._clock()
                 summary += updates.observed(
                     [Observation.failed(n, now, NOT_INDEXED, not_found=True) for n in missing]
                 )
             seen = set(self._fixed)
         updates.settled(self.name, seen)
-        return PassOutcome(ok=True, things=len(seen), summary=summary)
-
-    @property
-    def observes(self) -> bool:
-        """Whether its pages' connectivity goes to the fleet (index mode)."""
-        return self._observe
+        return PassOutcome(ok=True, things=len(seen), summary=summary, invalid_names=tuple(invalid))
 
     def _read(self, page: Mapping[str, Any]) -> tuple[list[Found], list[Observation]]:
         entries = page.get("things")
@@ -145,7 +144,7 @@ class IndexPager(Source):
             if self._fixed is not None and name not in self._fixed:
                 continue  # search is case-insensitive: "Pump-1" answers for "pump-1"
             found.append(Found(name, self._info(entry) if self._info is not None else None))
-            if self._observe:
+            if self.observes:
                 observations.append(observation_of(entry, name, now))
         return found, observations
 

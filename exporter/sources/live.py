@@ -36,6 +36,8 @@ class LivePoller(Source):
 
     name = NAME
     where = "poll"
+    observes = True
+    follows_targets = True
 
     def __init__(
         self,
@@ -52,6 +54,18 @@ class LivePoller(Source):
         self._stop = stop
         self._clock = clock
         self._unexpected_logged = False
+
+    def targets_reported(self, updates: Updates) -> None:
+        """Discovery has named the live things: say now, not after the first overrun, if a
+        pass of them cannot fit the interval at this budget."""
+        warn_if_budget_too_small(
+            len(updates.live_names()), self._calls.limiters.rates[POLL_OPERATION], self.interval
+        )
+
+    def targets_joined(self, names: Sequence[str], updates: Updates) -> None:
+        """Poll what discovery just added, without waiting for the next pass."""
+        log.info("polling newly discovered things now", extra={"things": len(names)})
+        self.poll(names, updates)
 
     def run(self, updates: Updates) -> PassOutcome:
         """Poll every live target once; a thing's failure is an observation, not the pass's."""
@@ -135,6 +149,22 @@ class LivePoller(Source):
             extra={"thing": thing_name, "error": repr(error)},
             exc_info=error,
         )
+
+
+def warn_if_budget_too_small(things: int, budget: float, interval: float) -> None:
+    """Warn when polling `things` at `budget` requests per second takes longer than `interval`."""
+    if things / budget <= interval:
+        return
+    log.warning(
+        "a poll cycle cannot finish within poll.interval at this request budget; "
+        "cycles will overrun: raise poll.interval or poll.max_requests_per_second",
+        extra={
+            "things": things,
+            "max_requests_per_second": budget,
+            "shortest_cycle_seconds": round(things / budget, 1),
+            "interval_seconds": interval,
+        },
+    )
 
 
 class _Batches:

@@ -107,15 +107,17 @@ class RegistryLister(Source):
 
     def run(self, updates: Updates) -> PassOutcome:
         seen: set[str] = set()
+        invalid: list[str] = []
         try:
             for page in self._pages():
                 found = list(self._found(page))
-                seen.update(item.name for item in found)
-                updates.found(self.name, found)
+                refused = updates.found(self.name, found)
+                invalid.extend(refused)
+                seen.update(item.name for item in found if item.name not in refused)
         except CallFailed as failure:
-            return PassOutcome.failed_call(failure, things=len(seen))
+            return PassOutcome.failed_call(failure, things=len(seen), invalid_names=invalid)
         updates.settled(self.name, seen)
-        return PassOutcome(ok=True, things=len(seen))
+        return PassOutcome(ok=True, things=len(seen), invalid_names=tuple(invalid))
 
     def _pages(self) -> Iterator[dict[str, Any]]:
         listing = self._listing

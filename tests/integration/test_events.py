@@ -177,7 +177,7 @@ def test_restart_mid_stream_loses_nothing_and_counts_nothing_twice(
     assert first.join(10)
     first_counts = {
         (name, reason): float(n)
-        for name, state in h.exporter.state.fleet.things.items()
+        for name, state in h.exporter.state.things().items()
         for reason, n in state.disconnects.items()
     }
     assert sum(first_counts.values()) < sum(truth(rule.published).values())  # stopped mid-stream
@@ -187,7 +187,7 @@ def test_restart_mid_stream_loses_nothing_and_counts_nothing_twice(
         lambda: load_config(h.config_path),
         client_factory,
         clock=h.clock.now,
-        registry=registry,
+        collectors=registry,
         sqs_client_factory=sqs_client_factory,
     )
     try:
@@ -200,7 +200,7 @@ def test_restart_mid_stream_loses_nothing_and_counts_nothing_twice(
         second_counts = Counter(
             {
                 (name, reason): float(n)
-                for name, state in second.state.fleet.things.items()
+                for name, state in second.state.things().items()
                 for reason, n in state.disconnects.items()
             }
         )

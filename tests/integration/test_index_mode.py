@@ -110,7 +110,7 @@ def _live_only_twin(h: Harness, tmp_path: Path) -> Exporter:
     path = tmp_path / "live-only.yaml"
     path.write_text(yaml.safe_dump(document))
     return Exporter(
-        lambda: load_config(path), client_factory, clock=h.clock.now, registry=CollectorRegistry()
+        lambda: load_config(path), client_factory, clock=h.clock.now, collectors=CollectorRegistry()
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from exporter.aws.clients import make_iot_client
 from exporter.fleet.connectivity import UNOBSERVED_FLAP
-from exporter.sources import PassOutcome
+from exporter.sources.base import PassOutcome
 from exporter.web.server import Endpoints
 from iot_simulator import FaultConfig, SimulatorConfig
 from tests.support.endpoints import serving

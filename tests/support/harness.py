@@ -159,7 +159,7 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
             lambda: load_config(path),
             factory,
             clock=clock.now,
-            registry=registry,
+            collectors=registry,
             sqs_client_factory=sqs_client_factory,
         )
         made = Harness(

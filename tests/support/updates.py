@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from exporter.fleet.aggregates import AggregateCounts
 from exporter.fleet.connectivity import BatchSummary, Observation, Outcome
 from exporter.fleet.targets import Found
+from exporter.names import is_thing_name
 
 
 @dataclass
@@ -34,8 +35,10 @@ class RecordingUpdates:
             error_codes=codes,
         )
 
-    def found(self, source: str, things: Sequence[Found]) -> None:
+    def found(self, source: str, things: Sequence[Found]) -> list[str]:
+        """Records the page; refuses, as the shared state does, names AWS could not issue."""
         self.pages.append((source, list(things)))
+        return [thing.name for thing in things if not is_thing_name(thing.name)]
 
     def settled(self, source: str, names: Collection[str]) -> None:
         self.settlements.append((source, frozenset(names)))

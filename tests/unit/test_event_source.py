@@ -11,7 +11,8 @@ from prometheus_client import CollectorRegistry
 from exporter.aws.calls import AwsCalls
 from exporter.config.events import EventsSettings
 from exporter.exposition.event_metrics import EventMetrics
-from exporter.sources.events import EventSource, EventWiring
+from exporter.sources.base import EventWiring
+from exporter.sources.events import EventSource
 from tests.support.updates import RecordingUpdates
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/iot-lifecycle"
