@@ -17,13 +17,13 @@ from exporter.aws.calls import AwsCalls, CallFailed
 from exporter.fleet.connectivity import BatchSummary, Observation, valid_reason
 from exporter.fleet.targets import Found
 from exporter.names import INDEX_NAME
+from exporter.sources.answers import InfoReader, plausible_timestamp, thing_name
 from exporter.sources.base import PassOutcome, Source, Updates
-from exporter.sources.live import plausible_timestamp
-from exporter.sources.registry import SEARCH_PAGE, InfoReader, thing_name
 
 # AWS: "The maximum number of terms in a query is 12" (fleet indexing query syntax).
 MAX_QUERY_TERMS = 12
 LIST_GROUPS_PAGE = 250
+SEARCH_PAGE = 100  # SearchIndex's largest page
 # The error code of a static-list thing the index does not return (it does not exist, or
 # was never indexed), reported as a failed observation like a missing thing in live mode.
 NOT_INDEXED = "NotIndexed"

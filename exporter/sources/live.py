@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -13,12 +12,11 @@ from typing import Any
 from exporter.aws.calls import AwsCalls, CallFailed
 from exporter.fleet.connectivity import BatchSummary, Observation, valid_reason
 from exporter.names import POLL_OPERATION
+from exporter.sources.answers import plausible_timestamp
 from exporter.sources.base import PassOutcome, Source, Updates
 
 log = logging.getLogger(__name__)
 
-# A host clock may lag AWS's; a timestamp a day ahead of ours is not skew but nonsense.
-MAX_CLOCK_SKEW_SECONDS = 86_400.0
 # Observations reach the fleet in batches of this many (or fewer at a pass's end), so a
 # pass of 100,000 things that takes half an hour shows its answers as they come.
 BATCH_SIZE = 256
@@ -219,11 +217,6 @@ def parse_response(thing_name: str, response: Mapping[str, Any], observed_at: fl
         timestamp=seconds,
         reason=valid_reason(response.get("disconnectReason")),
     )
-
-
-def plausible_timestamp(seconds: float, observed_at: float) -> bool:
-    """Finite, after the epoch, and not beyond any clock skew into the future."""
-    return math.isfinite(seconds) and 0 < seconds <= observed_at + MAX_CLOCK_SKEW_SECONDS
 
 
 def _locked(names: Iterator[str], lock: threading.Lock) -> Iterator[str]:

@@ -16,12 +16,12 @@ from exporter.config.discovery import (
 )
 from exporter.fleet.targets import STATIC_SOURCE, SourceSlot
 from exporter.sources.aggregates import AggregatesSource
+from exporter.sources.answers import InfoReader
 from exporter.sources.base import Source, Wiring
 from exporter.sources.events import EventSource
 from exporter.sources.index import IndexPager, any_of, fixed_queries, quoted, thing_group_queries
 from exporter.sources.live import LivePoller, warn_if_budget_too_small
 from exporter.sources.registry import (
-    InfoReader,
     Listing,
     RegistryLister,
     attribute_listing,

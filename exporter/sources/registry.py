@@ -7,51 +7,17 @@ answer; only a completed pass replaces the source's last good list.
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from exporter.aws.calls import AwsCalls, CallFailed
 from exporter.fleet.targets import Found, RegistryInfo
+from exporter.sources.answers import InfoReader, thing_name
 from exporter.sources.base import PassOutcome, Source, Updates
 
-# The largest pages the list APIs give (SearchIndex: 100), so a pass takes the fewest calls.
+# The largest page the list APIs give, so a pass takes the fewest calls.
 LIST_PAGE = 250
-SEARCH_PAGE = 100
-
-
-class InfoReader:
-    """Reads a thing's registry info from a ListThings or SearchIndex entry.
-
-    Infos are shared: 100,000 things of a few types and sites need a few objects, not
-    100,000, and every string is interned for the same reason.
-    """
-
-    def __init__(self, attributes: Sequence[str]) -> None:
-        self._attributes = tuple(attributes)
-        self._shared: dict[RegistryInfo, RegistryInfo] = {}
-
-    def __call__(self, entry: Mapping[str, Any]) -> RegistryInfo:
-        thing_type = entry.get("thingTypeName")
-        attributes = entry.get("attributes")
-        if not isinstance(attributes, dict):
-            attributes = {}
-        info = RegistryInfo(
-            _text(thing_type),
-            tuple(_text(attributes.get(name)) for name in self._attributes),
-        )
-        return self._shared.setdefault(info, info)
-
-
-def _text(value: object) -> str:
-    return sys.intern(value) if isinstance(value, str) else ""
-
-
-def thing_name(entry: object) -> str | None:
-    """The thing name in one list entry (a bare name or a mapping), or None if it has none."""
-    name = entry.get("thingName") if isinstance(entry, dict) else entry
-    return sys.intern(name) if isinstance(name, str) and name else None
 
 
 @dataclass(frozen=True, slots=True)

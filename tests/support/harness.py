@@ -17,9 +17,10 @@ import yaml
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from exporter.app import Exporter
+from exporter.app import Exporter, Planner
 from exporter.aws.clients import make_iot_client, make_sqs_client
 from exporter.config import Config, load_config
+from exporter.sources.plan import plan
 from iot_simulator import FaultConfig, ManualClock, Simulator, SimulatorConfig
 
 TEST_CREDENTIALS = ("AKIDEXPORTERTEST0001", "exporter-test-secret")
@@ -52,12 +53,12 @@ class Harness:
     clock: ManualClock
     config_path: Path
     exporter: Exporter
-    registry: CollectorRegistry
+    collectors: CollectorRegistry
     document: dict[str, Any] = field(default_factory=dict)
 
     def live_value(self, name: str, **labels: str) -> float:
         """A metric's value now, not as of the last rendering (which happens per cycle)."""
-        found = self.registry.get_sample_value(name, labels)
+        found = self.collectors.get_sample_value(name, labels)
         return 0.0 if found is None else found
 
     def cycle(self, advance: float = 0.0) -> Samples:
@@ -136,6 +137,7 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
         aws: Mapping[str, Any] | None = None,
         factory: Callable[[Config], Any] = client_factory,
         sections: Mapping[str, Any] | None = None,
+        planner: Planner = plan,
         **poll: Any,
     ) -> Harness:
         """A started simulator and an exporter polling it; `sections` adds top-level config
@@ -154,20 +156,21 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
         document.update(sections or {})
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(document, sort_keys=False))
-        registry = CollectorRegistry()
+        collectors = CollectorRegistry()
         exporter = Exporter(
             lambda: load_config(path),
             factory,
             clock=clock.now,
-            collectors=registry,
+            collectors=collectors,
             sqs_client_factory=sqs_client_factory,
+            planner=planner,
         )
         made = Harness(
             sim=sim,
             clock=clock,
             config_path=path,
             exporter=exporter,
-            registry=registry,
+            collectors=collectors,
             document=document,
         )
         started.append(made)

@@ -17,7 +17,8 @@ from exporter.aws.pacing import RateLimiter, RateLimiters
 from exporter.exposition.self_metrics import ExporterMetrics
 from exporter.fleet.connectivity import Outcome
 from exporter.names import POLL_OPERATION
-from exporter.sources.live import BATCH_SIZE, MAX_CLOCK_SKEW_SECONDS, LivePoller, parse_response
+from exporter.sources.answers import MAX_CLOCK_SKEW_SECONDS
+from exporter.sources.live import BATCH_SIZE, LivePoller, parse_response
 from tests.support.updates import RecordingUpdates
 
 NOW = 1_700_000_000.0
