@@ -29,6 +29,9 @@ class FaultConfig:
     - ``slow_rate``/``slow_seconds``: that share of responses waits ``slow_seconds`` first,
       to outlast a client's read timeout.
     - ``malformed_rate``/``malformed``: that share of responses has a broken body.
+    - ``foreign_names``: names no AWS account could hold (a quote, a backslash, a newline),
+      added to every page of ListThings, ListThingsInThingGroup and SearchIndex, as a
+      faulty proxy or a future API might return them; a client must refuse them.
     - ``operations``: if set, faults hit only these operations.
     """
 
@@ -41,6 +44,7 @@ class FaultConfig:
     slow_seconds: float = 0.0
     malformed_rate: float = 0.0
     malformed: Malformed = "truncated"
+    foreign_names: tuple[str, ...] = ()
     operations: frozenset[str] | None = None
 
     def __post_init__(self) -> None:
@@ -57,6 +61,8 @@ class FaultConfig:
             problems.append(f"outage must be one of {OUTAGES}")
         if self.malformed not in MALFORMED:
             problems.append(f"malformed must be one of {MALFORMED}")
+        if not all(isinstance(name, str) and name for name in self.foreign_names):
+            problems.append("foreign_names must be non-empty strings")
         if problems:
             raise ValueError("; ".join(problems))
 
@@ -64,6 +70,7 @@ class FaultConfig:
         data = dataclasses.asdict(self)
         data["error_rates"] = dict(self.error_rates)
         data["operations"] = sorted(self.operations) if self.operations is not None else None
+        data["foreign_names"] = list(self.foreign_names)
         return data
 
 
@@ -75,9 +82,12 @@ class Decision:
     error: str | None = None
     slow: float = 0.0
     malformed: Malformed | None = None
+    foreign_names: tuple[str, ...] = ()
 
 
 NO_FAULT = Decision()
+# The answers that list things, by operation: how each carries one thing.
+LISTINGS = ("ListThings", "ListThingsInThingGroup", "SearchIndex")
 
 
 def decide(config: FaultConfig, operation: str, rng: random.Random) -> Decision:
@@ -97,7 +107,24 @@ def decide(config: FaultConfig, operation: str, rng: random.Random) -> Decision:
     malformed = (
         config.malformed if config.malformed_rate and rng.random() < config.malformed_rate else None
     )
-    return Decision(delay=delay, error=error, slow=slow, malformed=malformed)
+    foreign = config.foreign_names if operation in LISTINGS else ()
+    return Decision(delay=delay, error=error, slow=slow, malformed=malformed, foreign_names=foreign)
+
+
+def with_foreign_names(
+    operation: str, output: dict[str, object], names: Iterable[str]
+) -> dict[str, object]:
+    """A listing's answer with `names` added, each shaped as the operation lists a thing
+    (a connected thing in SearchIndex, so a client that forgot its checks would show it)."""
+    entries: list[object]
+    if operation == "ListThingsInThingGroup":
+        entries = list(names)
+    elif operation == "ListThings":
+        entries = [{"thingName": name, "attributes": {}, "version": 1} for name in names]
+    else:
+        entries = [{"thingName": name, "connectivity": {"connected": True}} for name in names]
+    things = output.get("things")
+    return {**output, "things": [*(things if isinstance(things, list) else []), *entries]}
 
 
 def _coerce(changes: Mapping[str, object]) -> dict[str, object]:
@@ -111,6 +138,9 @@ def _coerce(changes: Mapping[str, object]) -> dict[str, object]:
         out["operations"] = frozenset(operations)  # type: ignore[call-overload]
     if "error_rates" in out:
         out["error_rates"] = dict(out["error_rates"])  # type: ignore[call-overload]
+    names = out.get("foreign_names")
+    if isinstance(names, list | tuple):
+        out["foreign_names"] = tuple(names)
     return out
 
 

@@ -15,7 +15,7 @@ import botocore.session
 from botocore.model import OperationModel, StructureShape
 
 from iot_simulator.config import SimulatorConfig
-from iot_simulator.faults import Decision, Faults, Malformed
+from iot_simulator.faults import Decision, Faults, Malformed, with_foreign_names
 from iot_simulator.operations import OPERATIONS, IotApi
 from iot_simulator.protocol import ApiError, HttpRequest, Response, RestJson
 from iot_simulator.quotas import Quotas
@@ -143,6 +143,8 @@ class Service:
             query = parse_qs(request.query, keep_blank_values=True) if request.query else {}
             params = self.protocol.parse_input(operation, uri_params, query, request.body)
             output = self._api.call(name, params)
+            if decision.foreign_names:
+                output = with_foreign_names(name, output, decision.foreign_names)
             body = self.protocol.serialize(operation, output)
         except ApiError as error:
             self._counters.add(name, error.code, access_key)

@@ -173,7 +173,8 @@ def test_decide_is_pure_given_the_generator() -> None:
 
 
 def test_outage_ends_by_itself(sim: Simulator, iot: IoTClient, wait_for: Poll) -> None:
-    sim.faults.set(outage="refuse", outage_seconds=0.3)
+    # Long enough that a loaded machine still makes its call inside the outage.
+    sim.faults.set(outage="refuse", outage_seconds=2.0)
     with pytest.raises(botocore.exceptions.EndpointConnectionError):
         iot.get_thing_connectivity_data(thingName=THING)
     wait_for(lambda: sim.faults.current().outage is None)
@@ -186,3 +187,23 @@ def test_reset_outage_leaves_admin_reachable(sim: Simulator, iot: IoTClient) -> 
     with urllib.request.urlopen(request, timeout=5) as response:
         assert response.status == 200
     assert iot.get_thing_connectivity_data(thingName=THING)["thingName"] == THING
+
+
+def test_foreign_names_are_added_to_every_listing_and_nothing_else(
+    sim: Simulator, iot: IoTClient
+) -> None:
+    foreign = ('pump"7', "a\\b", "new\nline")
+    sim.faults.set(foreign_names=foreign)
+    group = sim.fleet.groups()[0].name
+    listed = [t["thingName"] for t in iot.list_things(maxResults=250)["things"]]
+    in_group = iot.list_things_in_thing_group(thingGroupName=group, maxResults=250)["things"]
+    searched = iot.search_index(indexName="AWS_Things", queryString="*", maxResults=100)["things"]
+    assert listed[-3:] == list(foreign)
+    assert in_group[-3:] == list(foreign)
+    assert [t["thingName"] for t in searched[-3:]] == list(foreign)
+    assert all(t["connectivity"]["connected"] for t in searched[-3:])
+    # The fleet itself and the per-thing calls are untouched.
+    assert not set(foreign) & set(sim.fleet.thing_names())
+    assert iot.get_thing_connectivity_data(thingName=THING)["thingName"] == THING
+    sim.faults.clear()
+    assert not set(foreign) & {t["thingName"] for t in iot.list_things()["things"]}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import Any, cast
 
@@ -56,3 +57,32 @@ def test_a_consumer_long_polls_as_configured(
     assert source.join(5)
     receives = [params for operation, params in calls.requests if operation == "ReceiveMessage"]
     assert receives == [{"QueueUrl": QUEUE, **expected}]
+
+
+def test_a_client_id_that_claims_no_valid_thing_name_is_reported() -> None:
+    """The pass reports the names events claimed that AWS could not have issued."""
+    stop = threading.Event()
+    calls = RecordingCalls(stop)
+    wiring = EventWiring(
+        cast(AwsCalls, calls), EventMetrics(CollectorRegistry()), threading.Event()
+    )
+    source = EventSource(EventsSettings(queue_url=QUEUE), wiring, stop=stop)
+    updates = RecordingUpdates()
+    bodies = [
+        {
+            "clientId": client_id,
+            "timestamp": 1_700_000_000_000,
+            "eventType": "connected",
+            "sessionIdentifier": f"s-{index}",
+            "versionNumber": 1,
+        }
+        for index, client_id in enumerate(['pump"7', "pump-8", "a\nb"])
+    ]
+    source.handle(
+        [{"Body": json.dumps(body), "ReceiptHandle": str(i)} for i, body in enumerate(bodies)],
+        updates,
+    )
+    outcome = source.run(updates)
+    assert outcome.invalid_names == ('pump"7', "a\nb")
+    assert [o.thing_name for o in updates.observations] == ["pump-8"]
+    assert source.join(5)

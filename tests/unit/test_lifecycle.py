@@ -236,3 +236,18 @@ def test_dedupe_key_tells_connect_from_disconnect() -> None:
     dedupe = Dedupe(10)
     assert dedupe.first(disconnect.dedupe_key)
     assert not dedupe.first(disconnect.dedupe_key)
+
+
+STRIPPED: list[tuple[ClientIdMap, str, str | None]] = [
+    (ClientIdMap(), 'pump"7', 'pump"7'),  # claims a name no AWS account could hold
+    (ClientIdMap(prefix="dev/"), "dev/a b", "a b"),
+    (ClientIdMap(prefix="dev/"), "pump-7", None),  # follows no rule: claims nothing
+]
+
+
+@pytest.mark.parametrize(("mapping", "client_id", "claimed"), STRIPPED)
+def test_the_name_a_client_id_claims(
+    mapping: ClientIdMap, client_id: str, claimed: str | None
+) -> None:
+    assert mapping.stripped(client_id) == claimed
+    assert mapping.thing_name(client_id) is None
