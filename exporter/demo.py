@@ -81,6 +81,10 @@ def _events(simulator: Simulator) -> Iterator[dict[str, str] | None]:
         log.info(f"demo: lifecycle events are off; {EVENTS_HINT}")
         yield None
         return
+    # moto's server logs each request at info through werkzeug; its access log would drown
+    # the exporter's own lines, so it shows only at --log.level=debug.
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     stop = threading.Event()

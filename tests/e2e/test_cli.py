@@ -271,6 +271,18 @@ def test_readme_demo_command_runs_the_product() -> None:
         assert 'site="group-1-1"' in text
         assert 'iot_thing_info{firmware="1.2.0",site="group-2-1"' in text
         assert 'iot_fleet_things{connected="true",query="all"}' in text
+
+        def events_received() -> bool | None:
+            samples = parse_samples(http_get(demo.url + "/metrics")[1])
+            received = value(samples, "iot_exporter_events_received_total") or 0.0
+            return True if received > 0 else None
+
+        # Traffic through the in-process SQS and simulator has happened by now; the output is
+        # still the exporter's own (no access log of either at the default level).
+        wait_until(events_received, timeout=60, what="the demo's first lifecycle events")
+        loggers = {record.get("logger", "") for record in demo.log_records()}
+        assert "exporter.demo" in loggers
+        assert all(logger.startswith("exporter") for logger in loggers), loggers
     assert demo.returncode == 0
 
 
