@@ -243,7 +243,7 @@ def _describe(security: WebSecurity) -> str:
 
 def _log_warnings(security: WebSecurity) -> None:
     for warning in security.warnings:
-        log.warning("web config", extra={"file": security.source, "warning": warning})
+        log.warning("web config", extra={"file": security.path, "warning": warning})
 
 
 def reload_web_config(server: ExporterHTTPServer, path: str) -> ReloadResult:
@@ -303,7 +303,7 @@ def serve(
     def reload() -> ReloadResult:
         results = [exporter.reload()]
         if security is not None:
-            results.append(reload_web_config(server, security.source))
+            results.append(reload_web_config(server, security.path))
         return ReloadResult(all(r.ok for r in results), "\n".join(r.message for r in results))
 
     endpoints = Endpoints(

@@ -418,16 +418,16 @@ class WebConfig(StrictSection):
 # --- errors -----------------------------------------------------------------------------------
 
 
-def parse_web_config(text: str, source: str = "<web config>") -> WebConfig:
+def parse_web_config(text: str, path: str = "<web config>") -> WebConfig:
     """The web config in YAML text; ConfigError lists everything wrong with it, in file order."""
-    document = load_yaml(text, source)
+    document = load_yaml(text, path)
     if document.data is None:
         return WebConfig()
     if not isinstance(document.data, dict):
         raise ConfigError(
-            [f"expected a mapping at the top level, got {show(document.data)}"], source
+            [f"expected a mapping at the top level, got {show(document.data)}"], path
         )
-    return validate_document(WebConfig, document, source)
+    return validate_document(WebConfig, document, path)
 
 
 # --- what the server uses ---------------------------------------------------------------------
@@ -512,7 +512,7 @@ class RateLimit:
 class WebSecurity:
     """What the HTTP server enforces: TLS, client SANs, basic auth, a rate limit, headers."""
 
-    source: str
+    path: str  # the web config file it was read from
     tls: ssl.SSLContext | None
     auth: BasicAuth | None
     headers: tuple[tuple[str, str], ...]
@@ -549,20 +549,20 @@ def _describe_rate(rate: RateLimit) -> str:
     return text + " (burst 0: every request is refused)" if rate.burst == 0 else text
 
 
-def build_security(config: WebConfig, source: str) -> WebSecurity:
+def build_security(config: WebConfig, path: str) -> WebSecurity:
     """What the server enforces for a parsed config; ConfigError lists every file problem."""
-    base = Path(source).parent
+    base = Path(path).parent
     context: ssl.SSLContext | None = None
     warnings: list[str] = []
     tls = config.tls_server_config
     if tls is not None:
         built = build_tls_context(tls.settings(), base)
         if built.errors:
-            raise ConfigError(built.errors, source)
+            raise ConfigError(built.errors, path)
         context, warnings = built.context, built.warnings
     rate = config.rate_limit
     return WebSecurity(
-        source=source,
+        path=path,
         tls=context,
         auth=BasicAuth(config.basic_auth_users) if config.basic_auth_users else None,
         headers=config.http_server_config.headers.items(),
@@ -581,5 +581,5 @@ def build_security(config: WebConfig, source: str) -> WebSecurity:
 
 def load_web_security(path: str | os.PathLike[str]) -> WebSecurity:
     """Read, validate and build the web config file; ConfigError lists everything wrong."""
-    text, source = read_config_text(path)
-    return build_security(parse_web_config(text, source), source)
+    text, name = read_config_text(path)
+    return build_security(parse_web_config(text, name), name)

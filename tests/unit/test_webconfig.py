@@ -604,7 +604,7 @@ def test_security_from_a_plain_http_config(tmp_path: Path) -> None:
     assert security.tls is None
     assert security.auth is not None
     assert security.headers == (("X-Content-Type-Options", "nosniff"),)
-    assert security.source == str(web)
+    assert security.path == str(web)
 
 
 # --- basic auth -------------------------------------------------------------------------------
