@@ -424,9 +424,7 @@ def parse_web_config(text: str, path: str = "<web config>") -> WebConfig:
     if document.data is None:
         return WebConfig()
     if not isinstance(document.data, dict):
-        raise ConfigError(
-            [f"expected a mapping at the top level, got {show(document.data)}"], path
-        )
+        raise ConfigError([f"expected a mapping at the top level, got {show(document.data)}"], path)
     return validate_document(WebConfig, document, path)
 
 
