@@ -66,7 +66,10 @@ class Runtime:
     exposition: Exposition
 
     def source(self, name: str) -> Source | None:
-        return next((s for s in self.plan.sources if s.name == name), None)
+        try:
+            return self.plan.source(name)
+        except KeyError:
+            return None
 
     @property
     def target_sources(self) -> set[str]:
@@ -224,12 +227,12 @@ class Exporter:
             joined = self.state.take_joined_live()
             if joined:
                 for source in followers:
-                    source.targets_joined(joined, self.state)
+                    _hook(source, "targets_joined", joined, self.state)
             return
         if runtime.target_sources <= self._reported | {STATIC_SOURCE}:
-            for source in followers:
-                source.targets_reported(self.state)
             self._release_followers(followers)
+            for source in followers:
+                _hook(source, "targets_reported", self.state)
 
     def _release_followers(self, followers: list[Source]) -> None:
         self._followers_released = True
@@ -397,6 +400,14 @@ class Exporter:
         schedule, self._schedule = self._schedule, None
         if schedule is not None:
             schedule.shutdown()
+
+
+def _hook(source: Source, hook: str, *args: Any) -> None:
+    """Call one of a source's hooks; a bug in it must not stop the passes that follow."""
+    try:
+        getattr(source, hook)(*args)
+    except Exception:
+        log.exception(f"a source's {hook} failed", extra={"source": source.name})
 
 
 def _default_sqs_client(config: Config) -> Any:

@@ -75,11 +75,8 @@ class Renderer:
         """Render the fleet's series from the state as it is now."""
         with self._lock:
             started = time.monotonic()
-            now = self._clock()
             version, rendered = self._state.read(
-                lambda snapshot: self._render(snapshot, now),
-                now=now,
-                aggregate_max_age=self._aggregate_max_age,
+                self._render, aggregate_max_age=self._aggregate_max_age
             )
             # Compressed outside the state's lock: sources keep applying while this runs.
             self._fleet_payload = Payload.of(rendered.text)
@@ -88,10 +85,12 @@ class Renderer:
             self._metrics.render_duration.set(time.monotonic() - started)
             self._metrics.renders.inc()
 
-    def _render(self, snapshot: Snapshot, now: float) -> tuple[int, Rendered]:
+    def _render(self, snapshot: Snapshot) -> tuple[int, Rendered]:
         exposition = self._exposition
         exposition.forget(snapshot.left)
-        rendered = exposition.render(snapshot.targets, snapshot.fleet, snapshot.aggregates, now)
+        rendered = exposition.render(
+            snapshot.targets, snapshot.fleet, snapshot.aggregates, snapshot.now
+        )
         return snapshot.version, rendered
 
     def run(self, stop: threading.Event) -> None:

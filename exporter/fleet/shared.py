@@ -34,6 +34,7 @@ class Snapshot:
     100,000 things copies nothing."""
 
     version: int
+    now: float  # the state's clock, read under the lock
     targets: Targets
     fleet: FleetState
     aggregates: Mapping[str, AggregateCounts]  # those counted within the max age asked for
@@ -71,6 +72,8 @@ class SharedState:
         """Some of the things `source` names; return the names refused because AWS could not
         have issued them (they never become targets, so never reach /metrics)."""
         with self._lock:
+            if not self._targets.names_source(source):
+                return []  # a reload removed the source while its pass ran
             targeted = self._targets.things
             # Only a name new to the targets is checked: every target passed this check once.
             invalid = [
@@ -88,7 +91,8 @@ class SharedState:
 
     def settled(self, source: str, names: Collection[str]) -> None:
         with self._lock:
-            self._settle(source, names)
+            if self._targets.names_source(source):  # else a reload removed it mid-pass
+                self._settle(source, names)
 
     def counted(self, source: str, counts: Sequence[AggregateCounts]) -> None:
         with self._lock:
@@ -112,8 +116,9 @@ class SharedState:
         aggregates: Collection[str],
     ) -> list[str]:
         """Take a config's target sources, static list, mode and aggregate queries (at
-        start and on reload). Things only removed sources named leave, and are returned;
-        aggregates no longer configured are forgotten."""
+        start and on reload). Things that only removed sources, or the static list's
+        removed names, named leave, and are returned; aggregates no longer configured are
+        forgotten."""
         with self._lock:
             left = self._targets.reconfigure(slots)
             self._forget(left)
@@ -132,7 +137,8 @@ class SharedState:
         """A target source's pass starts: its cap's refusals are counted afresh, so a failed
         pass (which never settles) does not add its refusals to the next one's."""
         with self._lock:
-            self._targets.begin(source)
+            if self._targets.names_source(source):
+                self._targets.begin(source)
 
     def take_joined_live(self) -> list[str]:
         """Live-mode things that joined since the last call, to be polled without waiting."""
@@ -145,9 +151,10 @@ class SharedState:
         with self._lock:
             return len(self._targets)
 
-    def count(self, source: str) -> SourceCount:
+    def counts(self) -> dict[str, SourceCount]:
+        """Every configured target source's count, read at one instant."""
         with self._lock:
-            return self._targets.count(source)
+            return {slot.name: self._targets.count(slot.name) for slot in self._targets.slots}
 
     @property
     def version(self) -> int:
@@ -155,19 +162,21 @@ class SharedState:
 
     # -- for the renderer ----------------------------------------------------------------
 
-    def read(self, reader: Callable[[Snapshot], R], *, now: float, aggregate_max_age: float) -> R:
+    def read(self, reader: Callable[[Snapshot], R], *, aggregate_max_age: float) -> R:
         """Call `reader` on a snapshot, under the lock; sources wait meanwhile.
 
         Aggregates counted longer than `aggregate_max_age` ago are withdrawn, not shown.
         """
         with self._lock:
+            now = self._clock()
             left, self._left = self._left, []
             aggregates = {
                 name: item.counts
                 for name, item in self._aggregates.items()
                 if now - item.at <= aggregate_max_age
             }
-            return reader(Snapshot(self._version, self._targets, self._fleet, aggregates, left))
+            snapshot = Snapshot(self._version, now, self._targets, self._fleet, aggregates, left)
+            return reader(snapshot)
 
     def wait_for_change(self, version: int, timeout: float | None) -> int:
         """Block until `version` is not the current one (or timeout); return the current one."""

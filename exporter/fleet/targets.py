@@ -182,6 +182,10 @@ class Targets:
             self._live = [name for name, t in self.things.items() if t.sources & mask]
         return self._live
 
+    def names_source(self, source: str) -> bool:
+        """Whether `source` is one of the configured target sources."""
+        return source in self._bits
+
     def count(self, source: str) -> SourceCount:
         return SourceCount(self._counts[source], self._refused.get(source, 0))
 

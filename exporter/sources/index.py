@@ -2,9 +2,9 @@
 
 Each page names things with their registry info and, in index mode, their connectivity
 (`connectivity.connected`, `.timestamp`, `.disconnectReason`), so one pass both discovers
-and observes. AWS's quirks are the fleet state's to handle (fleet.py): the index may lag
-live state, and it drops the timestamp and reason of a thing disconnected for about an
-hour. Only things whose client ID is their thing name have connectivity in the index.
+and observes. AWS's quirks are the fleet state's to handle (fleet/connectivity.py): the
+index may lag live state, and it drops the timestamp and reason of a thing disconnected
+for about an hour. Only things whose client ID is their thing name have connectivity in the index.
 """
 
 from __future__ import annotations

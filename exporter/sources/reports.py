@@ -16,7 +16,7 @@ from exporter.exposition.event_metrics import EventMetrics
 from exporter.exposition.self_metrics import ExporterMetrics
 from exporter.fleet.connectivity import BatchSummary
 from exporter.fleet.shared import SharedState
-from exporter.fleet.targets import STATIC_SOURCE, SourceSlot
+from exporter.fleet.targets import STATIC_SOURCE, SourceCount, SourceSlot
 from exporter.sources.base import PassOutcome, Source
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class PassReports:
         self._state = state
         self._clock = clock
         self._region = region
-        self._slots: tuple[SourceSlot, ...] = ()
+        self._caps: dict[str, int] = {}  # target source -> its max_things, if capped
         self._hints = Hints()
         self._failing: dict[str, str] = {}  # source -> the problem logged for its episode
         self._invalid: set[str] = set()  # sources whose invalid names were logged
@@ -48,10 +48,9 @@ class PassReports:
 
     def use(self, slots: Sequence[SourceSlot]) -> None:
         """The target sources of the config now running."""
-        self._slots = tuple(slots)
-        for slot in slots:
-            if slot.max_things is not None:
-                self._metrics.source_max_things.labels(slot.name).set(slot.max_things)
+        self._caps = {slot.name: slot.max_things for slot in slots if slot.max_things is not None}
+        for name, cap in self._caps.items():
+            self._metrics.source_max_things.labels(name).set(cap)
         self.update_counts()
 
     def record(self, source: Source, outcome: PassOutcome, duration: float) -> None:
@@ -73,18 +72,23 @@ class PassReports:
                 metrics.last_cycle_success.set(self._clock())
             self._log_cycle(source, outcome, duration)
         self._invalid_names(source, outcome.invalid_names)
-        self.update_counts()
-        self._log_outcome(source, outcome)
+        counts = self.update_counts()
+        self._log_outcome(source, outcome, counts.get(name))
         self._hints.observe(name, outcome.failures, succeeded=outcome.ok, region=self._region())
 
-    def update_counts(self) -> None:
-        """The target gauges, after every pass and reload: the passes change the targets."""
+    def update_counts(self) -> dict[str, SourceCount]:
+        """The target gauges, after every pass and reload: the passes change the targets.
+
+        The counts are the state's own, for the sources it holds now: a pass that ends
+        while a reload swaps the sources reads no source the state no longer knows.
+        """
         self._metrics.things_targeted.set(self._state.targeted())
-        for slot in self._slots:
-            count = self._state.count(slot.name)
-            self._metrics.source_things.labels(slot.name).set(count.things)
-            if slot.max_things is not None:
-                self._metrics.source_refused.labels(slot.name).set(count.refused)
+        counts = self._state.counts()
+        for name, count in counts.items():
+            self._metrics.source_things.labels(name).set(count.things)
+            if name in self._caps:
+                self._metrics.source_refused.labels(name).set(count.refused)
+        return counts
 
     def forget(self, name: str) -> None:
         """A reload removed the source: its series go, and it holds no episode open."""
@@ -114,14 +118,16 @@ class PassReports:
         )
         _log_not_found(summary)
 
-    def _log_outcome(self, source: Source, outcome: PassOutcome) -> None:
-        """Failures once per episode (and their end), caps and empty sources as they happen."""
+    def _log_outcome(self, source: Source, outcome: PassOutcome, count: SourceCount | None) -> None:
+        """Failures once per episode (and their end), caps and empty sources as they happen.
+
+        `count` is the source's target count; None when it names no things.
+        """
         name = source.name
-        slot = next((s for s in self._slots if s.name == name), None)
         if not outcome.ok:
             if self._failing.get(name) != outcome.problem:
                 self._failing[name] = outcome.problem
-                kept = "; keeping its last list" if slot is not None else ""
+                kept = "; keeping its last list" if count is not None else ""
                 log.error(
                     f"{source.where}: source failed{kept}",
                     extra={"source": name, "problem": outcome.problem},
@@ -129,13 +135,16 @@ class PassReports:
             return
         if self._failing.pop(name, None) is not None:
             log.info(f"{source.where}: source recovered", extra={"source": name})
-        if slot is None:
+        if count is None:
             return
-        count = self._state.count(name)
         if count.refused:
             log.warning(
                 f"{source.where}: more things than max_things; the rest are left out",
-                extra={"source": name, "max_things": slot.max_things, "refused": count.refused},
+                extra={
+                    "source": name,
+                    "max_things": self._caps.get(name),
+                    "refused": count.refused,
+                },
             )
         elif count.things == 0 and name != STATIC_SOURCE:
             log.warning(f"{source.where}: names no things", extra={"source": name})

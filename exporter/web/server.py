@@ -40,7 +40,7 @@ class Endpoints:
 
 
 class ExporterHTTPServer:
-    """Listens on address and serves the endpoints through an HttpLoop (see httploop)."""
+    """Listens on address and serves the endpoints through an HttpLoop (see loop.py)."""
 
     def __init__(
         self,

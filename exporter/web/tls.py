@@ -20,7 +20,7 @@ TLS_VERSIONS = {
 
 # Go's tls.ClientAuthType names. Python's ssl verifies every certificate it asks for and
 # cannot ask for one without verifying it, so RequireAnyClientCert has no equivalent
-# (webconfig refuses it); RequestClientCert admits everyone, as in Go, but without asking.
+# (config_file.py refuses it); RequestClientCert admits everyone, as in Go, but without asking.
 CLIENT_AUTH_TYPES = {
     "NoClientCert": ssl.CERT_NONE,
     "RequestClientCert": ssl.CERT_NONE,
@@ -77,7 +77,7 @@ _SECTION = "tls_server_config"
 
 
 class TLSSettings(NamedTuple):
-    """The parts of tls_server_config the context is built from (webconfig validated them)."""
+    """The parts of tls_server_config the context is built from (config_file.py validated them)."""
 
     cert_file: str | None
     key_file: str | None
@@ -237,7 +237,7 @@ def _client_verification(
     elif settings.client_ca is not None:
         ca, field = settings.client_ca.encode(), "client_ca"
     else:
-        # Go verifies against the system's roots when no CA is given (webconfig allows that
+        # Go verifies against the system's roots when no CA is given (config_file.py allows that
         # only for VerifyClientCertIfGiven, where a client without a certificate gets in).
         context.load_default_certs(ssl.Purpose.CLIENT_AUTH)
         return
@@ -314,7 +314,7 @@ def _cipher_suites(
 def _curve(context: ssl.SSLContext, settings: TLSSettings, errors: list[str]) -> None:
     if not settings.curve_preferences:
         return
-    # webconfig lets one curve through: Python 3.11's ssl can set one group, not a list.
+    # config_file.py lets one curve through: Python 3.11's ssl can set one group, not a list.
     name = settings.curve_preferences[0]
     try:
         context.set_ecdh_curve(CURVES[name])

@@ -9,6 +9,8 @@ reload.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from exporter.config import Config
 from exporter.fleet.connectivity import Observation
 from exporter.fleet.targets import Found, SourceSlot
@@ -20,6 +22,8 @@ from tests.support.promstack import wait_until
 
 NAME = "beacons"
 T0 = 1_700_000_000.0
+# A config needs something to watch; an aggregate names no things of its own.
+AGGREGATE = {"aggregates": {"queries": [{"name": "all"}]}}
 
 
 class Beacons(Source):
@@ -34,13 +38,15 @@ class Beacons(Source):
         self._clock = wiring.clock
         self.passes = 0
         self.closed = False
+        self.extra: list[str] = []  # names a later pass adds
 
     def run(self, updates: Updates) -> PassOutcome:
         self.passes += 1
-        refused = updates.found(
-            NAME, [Found("beacon-1"), Found("beacon-2"), Found('beacon"3\nfake="1')]
-        )
-        updates.settled(NAME, {"beacon-1", "beacon-2"})
+        found = [Found(name) for name in ("beacon-1", "beacon-2", *self.extra)]
+        found.append(Found('beacon"3\nfake="1'))
+        refused = updates.found(NAME, found)
+        # As the sources in the package do: everything it saw, but what the state refused.
+        updates.settled(NAME, {item.name for item in found if item.name not in refused})
         now = self._clock()
         summary = updates.observed(
             [
@@ -93,9 +99,7 @@ def test_a_source_defined_outside_the_package_runs_through_the_app(
     assert all('beacon"3' not in dict(labels).get("thing_name", "") for (_, labels) in samples)
 
 
-def test_the_app_closes_a_replaced_source_and_forgets_a_removed_one(
-    harness: HarnessFactory,
-) -> None:
+def test_the_app_closes_a_replaced_source(harness: HarnessFactory) -> None:
     built.clear()
     h = harness(quiet(2, seed=91), planner=with_beacons)
     h.cycle()
@@ -106,6 +110,69 @@ def test_the_app_closes_a_replaced_source_and_forgets_a_removed_one(
     samples = h.cycle(advance=60)
     assert built[-1].passes == 1
     assert value(samples, "iot_exporter_source_passes_total", source=NAME) == 2.0
+
+
+def test_the_app_forgets_a_removed_source_and_its_things(harness: HarnessFactory) -> None:
+    built.clear()
+    wanted = [True]
+
+    def sometimes(config: Config, wiring: Wiring) -> Plan:
+        return with_beacons(config, wiring) if wanted[0] else plan(config, wiring)
+
+    h = harness(quiet(2, seed=93), planner=sometimes)
+    assert value(h.cycle(), "iot_exporter_source_things", source=NAME) == 2.0
+    wanted[0] = False
+    assert h.exporter.reload().ok
+    assert built[-1].closed
+    samples = h.cycle(advance=60)
+    assert value(samples, "iot_exporter_source_passes_total", source=NAME) is None
+    assert value(samples, "iot_exporter_source_things", source=NAME) is None
+    assert "beacon-1" not in connected_by_thing(samples)
+    assert h.exporter.ready()  # a removed source is not waited for
+
+
+class Follower(Source):
+    """Observes what the target sources name, as the live poller does."""
+
+    name = "follower"
+    where = "tests.follower"
+    interval = 1.0
+    follows_targets = True
+
+    def __init__(self) -> None:
+        self.reported = 0
+        self.joined: list[list[str]] = []
+
+    def run(self, updates: Updates) -> PassOutcome:
+        return PassOutcome(ok=True, things=len(updates.live_names()))
+
+    def targets_reported(self, updates: Updates) -> None:
+        self.reported += 1
+
+    def targets_joined(self, names: Sequence[str], updates: Updates) -> None:
+        self.joined.append(sorted(names))
+
+
+def test_a_source_that_follows_the_targets_waits_for_them_and_hears_of_newcomers(
+    harness: HarnessFactory,
+) -> None:
+    built.clear()
+    follower = Follower()
+
+    def with_follower(config: Config, wiring: Wiring) -> Plan:
+        beacons = Beacons(wiring)
+        built.append(beacons)
+        slot = SourceSlot(NAME, live=True, max_things=None)
+        return plan(config, wiring).with_source(beacons, slot).with_source(follower)
+
+    h = harness(quiet(1, seed=94), things=[], planner=with_follower, sections=AGGREGATE)
+    assert follower.reported == 0
+    h.exporter.run_pass(NAME)
+    assert follower.reported == 1  # every target source has reported: it may start
+    built[-1].extra.append("beacon-9")
+    h.exporter.run_pass(NAME)
+    assert follower.reported == 1
+    assert follower.joined == [["beacon-9"]]  # the newcomer, without waiting for a pass
 
 
 def test_the_scheduler_runs_the_new_source(harness: HarnessFactory) -> None:

@@ -49,3 +49,18 @@ def test_a_refused_name_is_refused_on_every_page() -> None:
     assert shared.found(SOURCE, [Found('a"b'), Found("c")]) == ['a"b']
     shared.settled(SOURCE, {"c"})
     assert shared.targeted() == 1
+
+
+def test_a_source_a_reload_removed_mid_pass_changes_nothing() -> None:
+    """Its pass may end after the reload: what it still reports is dropped, and the
+    counts read afterwards are the new sources' alone."""
+    shared = state()
+    shared.found(SOURCE, [Found("a")])
+    shared.configure(
+        [SourceSlot("other", live=False, max_things=None)], (), events=False, aggregates=()
+    )
+    shared.begin(SOURCE)
+    assert shared.found(SOURCE, [Found("b"), Found('bad"name')]) == []
+    shared.settled(SOURCE, {"b"})
+    assert shared.targeted() == 0
+    assert set(shared.counts()) == {"other"}
