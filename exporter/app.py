@@ -90,6 +90,8 @@ def _shape(config: Config) -> Shape:
         info_labels=registry.info_labels if registry is not None else None,
         promoted=registry.promote if registry is not None else (),
         per_thing=config.metrics.per_thing,
+        problems_window=config.metrics.problems_window,
+        max_problem_things=config.metrics.max_problem_things,
         aggregates=bool(config.aggregates.queries),
     )
 

@@ -54,6 +54,7 @@ class Renderer:
         self._fleet_payload = Payload.of(b"")
         self._stale_at: float | None = None
         self.rendered_version = -1
+        self._show_cap()
 
     def payload(self) -> Payload:
         """The cached fleet exposition behind a fresh rendering of the exporter's own metrics."""
@@ -70,6 +71,12 @@ class Renderer:
         with self._lock:
             self._exposition = exposition
             self._aggregate_max_age = aggregate_max_age
+            self._show_cap()
+
+    def _show_cap(self) -> None:
+        shape = self._exposition.shape
+        cap = shape.max_problem_things if shape.per_thing == "problems" else 0
+        self._metrics.max_problem_things.set(cap)
 
     def render_now(self) -> None:
         """Render the fleet's series from the state as it is now."""
@@ -82,6 +89,8 @@ class Renderer:
             self._fleet_payload = Payload.of(rendered.text)
             self.rendered_version = version
             self._stale_at = rendered.stale_at
+            self._metrics.problem_things.set(rendered.problems)
+            self._metrics.problem_things_left_out.set(rendered.left_out)
             self._metrics.render_duration.set(time.monotonic() - started)
             self._metrics.renders.inc()
 

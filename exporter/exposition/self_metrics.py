@@ -155,6 +155,24 @@ class ExporterMetrics:
             source,
             registry=collectors,
         )
+        self.problem_things = Gauge(
+            "iot_exporter_problem_things",
+            "Things listed with per-thing series under metrics.per_thing: problems (in trouble,"
+            " or within metrics.problems_window of it).",
+            registry=collectors,
+        )
+        self.problem_things_left_out = Gauge(
+            "iot_exporter_problem_things_left_out",
+            "Things in trouble that metrics.max_problem_things left off the page (the"
+            " longest-disconnected are kept).",
+            registry=collectors,
+        )
+        self.max_problem_things = Gauge(
+            "iot_exporter_max_problem_things",
+            "The most things metrics.per_thing: problems lists (metrics.max_problem_things);"
+            " 0 in the other modes.",
+            registry=collectors,
+        )
         self.render_duration = Gauge(
             "iot_exporter_render_duration_seconds",
             "How long the last rendering of the fleet's series took.",

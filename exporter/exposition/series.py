@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from prometheus_client import utils
 
 from exporter.fleet.aggregates import AggregateCounts
-from exporter.fleet.connectivity import FleetState, ThingState
+from exporter.fleet.connectivity import FleetState, ThingState, in_trouble
+from exporter.fleet.problems import ranked
 from exporter.fleet.targets import RegistryInfo, Targets
 
 # How generate_latest writes a value (Go's formatting: 1.70000003e+09, 1.0), typed.
@@ -54,7 +56,11 @@ class Shape:
     # when the registry is not read; and those of them also put on iot_thing_connected.
     info_labels: tuple[str, ...] | None = None
     promoted: tuple[str, ...] = ()
-    per_thing: bool = True
+    # all: every thing's series; problems: only the things in trouble (or within
+    # problems_window of it), at most max_problem_things; none: no per-thing series.
+    per_thing: str = "all"
+    problems_window: float = 3600.0
+    max_problem_things: int = 10_000
     aggregates: bool = False  # the iot_fleet_* families are configured
 
 
@@ -64,6 +70,8 @@ class Rendered:
 
     text: bytes
     stale_at: float | None
+    problems: int = 0  # per_thing: problems: the things listed
+    left_out: int = 0  # and those in trouble the cap left out
 
 
 class Exposition:
@@ -86,12 +94,25 @@ class Exposition:
     ) -> Rendered:
         chunks: list[bytes] = []
         stale_at: float | None = None
-        if self.shape.per_thing:
-            stale_at = self._things(chunks, targets, fleet.things, now)
+        listed = left_out = 0
+        if self.shape.per_thing == "all":
+            stale_at = self._things(chunks, targets, targets.sorted_names(), fleet.things, now)
+        elif self.shape.per_thing == "problems":
+            window = self.shape.problems_window
+            problems, left_out = ranked(fleet.problems(now, window), self.shape.max_problem_things)
+            problems.sort(key=itemgetter(0))
+            listed = len(problems)
+            names = [name for name, _ in problems]
+            stale_at = _earliest(
+                self._things(chunks, targets, names, fleet.things, now),
+                # A thing out of trouble leaves the page when its window ends, even if
+                # nothing else changes.
+                *(_leaves(state, window) for _, state in problems),
+            )
         chunks.append(_fleet_disconnects(fleet).encode())
         if self.shape.aggregates:
             chunks.append(_aggregates(aggregates).encode())
-        return Rendered(b"".join(chunks), stale_at)
+        return Rendered(b"".join(chunks), stale_at, listed, left_out)
 
     # -- per thing ----------------------------------------------------------------------
 
@@ -99,12 +120,13 @@ class Exposition:
         self,
         chunks: list[bytes],
         targets: Targets,
+        names: list[str],
         things: Mapping[str, ThingState],
         now: float,
     ) -> float | None:
-        """The per-thing families, each in thing-name order; return the next staleness instant."""
+        """The per-thing families of `names` (in name order), each in name order; return the
+        next staleness instant."""
         staleness = self.shape.staleness
-        names = targets.sorted_names()
         known = [(name, things[name]) for name in names if name in things]
         fresh: list[tuple[str, ThingState]] = []
         stale_at: float | None = None
@@ -198,6 +220,18 @@ def _around_thing_name(info_labels: tuple[str, ...], info: RegistryInfo) -> tupl
         labels_text(before) + ("," if before else ""),
         ("," if after else "") + labels_text(after),
     )
+
+
+def _leaves(state: ThingState, window: float) -> float | None:
+    """When a listed thing out of trouble leaves the page; None while in trouble."""
+    if state.trouble_at is None or in_trouble(state):
+        return None
+    return state.trouble_at + window
+
+
+def _earliest(*instants: float | None) -> float | None:
+    present = [instant for instant in instants if instant is not None]
+    return min(present) if present else None
 
 
 def _thing_only(name: str, targets: Targets) -> str:

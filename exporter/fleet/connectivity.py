@@ -129,6 +129,10 @@ class ThingState:
     # Event mode: a change a poll saw before any event showed it, counted only if no event
     # shows it within MISSED_GRACE_SECONDS: (reason, its timestamp, when the poll saw it).
     pending: tuple[str, float, float] | None = None
+    # The last instant the exporter knew the thing in trouble (in_trouble, or a disconnect
+    # counted), or saw it come out of trouble; None if never. metrics.per_thing: problems
+    # lists a thing until problems_window after this.
+    trouble_at: float | None = None
 
     @property
     def known(self) -> bool:
@@ -184,7 +188,33 @@ def transition(
     return result.state, result.reason
 
 
+def in_trouble(state: ThingState) -> bool:
+    """Disconnected after having connected at least once, or its last observation failed.
+
+    A thing that never connected (no timestamp) is not in trouble: provisioned but
+    undeployed things are common, and the rollups count them.
+    """
+    return state.last_error is not None or (
+        state.known and not state.connected and state.timestamp is not None
+    )
+
+
 def step(previous: ThingState | None, observation: Observation, *, events: bool) -> Step:
+    """Apply one observation (see `_step`), and note when the thing was last in trouble."""
+    result = _step(previous, observation, events=events)
+    state = result.state
+    if (
+        result.reason is not None
+        or in_trouble(state)
+        or (previous is not None and in_trouble(previous))
+    ):
+        # In trouble now, a disconnect counted, or just out of trouble: the window runs
+        # from here.
+        return replace(result, state=replace(state, trouble_at=observation.observed_at))
+    return result
+
+
+def _step(previous: ThingState | None, observation: Observation, *, events: bool) -> Step:
     """Apply one observation under the polling rules, or event mode's when `events`.
 
     Event mode (lifecycle events configured): every first delivery of a disconnect event
@@ -295,6 +325,7 @@ def _poll_transition(state: ThingState, observation: Observation) -> tuple[Thing
         # The same change an event showed keeps the event's version, which orders the next.
         version=state.version if same else None,
         pending=state.pending,
+        trouble_at=state.trouble_at,
     ), reason
 
 
@@ -361,6 +392,9 @@ class FleetState:
         # Every known reason starts at 0 so increase() sees the first disconnect after start.
         self.fleet_disconnects: Counter[str] = Counter(dict.fromkeys(known_reasons, 0))
         self.fleet_disconnects.setdefault(UNOBSERVED_FLAP, 0)
+        # The things that have been in trouble (a trouble_at), in no order: per_thing:
+        # problems reads these, not the whole fleet. Pruned by `problems`.
+        self.troubled: dict[str, None] = {}
 
     def apply(
         self,
@@ -382,6 +416,8 @@ class FleetState:
             observed += 1
             result = step(things.get(name), observation, events=events)
             things[name] = result.state
+            if result.state.trouble_at is not None:
+                self.troubled[name] = None
             reason = result.reason
             stale += result.stale
             missed += result.missed
@@ -411,6 +447,27 @@ class FleetState:
         """Drop things no source targets any more: their series disappear."""
         for name in thing_names:
             self.things.pop(name, None)
+            self.troubled.pop(name, None)
+
+    def problems(self, now: float, window: float) -> list[tuple[str, ThingState]]:
+        """The things in trouble now or within `window` of it, in no order.
+
+        A thing out of trouble for longer than `window` leaves the set for good (until its
+        next trouble), so this costs the number of recent problems, not the fleet's size.
+        """
+        listed: list[tuple[str, ThingState]] = []
+        expired: list[str] = []
+        things = self.things
+        for name in self.troubled:
+            state = things[name]
+            at = state.trouble_at
+            if in_trouble(state) or (at is not None and now - at <= window):
+                listed.append((name, state))
+            else:
+                expired.append(name)
+        for name in expired:
+            del self.troubled[name]
+        return listed
 
 
 def is_fresh(state: ThingState, now: float, staleness: float) -> bool:

@@ -265,7 +265,7 @@ VALID: list[tuple[str, str, Config]] = [
                     ),
                 ),
             ),
-            metrics=MetricsSettings(per_thing=False),
+            metrics=MetricsSettings(per_thing="none"),
             budgets={"GetStatistics": 0.5, "SearchIndex": 20.0},
         ),
     ),
@@ -304,7 +304,7 @@ def test_defaults() -> None:
     assert config.discovery.sources == ()
     assert config.registry is None
     assert config.aggregates.queries == ()
-    assert config.metrics.per_thing is True
+    assert config.metrics.per_thing == "all"
     assert config.budgets == {}
 
 
@@ -353,6 +353,20 @@ def test_example_config_loads() -> None:
 # --- invalid configs --------------------------------------------------------------------------
 
 INVALID: list[tuple[str, str, list[str]]] = [
+    # metrics
+    (
+        "per-thing-unknown",
+        "metrics: {per_thing: some}\nthings: [a]",
+        ['metrics.per_thing: expected all, problems or none (true is all, false none), got "some"'],
+    ),
+    (
+        "problems-window-zero-and-cap-zero",
+        "metrics: {per_thing: problems, problems_window: 0s, max_problem_things: 0}\nthings: [a]",
+        [
+            "metrics.problems_window: must be longer than 0s",
+            "metrics.max_problem_things: must be between 1 and 10000000, got 0",
+        ],
+    ),
     # durations
     (
         "duration-word",
@@ -1147,3 +1161,20 @@ def test_absurdly_nested_yaml_is_an_error_not_a_crash() -> None:
 def test_every_name_the_exporter_gives_its_own_sources_is_reserved() -> None:
     own = {STATIC_SOURCE, live.NAME, aggregates.NAME, events.NAME}
     assert own == set(RESERVED_SOURCE_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("written", "mode"),
+    [
+        ("true", "all"),
+        ("false", "none"),
+        ("all", "all"),
+        ("problems", "problems"),
+        ("none", "none"),
+    ],
+)
+def test_per_thing_modes_and_the_booleans_that_came_before_them(written: str, mode: str) -> None:
+    config = parse_config(f"metrics: {{per_thing: {written}}}\nthings: [a]")
+    assert config.metrics.per_thing == mode
+    assert config.metrics.problems_window == 3600.0
+    assert config.metrics.max_problem_things == 10_000

@@ -197,7 +197,7 @@ def test_aggregates_families() -> None:
 
 
 def test_per_thing_series_can_be_dropped_entirely() -> None:
-    text = render(Shape(staleness=180, per_thing=False, aggregates=True), aggregates=AGGREGATES)
+    text = render(Shape(staleness=180, per_thing="none", aggregates=True), aggregates=AGGREGATES)
     assert "iot_thing_" not in text
     assert 'iot_disconnects_total{reason="AUTH_ERROR"} 1.0' in text
     assert 'iot_fleet_things{connected="true",query="plant-a"} 7.0' in text

@@ -1,0 +1,32 @@
+"""Which things a page of problems lists: under the cap, the longest-disconnected first."""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Sequence
+
+from exporter.fleet.connectivity import ThingState
+
+Problem = tuple[str, ThingState]
+
+
+def ranked(problems: Sequence[Problem], cap: int) -> tuple[list[Problem], int]:
+    """At most `cap` of `problems`, and how many were left out.
+
+    In a mass outage the page keeps what an operator looks at first: the things
+    disconnected longest, then those whose observation fails, then those that came back
+    most recently.
+    """
+    if len(problems) <= cap:
+        return list(problems), 0
+    return heapq.nsmallest(cap, problems, key=priority), len(problems) - cap
+
+
+def priority(problem: Problem) -> tuple[int, float, str]:
+    """Smaller first; the name breaks ties so the page is the same for the same state."""
+    name, state = problem
+    if not state.connected and state.timestamp is not None:
+        return 0, state.timestamp, name  # disconnected since then
+    at = state.trouble_at if state.trouble_at is not None else math.inf
+    return (1 if state.last_error is not None else 2), -at, name
