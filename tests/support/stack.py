@@ -118,6 +118,7 @@ def fleet_stack(
     sim_config: SimulatorConfig | None = None,
     extra_args: Sequence[str] = (),
     sections: Mapping[str, object] | None = None,
+    ready: str = "iot_thing_connected",
 ) -> Iterator[FleetStack]:
     """Start simulator -> exporter -> Prometheus and wait for the first scrape.
 
@@ -126,7 +127,8 @@ def fleet_stack(
     a test disconnects now, AWS's data says happened an hour ago, which is how a
     test gets a "long" outage without waiting (the alert thresholds read AWS's
     timestamps). `config_things` defaults to every simulated thing; `sim_config`
-    replaces the quiet default fleet; `sections` adds config sections.
+    replaces the quiet default fleet; `sections` adds config sections; `ready` is the
+    query whose first result means the exporter's series are scraped.
     """
     clock = ManualClock(start=time.time() - 3600)
     sim_config = sim_config or SimulatorConfig(
@@ -156,5 +158,5 @@ def fleet_stack(
             )
         )
         prometheus.wait_for(f'up{{job="{EXPORTER_JOB}"}} == 1')
-        prometheus.wait_for("iot_thing_connected")
+        prometheus.wait_for(ready)
         yield FleetStack(sim=sim, clock=clock, exporter=exporter, prometheus=prometheus)
