@@ -233,15 +233,32 @@ def run_startup(args: argparse.Namespace) -> None:
 
 
 class SyntheticIndex:
-    """SearchIndex in memory: pages of 100 thing documents with registry and connectivity."""
+    """SearchIndex in memory: pages of 100 thing documents with registry and connectivity.
 
-    def __init__(self, names: list[str]) -> None:
+    A share of the things is disconnected, another share flaps (its timestamp moves every
+    pass while it stays connected: a disconnect and reconnect between two passes), and
+    from `outage_cycle` on a mass outage disconnects `outage` of the rest.
+    """
+
+    def __init__(
+        self,
+        names: list[str],
+        *,
+        disconnected: float = 0.1,
+        flapping: float = 0.05,
+        outage: float = 0.0,
+        outage_cycle: int = 3,
+    ) -> None:
         self.meta = SimpleNamespace(
             region_name="eu-west-1",
             endpoint_url=None,
             method_to_api_mapping={"search_index": "SearchIndex"},
         )
         self._names = names
+        self._down_every = _every(disconnected)
+        self._flap_every = _every(flapping)
+        self._outage_every = _every(outage)
+        self._outage_cycle = outage_cycle
         self.cycle = 0
 
     def search_index(self, **params: Any) -> dict[str, Any]:
@@ -256,9 +273,16 @@ class SyntheticIndex:
         return answer
 
     def _document(self, index: int, name: str) -> dict[str, Any]:
-        moved = (index + self.cycle) % 20 == 0  # 5% of things change each cycle
-        connected = index % 10 != 0
-        timestamp = 1_700_000_000_000 + index * 1000 + (self.cycle if moved else 0) * 60_000
+        down = self._down_every and index % self._down_every == 0
+        flaps = self._flap_every and index % self._flap_every == 1
+        out = (
+            self._outage_every
+            and self.cycle >= self._outage_cycle
+            and index % self._outage_every == self._outage_every - 1
+        )
+        connected = not (down or out)
+        moved = self.cycle if flaps else (self._outage_cycle if out else 0)
+        timestamp = 1_700_000_000_000 + index * 1000 + moved * 60_000
         connectivity: dict[str, Any] = {"connected": connected, "timestamp": timestamp}
         if not connected:
             connectivity["disconnectReason"] = REASONS[index % len(REASONS)]
@@ -270,12 +294,19 @@ class SyntheticIndex:
         }
 
 
-def measure_memory(things: int) -> dict[str, Any]:
+def _every(share: float) -> int:
+    """One thing in this many has the property (0: none)."""
+    return round(1 / share) if share > 0 else 0
+
+
+def measure_memory(things: int, args: argparse.Namespace) -> dict[str, Any]:
     """Child process: index mode with registry labels over an in-memory index."""
     gc.collect()
     rss0 = rss_bytes()
     names = thing_names(things)
-    client = SyntheticIndex(names)
+    client = SyntheticIndex(
+        names, disconnected=args.disconnected, flapping=args.flapping, outage=args.outage
+    )
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "config.yaml"
         _config(
@@ -287,16 +318,21 @@ def measure_memory(things: int) -> dict[str, Any]:
             labels={"env": "bench"},
             # The in-memory index answers at once; pacing its pages at the default 10/s
             # would add 100 s a pass at 100,000 things and measure nothing.
-            budgets={"SearchIndex": 100_000},
+            budgets={"SearchIndex": 10_000},
+            metrics={"per_thing": args.per_thing},
         )
 
         def factory(config: Config) -> Any:
             return client
 
-        exporter = Exporter(lambda: load_config(path), factory, collectors=CollectorRegistry())
+        collectors = CollectorRegistry()
+        exporter = Exporter(lambda: load_config(path), factory, collectors=collectors)
+        pass_cpu = []
         for cycle in range(3):
             client.cycle = cycle
+            cpu = cpu_seconds()
             exporter.run_all()
+            pass_cpu.append(cpu_seconds() - cpu)
         renders = []
         for _ in range(3):
             start = time.perf_counter()
@@ -305,28 +341,55 @@ def measure_memory(things: int) -> dict[str, Any]:
         gc.collect()
         rss = rss_bytes() - rss0
         payload = len(exporter.payload().plain)
+        result: dict[str, Any] = {
+            "things": things,
+            "rss_mib": rss / 2**20,
+            "rss_kib_per_thing": rss / things / 1024,
+            "render_s": median(renders),
+            "payload_mib": payload / 2**20,
+            "pass_cpu_us_per_thing": median(pass_cpu) / things * 1e6,
+            "listed": collectors.get_sample_value("iot_exporter_problem_things"),
+        }
+        if args.outage:
+            client.cycle = 3
+            exporter.run_all()
+            start = time.perf_counter()
+            exporter.render_now()
+            result["outage_render_s"] = time.perf_counter() - start
+            result["outage_payload_mib"] = len(exporter.payload().plain) / 2**20
+            result["outage_left_out"] = collectors.get_sample_value(
+                "iot_exporter_problem_things_left_out"
+            )
         exporter.stop()
-    return {
-        "things": things,
-        "rss_mib": rss / 2**20,
-        "rss_kib_per_thing": rss / things / 1024,
-        "render_s": median(renders),
-        "payload_mib": payload / 2**20,
-    }
+    return result
 
 
 def run_memory(args: argparse.Namespace) -> None:
     print(f"# exporter_fleet memory  {now_utc()}  {machine()}")
-    print("registry labels on: thing_type and two attributes on iot_thing_info, one promoted")
-    print("| things | RSS MiB | RSS KiB/thing | render s (text + gzip) | /metrics MiB |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "registry labels on: thing_type and two attributes on iot_thing_info, one promoted;"
+        f" per_thing: {args.per_thing}; disconnected {args.disconnected:.1%},"
+        f" flapping {args.flapping:.1%}, mass outage {args.outage:.0%}"
+    )
+    print(
+        "| things | RSS MiB | RSS KiB/thing | render s (text + gzip) | /metrics MiB"
+        " | pass CPU us/thing | listed | after outage: render s, MiB, left out |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for size in (int(n) for n in args.things.split(",")):
         command = [sys.executable, __file__, "memory", "--child", str(size)]
-        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=1800)
+        command += ["--per-thing", args.per_thing, "--disconnected", str(args.disconnected)]
+        command += ["--flapping", str(args.flapping), "--outage", str(args.outage)]
+        done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=3600)
         r = json.loads(done.stdout.strip().splitlines()[-1])
+        outage = ""
+        if "outage_render_s" in r:
+            outage = f"{r['outage_render_s']:.2f}, {r['outage_payload_mib']:.2f}, "
+            outage += f"{r['outage_left_out']:,.0f}"
         print(
             f"| {r['things']:,} | {r['rss_mib']:.0f} | {r['rss_kib_per_thing']:.2f} "
-            f"| {r['render_s']:.2f} | {r['payload_mib']:.1f} |",
+            f"| {r['render_s']:.3f} | {r['payload_mib']:.2f} | {r['pass_cpu_us_per_thing']:.1f} "
+            f"| {r['listed']:,.0f} | {outage} |",
             flush=True,
         )
     print(f"load {load_average()}")
@@ -347,13 +410,17 @@ def main() -> None:
     memory = modes.add_parser("memory", help="RSS per thing and render time")
     memory.add_argument("--things", default="1000,10000,100000")
     memory.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    memory.add_argument("--per-thing", choices=("all", "problems", "none"), default="all")
+    memory.add_argument("--disconnected", type=float, default=0.1, help="share disconnected")
+    memory.add_argument("--flapping", type=float, default=0.05, help="share flapping")
+    memory.add_argument("--outage", type=float, default=0.0, help="share a 4th pass disconnects")
     args = parser.parse_args()
     if args.mode == "index":
         run_index(args)
     elif args.mode == "startup":
         run_startup(args)
     elif args.child is not None:
-        print(json.dumps(measure_memory(args.child)))
+        print(json.dumps(measure_memory(args.child, args)))
     else:
         run_memory(args)
 

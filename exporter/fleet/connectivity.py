@@ -194,8 +194,9 @@ def in_trouble(state: ThingState) -> bool:
     A thing that never connected (no timestamp) is not in trouble: provisioned but
     undeployed things are common, and the rollups count them.
     """
+    # last_success_at rather than the `known` property: this runs per thing per render.
     return state.last_error is not None or (
-        state.known and not state.connected and state.timestamp is not None
+        not state.connected and state.timestamp is not None and state.last_success_at is not None
     )
 
 
@@ -392,9 +393,9 @@ class FleetState:
         # Every known reason starts at 0 so increase() sees the first disconnect after start.
         self.fleet_disconnects: Counter[str] = Counter(dict.fromkeys(known_reasons, 0))
         self.fleet_disconnects.setdefault(UNOBSERVED_FLAP, 0)
-        # The things that have been in trouble (a trouble_at), in no order: per_thing:
-        # problems reads these, not the whole fleet. Pruned by `problems`.
-        self.troubled: dict[str, None] = {}
+        # The things that have been in trouble (a trouble_at), with their state, in no
+        # order: per_thing: problems reads these, not the whole fleet. Pruned by `problems`.
+        self.troubled: dict[str, ThingState] = {}
 
     def apply(
         self,
@@ -407,6 +408,7 @@ class FleetState:
         observed = succeeded = ignored = stale = missed = 0
         not_found: set[str] = set()
         things = self.things
+        troubled = self.troubled
         events = self.events
         for observation in observations:
             name = observation.thing_name
@@ -414,10 +416,14 @@ class FleetState:
                 ignored += 1
                 continue
             observed += 1
-            result = step(things.get(name), observation, events=events)
-            things[name] = result.state
-            if result.state.trouble_at is not None:
-                self.troubled[name] = None
+            prior = things.get(name)
+            result = step(prior, observation, events=events)
+            state = things[name] = result.state
+            if state.trouble_at is not None and (
+                # New trouble, or an entry to keep current; a thing pruned for good stays out.
+                name in troubled or prior is None or state.trouble_at != prior.trouble_at
+            ):
+                troubled[name] = state
             reason = result.reason
             stale += result.stale
             missed += result.missed
@@ -455,18 +461,19 @@ class FleetState:
         A thing out of trouble for longer than `window` leaves the set for good (until its
         next trouble), so this costs the number of recent problems, not the fleet's size.
         """
-        listed: list[tuple[str, ThingState]] = []
-        expired: list[str] = []
-        things = self.things
-        for name in self.troubled:
-            state = things[name]
-            at = state.trouble_at
-            if in_trouble(state) or (at is not None and now - at <= window):
-                listed.append((name, state))
-            else:
-                expired.append(name)
-        for name in expired:
-            del self.troubled[name]
+        horizon = now - window
+        # The window first: a thing in trouble renews trouble_at at every observation, so
+        # in a mass outage nearly every entry is decided without in_trouble.
+        listed = [
+            item
+            for item in self.troubled.items()
+            if item[1].trouble_at is not None
+            and (item[1].trouble_at >= horizon or in_trouble(item[1]))
+        ]
+        if len(listed) < len(self.troubled):
+            kept = {name for name, _ in listed}
+            for name in [name for name in self.troubled if name not in kept]:
+                del self.troubled[name]
         return listed
 
 

@@ -168,3 +168,10 @@ def test_a_capped_page_counts_what_it_left_out() -> None:
     shown, problems, left_out = render(fleet, [f"t{i}" for i in range(5)], T0, cap=3)
     assert set(shown) == {"t0", "t1", "t2"}  # disconnected longest
     assert (problems, left_out) == (3, 2)
+
+
+def test_a_pruned_thing_healthy_ever_since_is_not_looked_at_again() -> None:
+    fleet = fleet_with(down("t", T0), up("t", T0 + 60, ts=T0 + 30))
+    assert listed(fleet, T0 + 60 + WINDOW + 1) == set()
+    fleet.apply([up("t", T0 + 9000, ts=T0 + 30)])  # still healthy: nothing new
+    assert "t" not in fleet.troubled
