@@ -163,7 +163,7 @@ class ExporterMetrics:
         )
         self.problem_things_left_out = Gauge(
             "iot_exporter_problem_things_left_out",
-            "Things in trouble that metrics.max_problem_things left off the page (the"
+            "Things still in trouble that metrics.max_problem_things left off the page (the"
             " longest-disconnected are kept).",
             registry=collectors,
         )

@@ -394,7 +394,8 @@ class FleetState:
         self.fleet_disconnects: Counter[str] = Counter(dict.fromkeys(known_reasons, 0))
         self.fleet_disconnects.setdefault(UNOBSERVED_FLAP, 0)
         # The things that have been in trouble (a trouble_at), with their state, in no
-        # order: per_thing: problems reads these, not the whole fleet. Pruned by `problems`.
+        # order: per_thing: problems reads these, not the whole fleet. Only `problems`
+        # prunes it; in the other modes it holds, at most, every thing ever in trouble.
         self.troubled: dict[str, ThingState] = {}
 
     def apply(

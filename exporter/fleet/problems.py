@@ -6,21 +6,24 @@ import heapq
 import math
 from collections.abc import Sequence
 
-from exporter.fleet.connectivity import ThingState
+from exporter.fleet.connectivity import ThingState, in_trouble
 
 Problem = tuple[str, ThingState]
 
 
 def ranked(problems: Sequence[Problem], cap: int) -> tuple[list[Problem], int]:
-    """At most `cap` of `problems`, and how many were left out.
+    """At most `cap` of `problems`, and how many things in trouble were left out.
 
     In a mass outage the page keeps what an operator looks at first: the things
     disconnected longest, then those whose observation fails, then those that came back
-    most recently.
+    most recently. Only things still in trouble count as left out: one that came back
+    and did not fit is no longer a problem an alert should page on.
     """
     if len(problems) <= cap:
         return list(problems), 0
-    return heapq.nsmallest(cap, problems, key=priority), len(problems) - cap
+    kept = heapq.nsmallest(cap, problems, key=priority)
+    troubled = sum(1 for _, state in problems if in_trouble(state))
+    return kept, max(0, troubled - cap)
 
 
 def priority(problem: Problem) -> tuple[int, float, str]:

@@ -117,7 +117,7 @@ def test_a_forgotten_thing_leaves_the_list() -> None:
 
 
 def state_of(**fields: object) -> ThingState:
-    return ThingState(**fields)  # type: ignore[arg-type]
+    return ThingState(last_success_at=T0, **fields)  # type: ignore[arg-type]
 
 
 def test_over_the_cap_the_longest_disconnected_come_first_and_the_rest_are_counted() -> None:
@@ -130,7 +130,10 @@ def test_over_the_cap_the_longest_disconnected_come_first_and_the_rest_are_count
     ]
     kept, left_out = ranked(problems, 4)
     assert [name for name, _ in kept] == ["long-down", "recent-down", "failing", "back-late"]
-    assert left_out == 1
+    assert left_out == 0  # back-early did not fit, but is no longer in trouble
+    kept, left_out = ranked(problems, 2)
+    assert [name for name, _ in kept] == ["long-down", "recent-down"]
+    assert left_out == 1  # failing
     everything, none_left = ranked(problems, 5)
     assert len(everything) == 5
     assert none_left == 0
@@ -164,10 +167,20 @@ def test_the_page_lists_only_problems_and_says_when_one_leaves() -> None:
 
 
 def test_a_capped_page_counts_what_it_left_out() -> None:
-    fleet = fleet_with(*(down(f"t{i}", T0, ts=T0 + i) for i in range(5)))
+    # Names sort the other way from the disconnect times: the page must follow the times.
+    fleet = fleet_with(*(down(f"t{i}", T0, ts=T0 + 10 - i) for i in range(5)))
     shown, problems, left_out = render(fleet, [f"t{i}" for i in range(5)], T0, cap=3)
-    assert set(shown) == {"t0", "t1", "t2"}  # disconnected longest
+    assert set(shown) == {"t4", "t3", "t2"}  # disconnected longest
     assert (problems, left_out) == (3, 2)
+
+
+def test_things_that_came_back_and_did_not_fit_are_not_left_out() -> None:
+    """Left out counts things still in trouble: after an outage ends, nothing pages."""
+    fleet = fleet_with(*(down(f"t{i}", T0) for i in range(6)))
+    fleet.apply([up(f"t{i}", T0 + 60, ts=T0 + 30) for i in range(6)])
+    shown, problems, left_out = render(fleet, [f"t{i}" for i in range(6)], T0 + 60, cap=4)
+    assert (problems, left_out) == (4, 0)
+    assert set(shown.values()) == {1.0}
 
 
 def test_a_pruned_thing_healthy_ever_since_is_not_looked_at_again() -> None:
