@@ -65,3 +65,45 @@ def test_a_mass_outage_keeps_the_page_bounded_and_counts_what_it_left_out(
     assert value(samples, "iot_exporter_problem_things") == 4
     assert value(samples, "iot_exporter_problem_things_left_out") == 8
     assert value(samples, "iot_exporter_max_problem_things") == 4
+
+
+def test_index_mode_lists_the_things_in_trouble(harness: HarnessFactory) -> None:
+    h = harness(
+        quiet(8, seed=103),
+        things=[],
+        sections={
+            "discovery": {
+                "interval": "5m",
+                "thing_groups": [{"name": "group-1", "recursive": True}],
+            },
+            "metrics": {"per_thing": "problems"},
+        },
+        mode="index",
+    )
+    h.cycle()
+    members = h.sim.fleet.members("group-1", recursive=True)
+    victim = members[0]
+    h.sim.fleet.disconnect(victim)
+    assert problems_mode(h) == {}  # the index has not been read since
+    h.cycle(advance=60)
+    assert problems_mode(h) == {victim: 0.0}
+
+
+def test_a_reload_between_modes_shows_and_withdraws_the_list(harness: HarnessFactory) -> None:
+    h = harness(quiet(6, seed=104), sections={"metrics": {"per_thing": "problems"}})
+    names = h.sim.fleet.thing_names()
+    h.cycle()
+    h.sim.fleet.disconnect(names[2])
+    h.cycle(advance=60)
+    assert problems_mode(h) == {names[2]: 0.0}
+    h.rewrite_config(metrics={"per_thing": "all"})
+    assert h.exporter.reload().ok
+    samples = h.cycle(advance=60)
+    assert len(connected_by_thing(samples)) == 6
+    assert value(samples, "iot_exporter_max_problem_things") == 0
+    assert value(samples, "iot_exporter_problem_things") == 0
+    h.rewrite_config(metrics={"per_thing": "problems", "max_problem_things": 50})
+    assert h.exporter.reload().ok
+    samples = h.cycle(advance=60)
+    assert connected_by_thing(samples) == {names[2]: 0.0}  # still known to be in trouble
+    assert value(samples, "iot_exporter_max_problem_things") == 50
