@@ -114,6 +114,7 @@ class Admin:
             ("POST", "index/statistics"): lambda: self._index_statistics(body),
             ("POST", "index/buckets"): lambda: self._index_buckets(body),
             ("GET", "groups"): self._groups,
+            ("POST", "mass-outage"): lambda: self._mass_outage(body),
         }
         handler = routes.get((method, "/".join(parts)))
         if handler is not None:
@@ -284,6 +285,19 @@ class Admin:
             since=_number(query, "since"), until=_number(query, "until"), thing_name=thing
         )
         return _json({"events": [dataclasses.asdict(e) for e in events]})
+
+    def _mass_outage(self, body: bytes) -> Response:
+        data = _body(body)
+        unknown = set(data) - {"fraction", "reason"}
+        if unknown:
+            raise AdminError(
+                "InvalidRequestException", f"unknown mass-outage keys {sorted(unknown)}"
+            )
+        if "fraction" not in data:
+            raise AdminError("InvalidRequestException", "a mass outage needs a fraction")
+        reason = data.get("reason", "CONNECTION_LOST")
+        names = self._sim.mass_outage(data["fraction"], reason=reason)
+        return _json({"disconnected": len(names), "reason": reason})
 
     def _put_faults(self, body: bytes) -> Response:
         self._sim.faults.clear()

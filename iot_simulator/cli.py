@@ -83,6 +83,26 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="things whose client id is shared, so they keep reconnecting (default 1)",
     )
+    fleet.add_argument(
+        "--disconnected-fraction",
+        type=float,
+        help="share of things that start disconnected, then follow the process (default 0)",
+    )
+    fleet.add_argument(
+        "--flapping-fraction",
+        type=float,
+        help="share of things with short sessions and outages (the flapping means; default 0)",
+    )
+    fleet.add_argument(
+        "--flapping-mean-session-seconds",
+        type=float,
+        help=f"a flapping thing's mean session (default {_D.flapping_mean_session_seconds})",
+    )
+    fleet.add_argument(
+        "--flapping-mean-offline-seconds",
+        type=float,
+        help=f"a flapping thing's mean outage (default {_D.flapping_mean_offline_seconds})",
+    )
     fleet.add_argument("--thing-types", help="comma-separated (default sensor,gateway,controller)")
     fleet.add_argument("--top-groups", type=int, help="top-level thing groups (default 2)")
     fleet.add_argument("--subgroups-per-group", type=int, help="children of each (default 2)")

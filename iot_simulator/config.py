@@ -95,6 +95,15 @@ class SimulatorConfig:
     reason_weights: Mapping[str, float] | None = None
     never_connected_fraction: float = 0.02
     duplicate_clientid_things: int = 1
+    # Shares of the fleet (for benches). disconnected_fraction: things that start
+    # disconnected (reason drawn as for any disconnect), then follow the process.
+    # flapping_fraction: things whose sessions and outages have the flapping means below
+    # (the two means above apply to the rest). Disjoint from each other, from the
+    # never-connected things and from the duplicate-clientid things.
+    disconnected_fraction: float = 0.0
+    flapping_fraction: float = 0.0
+    flapping_mean_session_seconds: float = 60.0
+    flapping_mean_offline_seconds: float = 10.0
     # Registry shape.
     thing_types: tuple[str, ...] = ("sensor", "gateway", "controller")
     top_groups: int = 2
@@ -129,8 +138,7 @@ class SimulatorConfig:
             value = getattr(self, name)
             if not value > 0:
                 problems.append(f"{name} must be > 0 (math.inf disables), got {value}")
-        if not 0.0 <= self.never_connected_fraction <= 1.0:
-            problems.append("never_connected_fraction must be within [0, 1]")
+        problems.extend(self._share_problems())
         if self.duplicate_clientid_things < 0:
             problems.append("duplicate_clientid_things must be >= 0")
         problems.extend(
@@ -145,6 +153,21 @@ class SimulatorConfig:
             problems.append("reason_weights needs at least one positive weight")
         if problems:
             raise ValueError("; ".join(problems))
+
+    def _share_problems(self) -> list[str]:
+        problems = []
+        shares = ("never_connected_fraction", "disconnected_fraction", "flapping_fraction")
+        for name in shares:
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                problems.append(f"{name} must be within [0, 1], got {value}")
+        if sum(getattr(self, name) for name in shares) > 1.0 + 1e-9:
+            problems.append(f"{' + '.join(shares)} must be <= 1")
+        for name in ("flapping_mean_session_seconds", "flapping_mean_offline_seconds"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                problems.append(f"{name} must be finite and > 0, got {value}")
+        return problems
 
     def effective_rates(self) -> dict[str, float | None]:
         """The per-operation quotas: AWS's defaults overridden by ``rates``."""

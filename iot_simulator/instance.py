@@ -143,6 +143,11 @@ class Simulator:
         """Every connect and disconnect generated, in time order (see Fleet.ground_truth)."""
         return self.fleet.ground_truth(since=since, until=until, thing_name=thing_name)
 
+    def mass_outage(self, fraction: float, reason: str = "CONNECTION_LOST") -> list[str]:
+        """Disconnect ``fraction`` of the things connected now, at once, with ``reason``;
+        return their names (see Fleet.mass_outage)."""
+        return self.fleet.mass_outage(fraction, reason)
+
     def set_index_lag(self, seconds: float) -> None:
         """From now on the fleet index shows the fleet as it was ``seconds`` ago.
 

@@ -76,6 +76,14 @@ class ThingSnapshot(NamedTuple):
     created_ms: int | None  # None: part of the fleet from the start
 
 
+class Process(NamedTuple):
+    """A thing's random process now (see Fleet.set_process)."""
+
+    churn: bool
+    mean_session_seconds: float
+    mean_offline_seconds: float
+
+
 @dataclass(frozen=True)
 class Session:
     """The MQTT session of a connected thing (GetThingConnectivityData's session fields)."""
@@ -196,6 +204,7 @@ class Fleet:
         # Names deleted -> the generation of the next thing of that name.
         self._generation: dict[str, int] = {}
         self._live: list[_Thing] = []  # the things whose generator is kept
+        self._mass_outages = 0
         self._groups: dict[str, Group] = {}
         self._started_ms = _ms(clock.now())
         self._build_groups()
@@ -239,7 +248,13 @@ class Fleet:
         picker.shuffle(order)
         never = set(order[: round(config.never_connected_fraction * len(names))])
         rest = [n for n in order if n not in never]
-        duplicates = set(rest[: config.duplicate_clientid_things])
+        # The shares take consecutive runs of the shuffled order, so none draws anything and
+        # a fleet without them has the history it always had.
+        first = config.duplicate_clientid_things
+        duplicates = set(rest[:first])
+        cut = first + round(config.disconnected_fraction * len(names))
+        disconnected = set(rest[first:cut])
+        flapping = set(rest[cut : cut + round(config.flapping_fraction * len(names))])
         leaves = [g.name for g in self._groups.values() if not self._children(g.name)]
         # Equal values shared: a tuple and a dict per thing would cost 300 MB at 1,000,000.
         shared_groups: dict[str, tuple[str, ...]] = {leaf: (leaf,) for leaf in leaves}
@@ -268,6 +283,8 @@ class Fleet:
                 duplicate=name in duplicates,
                 initial=True,
                 client_id=name,
+                start_disconnected=name in disconnected,
+                flapping=name in flapping,
                 now_ms=now_ms,
             )
 
@@ -282,6 +299,8 @@ class Fleet:
         duplicate: bool,
         initial: bool,
         client_id: str,
+        start_disconnected: bool = False,
+        flapping: bool = False,
         now_ms: int | None = None,
     ) -> _Thing:
         config = self._config
@@ -293,8 +312,12 @@ class Fleet:
             attributes=attributes,
             generation=self._generation.get(name, 0),
             churn=config.churn and not never_connected,
-            mean_session=config.mean_session_seconds,
-            mean_offline=config.mean_offline_seconds,
+            mean_session=config.flapping_mean_session_seconds
+            if flapping
+            else config.mean_session_seconds,
+            mean_offline=config.flapping_mean_offline_seconds
+            if flapping
+            else config.mean_offline_seconds,
             duplicate=duplicate,
             keep_alive=0,
             clean_session=False,
@@ -312,14 +335,14 @@ class Fleet:
         if not initial:
             thing.created_ms = now_ms
         if initial and not never_connected:
-            self._initial_state(thing, now_ms)
+            self._initial_state(thing, now_ms, start_disconnected)
         elif thing.churn:
             self._schedule(thing, now_ms)
         self._things[name] = thing
         self._sorted_names = None
         return thing
 
-    def _initial_state(self, thing: _Thing, now_ms: int) -> None:
+    def _initial_state(self, thing: _Thing, now_ms: int, start_disconnected: bool) -> None:
         """Start in the process's steady state: the current phase began some time ago."""
         session, offline = thing.mean_session, thing.mean_offline
         if not thing.churn or math.isinf(session):
@@ -328,7 +351,8 @@ class Fleet:
             p_connected = 0.0
         else:
             p_connected = session / (session + offline)
-        connected = self._uniform(thing) < p_connected
+        # Drawn even when the answer is forced, so the rest of the stream stays the same.
+        connected = self._uniform(thing) < p_connected and not start_disconnected
         mean = session if connected else offline
         if math.isinf(mean) or not thing.churn:
             mean = 3600.0
@@ -811,6 +835,39 @@ class Fleet:
             self._schedule_after_action(thing, now_ms)
             return True
 
+    def mass_outage(self, fraction: float, reason: str = "CONNECTION_LOST") -> list[str]:
+        """Disconnect ``fraction`` of the things connected now, all at this instant, with
+        ``reason``; return their names, sorted.
+
+        Which things is drawn from the seed and the number of earlier mass outages. Each
+        disconnect is an ordinary one: GetThingConnectivityData shows it at once, the
+        index after its lag, the ground truth records it, and the thing reconnects after an
+        offline period of its process.
+        """
+        if isinstance(fraction, bool) or not isinstance(fraction, int | float):
+            raise ValueError(f"fraction must be a number within [0, 1], got {fraction!r}")
+        if not 0.0 <= fraction <= 1.0:
+            raise ValueError(f"fraction must be within [0, 1], got {fraction}")
+        if not isinstance(reason, str) or not reason:
+            raise ValueError(f"reason must be a non-empty string, got {reason!r}")
+        with self._lock:
+            now_ms = _ms(self._clock.now())
+            connected = []
+            for name in self._names():
+                thing = self._things[name]
+                if thing.next_ms is not None and thing.next_ms <= now_ms:
+                    self._advance(thing, now_ms)
+                if thing.connected:
+                    connected.append(thing)
+            picker = random.Random(f"{self._config.seed}:mass-outage:{self._mass_outages}")
+            self._mass_outages += 1
+            chosen = picker.sample(connected, round(fraction * len(connected)))
+            chosen.sort(key=lambda thing: thing.name)
+            for thing in chosen:
+                self._apply_disconnect(thing, now_ms, reason)
+                self._schedule_after_action(thing, now_ms)
+            return [thing.name for thing in chosen]
+
     def connect(self, name: str) -> bool:
         """Connect the thing now. If it was connected, a new client with the same client id
         takes over, as in AWS: the old session ends with DUPLICATE_CLIENTID first.
@@ -849,6 +906,12 @@ class Fleet:
             if mean_offline_seconds is not None:
                 thing.mean_offline = mean_offline_seconds
             self._schedule(thing, _ms(self._clock.now()))
+
+    def process(self, name: str) -> Process:
+        """The thing's random process now (a flapping thing has the flapping means)."""
+        with self._lock:
+            thing = self._get(name)
+            return Process(thing.churn, thing.mean_session, thing.mean_offline)
 
     # ----- ground truth -------------------------------------------------------------------
 
