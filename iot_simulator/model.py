@@ -23,6 +23,8 @@ MAX_CLIENT_ID_BYTES = 128
 DUPLICATE_CLIENTID = "DUPLICATE_CLIENTID"
 # Things per lock hold when the index scans the fleet (see Fleet.snapshots).
 _SNAPSHOT_BATCH = 64
+# Things per lock hold in Fleet.catch_up.
+_CATCH_UP_BATCH = 1024
 # After a DUPLICATE_CLIENTID disconnect the other client is already connected: the thing is
 # back within a few milliseconds, which is why polling can never see it offline.
 _DUPLICATE_GAP_MS = (0, 20)
@@ -30,6 +32,10 @@ _DUPLICATE_GAP_MS = (0, 20)
 # thing would cost 2.5 GB at 1,000,000 things; the rest are rebuilt when needed.
 _RNG_CACHE = 4096
 _KEEP_ALIVES = (30, 60, 300, 1200)
+# next_ms of a thing the fleet started with whose start is not drawn yet (see Fleet._birth).
+_UNBORN = -(1 << 62)
+# How a thing starts (_Thing.start).
+_STEADY, _DISCONNECTED, _NEVER, _CREATED = "steady", "disconnected", "never", "created"
 
 Kind = Literal["connect", "disconnect"]
 
@@ -149,6 +155,7 @@ class _Thing:
     keep_alive: int
     clean_session: bool
     client_id: str  # the client ID of the device's next connection
+    start: str = _CREATED  # how it starts: _STEADY, _DISCONNECTED, _NEVER or _CREATED
     words: int = 0
     rng: random.Random | None = None  # live while in Fleet._live
     created_ms: int | None = None  # None: part of the fleet from the start
@@ -259,7 +266,10 @@ class Fleet:
         # Equal values shared: a tuple and a dict per thing would cost 300 MB at 1,000,000.
         shared_groups: dict[str, tuple[str, ...]] = {leaf: (leaf,) for leaf in leaves}
         shared_attributes: dict[tuple[str, int, int], dict[str, str]] = {}
-        now_ms = _ms(self._clock.now())
+        things, churn = self._things, config.churn
+        mean_session, mean_offline = config.mean_session_seconds, config.mean_offline_seconds
+        flapping_session = config.flapping_mean_session_seconds
+        flapping_offline = config.flapping_mean_offline_seconds
         for index, name in enumerate(names):
             groups = shared_groups[leaves[index % len(leaves)]] if leaves else ()
             thing_type = (
@@ -274,19 +284,37 @@ class Fleet:
                     "firmware": f"1.{index % 4}.0",
                     "model": f"m{index % 3}",
                 }
-            self._insert(
-                name,
-                thing_type=thing_type,
+            if name in never:
+                start = _NEVER
+            elif name in disconnected:
+                start = _DISCONNECTED
+            else:
+                start = _STEADY
+            flaps = name in flapping
+            # As _insert would, without its per-call work: a thing the fleet starts with is
+            # drawn when first looked at (see _advance), so a fleet of 1,000,000 is built in
+            # seconds and a bench that looks at a part of it pays for that part.
+            things[name] = _Thing(
+                name=name,
+                thing_id="",
+                type_name=thing_type,
                 groups=groups,
                 attributes=attributes,
-                never_connected=name in never,
+                generation=0,
+                churn=churn and start != _NEVER,
+                mean_session=flapping_session if flaps else mean_session,
+                mean_offline=flapping_offline if flaps else mean_offline,
                 duplicate=name in duplicates,
-                initial=True,
+                keep_alive=0,
+                clean_session=False,
                 client_id=name,
-                start_disconnected=name in disconnected,
-                flapping=name in flapping,
-                now_ms=now_ms,
+                start=start,
+                next_ms=_UNBORN,
+                # An initial disconnected state ends a connection made before the fleet.
+                session_client=name,
+                initial_groups=groups,
             )
+        self._sorted_names = None
 
     def _insert(
         self,
@@ -296,13 +324,9 @@ class Fleet:
         groups: tuple[str, ...],
         attributes: dict[str, str],
         never_connected: bool,
-        duplicate: bool,
-        initial: bool,
         client_id: str,
-        start_disconnected: bool = False,
-        flapping: bool = False,
-        now_ms: int | None = None,
     ) -> _Thing:
+        """A thing created at run time (_build_things_now makes those the fleet starts with)."""
         config = self._config
         thing = _Thing(
             name=name,
@@ -312,35 +336,32 @@ class Fleet:
             attributes=attributes,
             generation=self._generation.get(name, 0),
             churn=config.churn and not never_connected,
-            mean_session=config.flapping_mean_session_seconds
-            if flapping
-            else config.mean_session_seconds,
-            mean_offline=config.flapping_mean_offline_seconds
-            if flapping
-            else config.mean_offline_seconds,
-            duplicate=duplicate,
+            mean_session=config.mean_session_seconds,
+            mean_offline=config.mean_offline_seconds,
+            duplicate=False,
             keep_alive=0,
             clean_session=False,
             client_id=client_id,
-            # An initial disconnected state ends a connection made before the fleet existed.
             session_client=client_id,
             initial_groups=groups,
+            start=_CREATED,
         )
-        # The draws the per-thing generator always made, in the same order.
-        thing.thing_id = _uuid4(self._bits(thing, 128))
-        thing.keep_alive = _KEEP_ALIVES[self._below(thing, len(_KEEP_ALIVES))]
-        thing.clean_session = self._uniform(thing) < 0.5
-        if now_ms is None:
-            now_ms = _ms(self._clock.now())
-        if not initial:
-            thing.created_ms = now_ms
-        if initial and not never_connected:
-            self._initial_state(thing, now_ms, start_disconnected)
-        elif thing.churn:
-            self._schedule(thing, now_ms)
+        thing.created_ms = _ms(self._clock.now())
+        self._birth(thing, thing.created_ms)
         self._things[name] = thing
         self._sorted_names = None
         return thing
+
+    def _birth(self, thing: _Thing, at_ms: int) -> None:
+        """Draw the thing's identity and start at ``at_ms``: its stream's first draws."""
+        thing.next_ms = None
+        thing.thing_id = _uuid4(self._bits(thing, 128))
+        thing.keep_alive = _KEEP_ALIVES[self._below(thing, len(_KEEP_ALIVES))]
+        thing.clean_session = self._uniform(thing) < 0.5
+        if thing.start in (_STEADY, _DISCONNECTED):
+            self._initial_state(thing, at_ms, thing.start == _DISCONNECTED)
+        elif thing.churn:
+            self._schedule(thing, at_ms)
 
     def _initial_state(self, thing: _Thing, now_ms: int, start_disconnected: bool) -> None:
         """Start in the process's steady state: the current phase began some time ago."""
@@ -438,6 +459,8 @@ class Fleet:
         thing.next_ms = None if duration is None else from_ms + duration
 
     def _advance(self, thing: _Thing, now_ms: int) -> None:
+        if thing.next_ms == _UNBORN:
+            self._birth(thing, self._started_ms)
         while thing.next_ms is not None and thing.next_ms <= now_ms:
             at = thing.next_ms
             if thing.connected:
@@ -620,6 +643,26 @@ class Fleet:
             if thing is not None:
                 yield thing
 
+    def catch_up(self) -> int:
+        """Generate every thing's history up to now; return how many things it drew.
+
+        What the first scan of the whole fleet would do anyway (the things a fleet starts
+        with are drawn when first looked at): a bench calls it before it starts timing.
+        The lock is taken a batch at a time, so requests are served meanwhile.
+        """
+        now_ms = _ms(self._clock.now())
+        with self._lock:
+            names = self._names()
+        things, moved = self._things, 0
+        for first in range(0, len(names), _CATCH_UP_BATCH):
+            with self._lock:
+                for name in names[first : first + _CATCH_UP_BATCH]:
+                    thing = things.get(name)
+                    if thing is not None and thing.next_ms is not None and thing.next_ms <= now_ms:
+                        self._advance(thing, now_ms)
+                        moved += 1
+        return moved
+
     def snapshots(self, at: float, *, after: str | None = None) -> Iterator[ThingSnapshot]:
         """Every thing in name order after ``after``, as the index saw it at time ``at``.
 
@@ -788,8 +831,6 @@ class Fleet:
                 groups=groups,
                 attributes=dict(attributes or {}),
                 never_connected=never_connected,
-                duplicate=False,
-                initial=False,
                 client_id=client_id or name,
             )
             return ThingConnectivity(thing.connected, thing.timestamp_ms, thing.reason)
