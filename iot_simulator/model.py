@@ -192,8 +192,9 @@ def _ms(seconds: float) -> int:
 class Fleet:
     """The things, groups and types of one simulated account, and how each thing connects.
 
-    Each thing has its own random generator seeded from (seed, name), and its history is
-    generated lazily up to the clock's present whenever it is looked at. So the history at
+    Each thing has its own random stream seeded from (seed, name), and its history is
+    generated lazily up to the clock's present whenever it is looked at; so is the start
+    of a thing the fleet began with (drawn as of the fleet's creation). So the history at
     simulated time t depends only on the seed and on explicit actions, never on who asked
     when. All methods are thread-safe.
     """
@@ -644,7 +645,7 @@ class Fleet:
                 yield thing
 
     def catch_up(self) -> int:
-        """Generate every thing's history up to now; return how many things it drew.
+        """Generate every thing's history up to now; return how many things moved.
 
         What the first scan of the whole fleet would do anyway (the things a fleet starts
         with are drawn when first looked at): a bench calls it before it starts timing.
