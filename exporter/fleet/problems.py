@@ -6,7 +6,7 @@ import heapq
 import math
 from collections.abc import Sequence
 
-from exporter.fleet.connectivity import ThingState, in_trouble
+from exporter.fleet.connectivity import ThingState
 
 Problem = tuple[str, ThingState]
 
@@ -21,9 +21,18 @@ def ranked(problems: Sequence[Problem], cap: int) -> tuple[list[Problem], int]:
     """
     if len(problems) <= cap:
         return list(problems), 0
-    kept = heapq.nsmallest(cap, problems, key=priority)
-    troubled = sum(1 for _, state in problems if in_trouble(state))
-    return kept, max(0, troubled - cap)
+    # The ranking reads every problem's priority once; counting its groups on the way
+    # spares a second pass over what may be half a million things.
+    groups = [0, 0, 0]
+
+    def counted(problem: Problem) -> tuple[int, float, str]:
+        rank = priority(problem)
+        groups[rank[0]] += 1
+        return rank
+
+    kept = heapq.nsmallest(cap, problems, key=counted)
+    in_trouble_now = groups[0] + groups[1]  # disconnected or failing; group 2 came back
+    return kept, max(0, in_trouble_now - cap)
 
 
 def priority(problem: Problem) -> tuple[int, float, str]:
