@@ -229,12 +229,12 @@ class Exporter:
             joined = self.state.take_joined_live()
             if joined:
                 for source in followers:
-                    _hook(source, "targets_joined", joined, self.state)
+                    _hook(source, source.targets_joined, joined, self.state)
             return
         if runtime.target_sources <= self._reported | {STATIC_SOURCE}:
             self._release_followers(followers)
             for source in followers:
-                _hook(source, "targets_reported", self.state)
+                _hook(source, source.targets_reported, self.state)
 
     def _release_followers(self, followers: list[Source]) -> None:
         self._followers_released = True
@@ -404,12 +404,12 @@ class Exporter:
             schedule.shutdown()
 
 
-def _hook(source: Source, hook: str, *args: Any) -> None:
+def _hook(source: Source, hook: Callable[..., None], *args: Any) -> None:
     """Call one of a source's hooks; a bug in it must not stop the passes that follow."""
     try:
-        getattr(source, hook)(*args)
+        hook(*args)
     except Exception:
-        log.exception(f"a source's {hook} failed", extra={"source": source.name})
+        log.exception(f"a source's {hook.__name__} failed", extra={"source": source.name})
 
 
 def _default_sqs_client(config: Config) -> Any:

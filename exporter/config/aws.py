@@ -5,7 +5,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, ValidationInfo, field_validator
 
-from exporter.config.fields import Text, Timeout, Url, check_not_empty, matching
+from exporter.config.fields import PositiveDuration, Text, Url, check_not_empty, matching
 from exporter.config.yamlfile import StrictSection, fail
 
 DEFAULT_ROLE_SESSION_NAME = "iot-connectivity-exporter"
@@ -54,8 +54,8 @@ class AwsSettings(StrictSection):
     role_arn: RoleArn | None = None
     external_id: ExternalId | None = None
     role_session_name: SessionName = DEFAULT_ROLE_SESSION_NAME
-    connect_timeout: Timeout = DEFAULT_CONNECT_TIMEOUT
-    read_timeout: Timeout = DEFAULT_READ_TIMEOUT
+    connect_timeout: PositiveDuration = DEFAULT_CONNECT_TIMEOUT
+    read_timeout: PositiveDuration = DEFAULT_READ_TIMEOUT
 
     @field_validator("external_id")
     @classmethod

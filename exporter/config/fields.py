@@ -229,7 +229,7 @@ Text = Annotated[str, BeforeValidator(as_text)]
 Url = Annotated[Text, AfterValidator(_check_url)]
 Duration = Annotated[float, BeforeValidator(_duration)]
 Interval = Annotated[Duration, seconds_within(MIN_INTERVAL)]
-Timeout = Annotated[Duration, AfterValidator(_check_positive_duration)]
+PositiveDuration = Annotated[Duration, AfterValidator(_check_positive_duration)]
 GroupName = Annotated[
     Text,
     matching(

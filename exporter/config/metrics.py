@@ -2,9 +2,9 @@
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import BeforeValidator
 
-from exporter.config.fields import Duration, integer_in
+from exporter.config.fields import PositiveDuration, integer_in
 from exporter.config.yamlfile import StrictSection, fail, show
 
 # Every thing's series; only the things in trouble; none (fleet counts and aggregates).
@@ -25,12 +25,6 @@ def _per_thing(value: Any) -> str:
     return value
 
 
-def _positive(seconds: float) -> float:
-    if seconds <= 0:
-        fail("must be longer than 0s")
-    return seconds
-
-
 PerThing = Annotated[str, BeforeValidator(_per_thing)]
 
 
@@ -39,7 +33,7 @@ class MetricsSettings(StrictSection):
 
     per_thing: PerThing = "all"
     # problems: a thing stays listed this long after its last trouble.
-    problems_window: Annotated[Duration, AfterValidator(_positive)] = DEFAULT_PROBLEMS_WINDOW
+    problems_window: PositiveDuration = DEFAULT_PROBLEMS_WINDOW
     # problems: the most things listed; a mass outage never floods the page.
     max_problem_things: Annotated[int, integer_in(1, MAX_MAX_PROBLEM_THINGS)] = (
         DEFAULT_MAX_PROBLEM_THINGS

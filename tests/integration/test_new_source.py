@@ -185,3 +185,29 @@ def test_the_scheduler_runs_the_new_source(harness: HarnessFactory) -> None:
         what="two scheduled passes of the new source (interval 1s)",
     )
     h.exporter.stop()
+
+
+class Faulty(Follower):
+    """A follower whose first hook has a bug."""
+
+    def targets_reported(self, updates: Updates) -> None:
+        raise RuntimeError("a bug in a hook")
+
+
+def test_a_failing_hook_neither_holds_the_follower_back_nor_stops_the_pass(
+    harness: HarnessFactory,
+) -> None:
+    built.clear()
+    follower = Faulty()
+
+    def with_faulty(config: Config, wiring: Wiring) -> Plan:
+        beacons = Beacons(wiring)
+        built.append(beacons)
+        slot = SourceSlot(NAME, live=True, max_things=None)
+        return plan(config, wiring).with_source(beacons, slot).with_source(follower)
+
+    h = harness(quiet(1, seed=95), things=[], planner=with_faulty, sections=AGGREGATE)
+    assert h.exporter.run_pass(NAME) is not None  # the pass is recorded despite the bug
+    built[-1].extra.append("beacon-9")
+    h.exporter.run_pass(NAME)
+    assert follower.joined == [["beacon-9"]]  # released all the same

@@ -363,7 +363,7 @@ INVALID: list[tuple[str, str, list[str]]] = [
         "problems-window-zero-and-cap-zero",
         "metrics: {per_thing: problems, problems_window: 0s, max_problem_things: 0}\nthings: [a]",
         [
-            "metrics.problems_window: must be longer than 0s",
+            "metrics.problems_window: must be longer than 0s, got 0s",
             "metrics.max_problem_things: must be between 1 and 10000000, got 0",
         ],
     ),
