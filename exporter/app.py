@@ -28,6 +28,7 @@ from exporter.exposition.event_metrics import EventMetrics
 from exporter.exposition.renderer import Renderer
 from exporter.exposition.self_metrics import ExporterMetrics
 from exporter.exposition.series import Exposition, Shape
+from exporter.fleet.rollups import RollupSpec
 from exporter.fleet.shared import SharedState
 from exporter.fleet.targets import STATIC_SOURCE
 from exporter.names import POLL_OPERATION
@@ -93,6 +94,18 @@ def _shape(config: Config) -> Shape:
         problems_window=config.metrics.problems_window,
         max_problem_things=config.metrics.max_problem_things,
         aggregates=bool(config.aggregates.queries),
+        max_rollup_segments=config.metrics.max_rollup_segments,
+    )
+
+
+def _rollups(config: Config) -> RollupSpec:
+    registry = config.registry
+    return RollupSpec(
+        labels=config.metrics.rollup_by,
+        info_labels=registry.info_labels if registry is not None else (),
+        static_labels=config.labels,
+        thing_labels=config.things.labels,
+        max_segments=config.metrics.max_rollup_segments,
     )
 
 
@@ -328,6 +341,7 @@ class Exporter:
             runtime.plan.static,
             events=config.events is not None,
             aggregates={query.name for query in config.aggregates.queries},
+            rollups=_rollups(config),
         )
 
     def _apply_runtime_metrics(self, runtime: Runtime) -> None:

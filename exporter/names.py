@@ -12,6 +12,10 @@ THING_NAME_RE = re.compile(r"[a-zA-Z0-9:_-]{1,128}")
 # The call the live poller makes once per thing. Its budget is poll.max_requests_per_second.
 POLL_OPERATION = "GetThingConnectivityData"
 
+# The rollup label whose values are the thing groups a discovery source lists
+# (metrics.rollup_by); every other rollup label is a label of the thing's series.
+THING_GROUP_LABEL = "thing_group"
+
 # The fleet index every SearchIndex, GetStatistics and GetBucketsAggregation call names.
 INDEX_NAME = "AWS_Things"
 

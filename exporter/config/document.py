@@ -32,7 +32,7 @@ from exporter.config.yamlfile import (
     show,
     validate_document,
 )
-from exporter.names import POLL_OPERATION
+from exporter.names import POLL_OPERATION, THING_GROUP_LABEL
 
 
 class Config(StrictSection):
@@ -88,9 +88,47 @@ class Config(StrictSection):
                     " the configured one",
                 )
             )
+        problems.extend(self._rollup_problems())
         if problems:
             reraise("Config", [], problems)
         return self
+
+    def _rollup_problems(self) -> list[InitErrorDetails]:
+        """metrics.rollup_by names labels some part of the config gives every thing a value of."""
+        info = self.registry.info_labels if self.registry else ()
+        configured = self.label_names()
+        problems = []
+        for index, label in enumerate(self.metrics.rollup_by):
+            where = ("metrics", "rollup_by", index)
+            if label == THING_GROUP_LABEL:
+                if not self.discovery.thing_groups:
+                    problems.append(
+                        error_at(where, "thing_group needs discovery.thing_groups: none is listed")
+                    )
+                elif label in configured:
+                    problems.append(
+                        error_at(where, "thing_group is also a configured label; rename that one")
+                    )
+            elif label in info and label in configured:
+                problems.append(
+                    error_at(
+                        where,
+                        f'"{label}" is both a registry label and a configured label; rename the'
+                        " configured one",
+                    )
+                )
+            elif label not in info and label not in configured:
+                known = ", ".join((*info, THING_GROUP_LABEL, *configured))
+                hint = (
+                    "" if self.registry else " (thing_type and attributes need a registry: section)"
+                )
+                problems.append(
+                    error_at(
+                        where,
+                        f'"{label}" is no label a thing has: roll up by one of {known}{hint}',
+                    )
+                )
+        return problems
 
     def label_names(self) -> tuple[str, ...]:
         """Every configured label name, static and per thing, sorted."""

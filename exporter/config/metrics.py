@@ -2,9 +2,16 @@
 
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import AfterValidator, BeforeValidator
 
-from exporter.config.fields import PositiveDuration, integer_in
+from exporter.config.fields import (
+    LabelName,
+    PositiveDuration,
+    integer_in,
+    item_itself,
+    list_of,
+    unique_by,
+)
 from exporter.config.yamlfile import StrictSection, fail, show
 
 # Every thing's series; only the things in trouble; none (fleet counts and aggregates).
@@ -12,6 +19,11 @@ PER_THING = ("all", "problems", "none")
 DEFAULT_PROBLEMS_WINDOW = 3600.0
 DEFAULT_MAX_PROBLEM_THINGS = 10_000
 MAX_MAX_PROBLEM_THINGS = 10_000_000
+# Segments beyond this fold into one: ~17 series each (2 iot_things, a counter per reason).
+DEFAULT_MAX_ROLLUP_SEGMENTS = 1_000
+MAX_MAX_ROLLUP_SEGMENTS = 1_000_000
+# iot_things and iot_disconnects_total set these themselves.
+ROLLUP_RESERVED = ("connected",)
 
 
 def _per_thing(value: Any) -> str:
@@ -28,6 +40,15 @@ def _per_thing(value: Any) -> str:
 PerThing = Annotated[str, BeforeValidator(_per_thing)]
 
 
+def _rollup_label(label: str) -> str:
+    if label in ROLLUP_RESERVED:
+        fail(f'"{label}" is a label iot_things sets itself; roll up by another')
+    return label
+
+
+RollupLabel = Annotated[LabelName, AfterValidator(_rollup_label)]
+
+
 class MetricsSettings(StrictSection):
     """What /metrics shows."""
 
@@ -37,4 +58,13 @@ class MetricsSettings(StrictSection):
     # problems: the most things listed; a mass outage never floods the page.
     max_problem_things: Annotated[int, integer_in(1, MAX_MAX_PROBLEM_THINGS)] = (
         DEFAULT_MAX_PROBLEM_THINGS
+    )
+    # Labels to count the fleet by: thing_type, a registry.attributes label, thing_group,
+    # or a configured label (Config checks which exist).
+    rollup_by: Annotated[
+        tuple[RollupLabel, ...], unique_by(item_itself, "label"), list_of("label names")
+    ] = ()
+    # The most segments with series of their own; the rest fold into one, "(other)".
+    max_rollup_segments: Annotated[int, integer_in(1, MAX_MAX_ROLLUP_SEGMENTS)] = (
+        DEFAULT_MAX_ROLLUP_SEGMENTS
     )

@@ -167,6 +167,23 @@ class ExporterMetrics:
             " longest-disconnected are kept).",
             registry=collectors,
         )
+        self.rollup_segments = Gauge(
+            "iot_exporter_rollup_segments",
+            "Segments of metrics.rollup_by with series of their own (iot_things,"
+            " iot_disconnects_total), not counting the one the cap folds the rest into.",
+            registry=collectors,
+        )
+        self.rollup_segments_dropped = Gauge(
+            "iot_exporter_rollup_segments_dropped",
+            "Distinct segments metrics.max_rollup_segments folded into the (other) segment"
+            " since the rollups were last set up (start or a reload that changed them).",
+            registry=collectors,
+        )
+        self.max_rollup_segments = Gauge(
+            "iot_exporter_max_rollup_segments",
+            "The most segments with series of their own (metrics.max_rollup_segments).",
+            registry=collectors,
+        )
         self.max_problem_things = Gauge(
             "iot_exporter_max_problem_things",
             "The most things metrics.per_thing: problems lists (metrics.max_problem_things);"

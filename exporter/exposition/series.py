@@ -19,6 +19,7 @@ from prometheus_client import utils
 from exporter.fleet.aggregates import AggregateCounts
 from exporter.fleet.connectivity import FleetState, ThingState, in_trouble
 from exporter.fleet.problems import ranked
+from exporter.fleet.rollups import Rollups
 from exporter.fleet.targets import RegistryInfo, Targets
 
 # How generate_latest writes a value (Go's formatting: 1.70000003e+09, 1.0), typed.
@@ -62,6 +63,7 @@ class Shape:
     problems_window: float = 3600.0
     max_problem_things: int = 10_000
     aggregates: bool = False  # the iot_fleet_* families are configured
+    max_rollup_segments: int = 1_000  # shown as a self-metric; the state applies it
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ class Rendered:
     stale_at: float | None
     problems: int = 0  # per_thing: problems: the things listed
     left_out: int = 0  # and those in trouble the cap left out
+    segments: int = 0  # rollup segments with series of their own
+    segments_dropped: int = 0  # and those metrics.max_rollup_segments folded into one
 
 
 class Exposition:
@@ -109,10 +113,17 @@ class Exposition:
                 # nothing else changes.
                 *(_leaves(state, window) for _, state in problems),
             )
-        chunks.append(_fleet_disconnects(fleet).encode())
+        rollups = fleet.rollups
+        if rollups is not None:
+            chunks.append(_segment_things(rollups).encode())
+        if rollups is not None and rollups.spec.labels:
+            chunks.append(_segment_disconnects(rollups).encode())
+        else:
+            chunks.append(_fleet_disconnects(fleet).encode())
         if self.shape.aggregates:
             chunks.append(_aggregates(aggregates).encode())
-        return Rendered(b"".join(chunks), stale_at, listed, left_out)
+        shown, dropped = (rollups.shown, rollups.dropped) if rollups is not None else (0, 0)
+        return Rendered(b"".join(chunks), stale_at, listed, left_out, shown, dropped)
 
     # -- per thing ----------------------------------------------------------------------
 
@@ -325,15 +336,49 @@ def _counters_and_polls(known: list[tuple[str, ThingState]]) -> str:
     return "".join(out)
 
 
-def _fleet_disconnects(fleet: FleetState) -> str:
+FLEET_DISCONNECTS_HELP = (
+    "Disconnects observed across the fleet, by reason (includes things no longer targeted)."
+)
+
+
+def _segment_things(rollups: Rollups) -> str:
+    out = [
+        header(
+            "iot_things",
+            "gauge",
+            "Things by whether AWS IoT has them connected, per segment of metrics.rollup_by "
+            "(a thing in several thing groups counts in each); things not yet observed are "
+            "not counted.",
+        )
+    ]
+    labels = rollups.spec.labels
+    for segment in rollups.segments:
+        pairs = list(zip(labels, segment.key, strict=True))
+        for connected, count in (("false", segment.disconnected), ("true", segment.connected)):
+            text = labels_text([*pairs, ("connected", connected)])
+            out.append(f"iot_things{{{text}}} {go_float(count)}\n")
+    return "".join(out)
+
+
+def _segment_disconnects(rollups: Rollups) -> str:
     out = [
         header(
             "iot_disconnects_total",
             "counter",
-            "Disconnects observed across the fleet, by reason (includes things no longer "
-            "targeted).",
+            FLEET_DISCONNECTS_HELP + " Per segment of metrics.rollup_by.",
         )
     ]
+    labels = rollups.spec.labels
+    for segment in rollups.segments:
+        pairs = list(zip(labels, segment.key, strict=True))
+        for reason in sorted(segment.disconnects):
+            text = labels_text([*pairs, ("reason", reason)])
+            out.append(f"iot_disconnects_total{{{text}}} {go_float(segment.disconnects[reason])}\n")
+    return "".join(out)
+
+
+def _fleet_disconnects(fleet: FleetState) -> str:
+    out = [header("iot_disconnects_total", "counter", FLEET_DISCONNECTS_HELP)]
     for reason in sorted(fleet.fleet_disconnects):
         out.append(
             f'iot_disconnects_total{{reason="{escape(reason)}"}} '

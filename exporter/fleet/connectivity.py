@@ -12,6 +12,10 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from exporter.fleet.rollups import Rollups
 
 # A flap that began and ended between two polls leaves only a newer timestamp on a
 # still-connected thing. AWS's own enum values are upper case (including UNKNOWN), so a
@@ -397,6 +401,8 @@ class FleetState:
         # order: per_thing: problems reads these, not the whole fleet. Only `problems`
         # prunes it; in the other modes it holds, at most, every thing ever in trouble.
         self.troubled: dict[str, ThingState] = {}
+        # The counts by segment, moved with every change (SharedState sets them up).
+        self.rollups: Rollups | None = None
 
     def apply(
         self,
@@ -411,6 +417,7 @@ class FleetState:
         things = self.things
         troubled = self.troubled
         events = self.events
+        rollups = self.rollups
         for observation in observations:
             name = observation.thing_name
             if not targeted(name):
@@ -426,6 +433,13 @@ class FleetState:
             ):
                 troubled[name] = state
             reason = result.reason
+            if rollups is not None and (
+                reason is not None
+                or prior is None
+                or prior.connected is not state.connected
+                or prior.last_success_at is None
+            ):
+                rollups.observed(name, prior, state, reason)
             stale += result.stale
             missed += result.missed
             if observation.outcome is Outcome.OK:
@@ -453,8 +467,10 @@ class FleetState:
     def forget(self, thing_names: Iterable[str]) -> None:
         """Drop things no source targets any more: their series disappear."""
         for name in thing_names:
-            self.things.pop(name, None)
+            state = self.things.pop(name, None)
             self.troubled.pop(name, None)
+            if self.rollups is not None:
+                self.rollups.left(name, state)
 
     def problems(self, now: float, window: float) -> list[tuple[str, ThingState]]:
         """The things in trouble now or within `window` of it, in no order.

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from exporter.fleet.aggregates import AggregateCounts
 from exporter.fleet.connectivity import BatchSummary, FleetState, Observation, ThingState
+from exporter.fleet.rollups import Rollups, RollupSpec, Segment
 from exporter.fleet.targets import STATIC_SOURCE, Found, SourceCount, SourceSlot, Targets
 from exporter.names import is_thing_name
 
@@ -53,7 +54,9 @@ class SharedState:
         self._changed = threading.Condition(self._lock)
         self._version = 0
         self._targets = Targets(())
-        self._fleet = FleetState(known_reasons)
+        self._targets.on_change = self._retargeted
+        self._known_reasons = tuple(known_reasons)
+        self._fleet = FleetState(self._known_reasons)
         self._aggregates: dict[str, _Aggregate] = {}
         self._clock = clock
         self._joined_live: list[str] = []
@@ -114,9 +117,10 @@ class SharedState:
         *,
         events: bool,
         aggregates: Collection[str],
+        rollups: RollupSpec | None = None,
     ) -> list[str]:
-        """Take a config's target sources, static list, mode and aggregate queries (at
-        start and on reload). Things that only removed sources, or the static list's
+        """Take a config's target sources, static list, mode, aggregate queries and rollups
+        (at start and on reload). Things that only removed sources, or the static list's
         removed names, named leave, and are returned; aggregates no longer configured are
         forgotten."""
         with self._lock:
@@ -130,8 +134,28 @@ class SharedState:
                 left += self._settle(STATIC_SOURCE, frozenset(static))
             for name in [name for name in self._aggregates if name not in aggregates]:
                 del self._aggregates[name]
+            self._count_by(rollups or RollupSpec())
             self._bump()
             return left
+
+    def _count_by(self, spec: RollupSpec) -> None:
+        """Count the fleet by `spec`'s segments, keeping what still holds from before.
+
+        Recounting walks the fleet, so it happens only when the segments could differ: new
+        labels, or thing-group sources that moved (their bits index the groups).
+        """
+        current = self._fleet.rollups
+        groups = self._targets.groups()
+        if current is not None and current.spec == spec and current.groups == groups:
+            return
+        fresh = Rollups(
+            spec, self._targets.things, known_reasons=self._known_reasons, groups=groups
+        )
+        if current is not None and current.spec.labels == spec.labels:
+            # The same series: their counters go on, and their segments stay in order.
+            fresh.adopt(current)
+        fresh.count_all(self._fleet.things)
+        self._fleet.rollups = fresh
 
     def begin(self, source: str) -> None:
         """A target source's pass starts: its cap's refusals are counted afresh, so a failed
@@ -202,6 +226,17 @@ class SharedState:
         with self._lock:
             return dict(self._fleet.fleet_disconnects)
 
+    def segments(self) -> dict[tuple[str, ...], Segment]:
+        """A copy of the rollups' segments now, by their label values in rollup_by's order."""
+        with self._lock:
+            rollups = self._fleet.rollups
+            if rollups is None:
+                return {}
+            return {
+                segment.key: replace(segment, disconnects=dict(segment.disconnects))
+                for segment in rollups.segments
+            }
+
     def _settle(self, source: str, names: Collection[str]) -> list[str]:
         before = self._targets.count(source).things
         left = self._targets.settle(source, names)
@@ -213,6 +248,11 @@ class SharedState:
     def _forget(self, left: list[str]) -> None:
         self._fleet.forget(left)
         self._left.extend(left)
+
+    def _retargeted(self, name: str) -> None:
+        rollups = self._fleet.rollups
+        if rollups is not None:
+            rollups.retargeted(name, self._fleet.things.get(name))
 
     def _live_source(self, source: str) -> bool:
         return any(slot.name == source and slot.live for slot in self._targets.slots)

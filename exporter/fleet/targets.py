@@ -8,7 +8,7 @@ at least one source names it.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 STATIC_SOURCE = "static"
@@ -37,6 +37,7 @@ class SourceSlot:
     name: str
     live: bool  # its things are polled with GetThingConnectivityData
     max_things: int | None  # None: no cap (the static list)
+    group: str | None = None  # the thing group it lists, if it lists one
 
 
 @dataclass(slots=True)
@@ -65,6 +66,9 @@ class Targets:
 
     def __init__(self, slots: Sequence[SourceSlot]) -> None:
         self.things: dict[str, Target] = {}
+        # Told the name of a thing that stays targeted but whose sources or info changed
+        # (the rollups move its count).
+        self.on_change: Callable[[str], None] | None = None
         self._slots: tuple[SourceSlot, ...] = ()
         self._bits: dict[str, int] = {}
         self._live_mask = 0
@@ -87,8 +91,12 @@ class Targets:
         cap = self._slot(source).max_things
         joined: list[str] = []
         things = self.things
+        on_change = self.on_change
         for item in found:
             target = things.get(item.name)
+            # A thing already targeted whose sources or info change moves in the rollups.
+            existing = target is not None
+            changed = False
             if target is None or not target.sources & bit:
                 if cap is not None and self._counts[source] >= cap:
                     self._refusing[source] = self._refusing.get(source, 0) + 1
@@ -98,8 +106,12 @@ class Targets:
                     target = things[item.name] = Target(0)
                     joined.append(item.name)
                 target.sources |= bit
+                changed = existing
             if item.info is not None and item.info != target.info:
                 target.info = item.info
+                changed = existing
+            if changed and on_change is not None:
+                on_change(item.name)
         if joined:
             self._changed()
         elif self._live is not None and bit & self._live_mask:
@@ -118,6 +130,8 @@ class Targets:
                 leaving_source += 1
                 if not target.sources:
                     left.append(name)
+                elif self.on_change is not None:
+                    self.on_change(name)
         for name in left:
             del self.things[name]
         self._counts[source] -= leaving_source
@@ -185,6 +199,12 @@ class Targets:
     def names_source(self, source: str) -> bool:
         """Whether `source` is one of the configured target sources."""
         return source in self._bits
+
+    def groups(self) -> tuple[tuple[int, str], ...]:
+        """(bit, thing group) of every source that lists a thing group, in slot order."""
+        return tuple(
+            (self._bits[slot.name], slot.group) for slot in self._slots if slot.group is not None
+        )
 
     def count(self, source: str) -> SourceCount:
         return SourceCount(self._counts[source], self._refused.get(source, 0))

@@ -129,7 +129,10 @@ def plan(config: Config, wiring: Wiring) -> Plan:
     for settings in config.discovery.sources:
         name, where = settings.source, _where(config, settings)
         live = config.mode_of(settings) == "live"
-        slots.append(SourceSlot(name, live=live, max_things=config.max_things_of(settings)))
+        group = settings.name if isinstance(settings, ThingGroupSettings) else None
+        slots.append(
+            SourceSlot(name, live=live, max_things=config.max_things_of(settings), group=group)
+        )
         listing = _listing(settings)
         if live and listing is not None and (listing.carries_info or not wants_info):
             sources.append(

@@ -367,6 +367,50 @@ INVALID: list[tuple[str, str, list[str]]] = [
             "metrics.max_problem_things: must be between 1 and 10000000, got 0",
         ],
     ),
+    (
+        "rollup-by-unknown-labels",
+        "metrics: {rollup_by: [site, thing_group, thing_type, site, reason]}\n"
+        "labels: {env: prod}\nthings: [a]",
+        [
+            'metrics.rollup_by[4]: reserved label name "reason": the exporter sets it',
+            'metrics.rollup_by[3]: duplicate label "site" (first at [0])',
+        ],
+    ),
+    (
+        "rollup-by-connected",
+        "metrics: {rollup_by: [connected]}\nlabels: {connected: x}\nthings: [a]",
+        ['metrics.rollup_by[0]: "connected" is a label iot_things sets itself; roll up by another'],
+    ),
+    (
+        "rollup-by-labels-nothing-gives",
+        "metrics: {rollup_by: [site, thing_group, thing_type], max_rollup_segments: 0}\n"
+        "labels: {env: prod}\nthings: [a]",
+        [
+            "metrics.max_rollup_segments: must be between 1 and 1000000, got 0",
+        ],
+    ),
+    (
+        "rollup-by-needs-a-source-of-values",
+        "metrics: {rollup_by: [site, thing_group, thing_type, env]}\n"
+        "labels: {env: prod}\nthings: [a]",
+        [
+            'metrics.rollup_by[0]: "site" is no label a thing has: roll up by one of thing_group,'
+            " env (thing_type and attributes need a registry: section)",
+            "metrics.rollup_by[1]: thing_group needs discovery.thing_groups: none is listed",
+            'metrics.rollup_by[2]: "thing_type" is no label a thing has: roll up by one of'
+            " thing_group, env (thing_type and attributes need a registry: section)",
+        ],
+    ),
+    (
+        "rollup-by-ambiguous-label",
+        "metrics: {rollup_by: [site, thing_group]}\nregistry: {attributes: [site]}\n"
+        "labels: {site: hq, thing_group: x}\ndiscovery: {thing_groups: [g]}",
+        [
+            'metrics.rollup_by[0]: "site" is both a registry label and a configured label;'
+            " rename the configured one",
+            "metrics.rollup_by[1]: thing_group is also a configured label; rename that one",
+        ],
+    ),
     # durations
     (
         "duration-word",
@@ -1178,3 +1222,14 @@ def test_per_thing_modes_and_the_booleans_that_came_before_them(written: str, mo
     assert config.metrics.per_thing == mode
     assert config.metrics.problems_window == 3600.0
     assert config.metrics.max_problem_things == 10_000
+    assert config.metrics.rollup_by == ()
+
+
+def test_rollup_by_takes_registry_group_and_configured_labels() -> None:
+    config = parse_config(
+        "registry: {attributes: [site]}\nlabels: {env: prod}\n"
+        "discovery: {thing_groups: [g]}\n"
+        "metrics: {rollup_by: [thing_type, site, thing_group, env], max_rollup_segments: 50}"
+    )
+    assert config.metrics.rollup_by == ("thing_type", "site", "thing_group", "env")
+    assert config.metrics.max_rollup_segments == 50

@@ -12,6 +12,7 @@ from exporter.exposition.self_metrics import ExporterMetrics
 from exporter.exposition.series import Exposition, Shape
 from exporter.fleet.aggregates import AggregateCounts
 from exporter.fleet.connectivity import FleetState, Observation
+from exporter.fleet.rollups import Rollups, RollupSpec
 from exporter.fleet.targets import STATIC_SOURCE, Found, RegistryInfo, SourceSlot, Targets
 from exporter.web.payload import Payload
 from tests.support.stack import promtool
@@ -23,8 +24,17 @@ T0 = 1_700_000_000.0
 NAMES = ("pump-7", "sensor-0001", "never-1", "gate:2", "ghost")
 
 
-def sample_fleet() -> FleetState:
-    fleet = FleetState(["AUTH_ERROR", "CONNECTION_LOST", "UNKNOWN"])
+REASONS = ("AUTH_ERROR", "CONNECTION_LOST", "UNKNOWN")
+
+
+def sample_fleet(targets: Targets | None = None, rollups: RollupSpec | None = None) -> FleetState:
+    """The sample's things, counted by `rollups` (the whole fleet unless it says otherwise)."""
+    fleet = FleetState(REASONS)
+    fleet.rollups = Rollups(
+        rollups or RollupSpec(),
+        (targets or sample_targets()).things,
+        known_reasons=REASONS,
+    )
     fleet.apply(
         [
             Observation.ok("pump-7", T0, connected=True, timestamp=T0 - 50),
@@ -66,7 +76,8 @@ def render(
     aggregates: dict[str, AggregateCounts] | None = None,
 ) -> str:
     exposition = Exposition(shape)
-    rendered = exposition.render(targets or sample_targets(), sample_fleet(), aggregates or {}, now)
+    targets = targets or sample_targets()
+    rendered = exposition.render(targets, sample_fleet(targets), aggregates or {}, now)
     return rendered.text.decode()
 
 
@@ -215,3 +226,35 @@ def test_only_targeted_things_are_shown() -> None:
     text = Exposition(SHAPE).render(targets, sample_fleet(), {}, T0 + 61).text.decode()
     assert 'thing_name="sensor-0001"' not in text
     assert 'thing_name="pump-7"' in text
+
+
+def test_without_rollup_by_iot_things_counts_the_whole_fleet() -> None:
+    text = render()
+    # pump-7 and never-1 are disconnected (never-1 never connected), sensor-0001 and gate:2
+    # connected (gate:2's failed poll keeps what was known); ghost was never known.
+    assert 'iot_things{connected="false"} 2.0' in text
+    assert 'iot_things{connected="true"} 2.0' in text
+    assert 'iot_disconnects_total{reason="AUTH_ERROR"} 1.0' in text
+
+
+def test_rollup_by_segments_iot_things_and_the_fleet_counter() -> None:
+    infos = {
+        "pump-7": RegistryInfo("pump", ("north",)),
+        "sensor-0001": RegistryInfo("sensor", ("north",)),
+        "never-1": RegistryInfo("sensor", ("south",)),
+        "gate:2": RegistryInfo("gate", ('so"uth',)),
+    }
+    targets = sample_targets(infos)
+    spec = RollupSpec(labels=("thing_type", "site"), info_labels=("thing_type", "site"))
+    fleet = sample_fleet(targets, spec)
+    text = Exposition(Shape(staleness=180)).render(targets, fleet, {}, T0 + 61).text.decode()
+    assert 'iot_things{connected="false",site="north",thing_type="pump"} 1.0' in text
+    assert 'iot_things{connected="true",site="north",thing_type="sensor"} 1.0' in text
+    assert 'iot_things{connected="false",site="south",thing_type="sensor"} 1.0' in text
+    assert 'iot_things{connected="true",site="so\\"uth",thing_type="gate"} 1.0' in text
+    assert 'iot_disconnects_total{reason="AUTH_ERROR",site="north",thing_type="pump"} 1.0' in text
+    # Every known reason from 0 in every segment; no unlabelled fleet series beside them.
+    assert 'iot_disconnects_total{reason="UNKNOWN",site="south",thing_type="sensor"} 0.0' in text
+    assert 'iot_disconnects_total{reason="AUTH_ERROR"}' not in text
+    checked = promtool("check", "metrics", stdin=text)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
