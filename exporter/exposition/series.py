@@ -351,13 +351,27 @@ def _segment_things(rollups: Rollups) -> str:
             "not counted.",
         )
     ]
+    never = [
+        header(
+            "iot_things_never_connected",
+            "gauge",
+            "Things AWS IoT has never seen connected (provisioned, not deployed), per segment of"
+            " metrics.rollup_by; iot_things{connected=\"false\"} includes them.",
+        )
+    ]
     labels = rollups.spec.labels
     for segment in rollups.segments:
         pairs = list(zip(labels, segment.key, strict=True))
         for connected, count in (("false", segment.disconnected), ("true", segment.connected)):
             text = labels_text([*pairs, ("connected", connected)])
             out.append(f"iot_things{{{text}}} {go_float(count)}\n")
-    return "".join(out)
+        text = labels_text(pairs)
+        never.append(
+            f"iot_things_never_connected{{{text}}} {go_float(segment.never_connected)}\n"
+            if text
+            else f"iot_things_never_connected {go_float(segment.never_connected)}\n"
+        )
+    return "".join((*out, *never))
 
 
 def _segment_disconnects(rollups: Rollups) -> str:

@@ -438,6 +438,7 @@ class FleetState:
                 or prior is None
                 or prior.connected is not state.connected
                 or prior.last_success_at is None
+                or (prior.timestamp is None) is not (state.timestamp is None)
             ):
                 rollups.observed(name, prior, state, reason)
             stale += result.stale

@@ -23,8 +23,8 @@ OTHER = "(other)"
 DEFAULT_MAX_SEGMENTS = 1_000
 
 # A thing's place in the counts: unknown until its first successful observation, then
-# disconnected or connected.
-UNKNOWN, DISCONNECTED, CONNECTED = 0, 1, 2
+# disconnected (never connected, or after having connected) or connected.
+UNKNOWN, NEVER_CONNECTED, DISCONNECTED, CONNECTED = 0, 1, 2, 3
 
 
 # A label's values for a thing, from its registry info, group bits and configured labels.
@@ -35,7 +35,9 @@ def bucket(state: ThingState | None) -> int:
     """Where a thing's state counts: nowhere until it is known, then by its connectivity."""
     if state is None or state.last_success_at is None:
         return UNKNOWN
-    return CONNECTED if state.connected else DISCONNECTED
+    if state.connected:
+        return CONNECTED
+    return NEVER_CONNECTED if state.timestamp is None else DISCONNECTED
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +59,9 @@ class Segment:
     """One segment's things by connectivity, and the disconnects counted in it."""
 
     key: tuple[str, ...]
-    disconnected: int = 0
+    disconnected: int = 0  # never connected included
     connected: int = 0
+    never_connected: int = 0  # of the disconnected
     disconnects: dict[str, int] = field(default_factory=dict)
 
 
@@ -254,3 +257,6 @@ def _move(segment: Segment, where: int, by: int) -> None:
         segment.connected += by
     elif where == DISCONNECTED:
         segment.disconnected += by
+    elif where == NEVER_CONNECTED:
+        segment.disconnected += by
+        segment.never_connected += by

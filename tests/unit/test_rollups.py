@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 import hypothesis.strategies as st
 import pytest
@@ -96,6 +97,17 @@ def test_the_whole_fleet_by_connectivity(
     for observation in observations:
         state.observed([observation])
     assert counts(state) == expected
+
+
+def test_a_thing_that_never_connected_is_counted_apart_until_it_connects() -> None:
+    state = shared(())
+    state.found(TYPES, [Found("t")])
+    state.observed([down("t", T0, None)])
+    assert state.segments()[()].never_connected == 1
+    state.observed([up("t", T0 + 60, T0 + 50)])
+    state.observed([down("t", T0 + 120, T0 + 110)])
+    assert state.segments()[()].never_connected == 0
+    assert counts(state) == {(): (1, 0)}
 
 
 def test_an_untargeted_thing_is_not_counted_and_one_that_leaves_is_taken_out() -> None:
@@ -254,7 +266,7 @@ def test_event_mode_counts_every_first_delivery() -> None:
 
 # -- the incremental counts equal a recount, whatever happens -------------------------------
 
-NAMES = [f"t{i}" for i in range(6)]
+NAMES = ["t0", "t1", "t2"]
 SITES = ["n", "s", "e"]
 
 operation = st.one_of(
@@ -271,7 +283,7 @@ operation = st.one_of(
     st.tuples(
         st.just("observed"),
         st.sampled_from(NAMES),
-        st.sampled_from(["up", "down", "never", "failed"]),
+        st.sampled_from(["up", "down", "never", "failed", "event-up", "event-down-again"]),
     ),
 )
 
@@ -298,15 +310,30 @@ def test_counts_equal_a_recount_after_any_sequence(
                 "down": down(str(name), clock, clock - 1),
                 "never": down(str(name), clock, None),
                 "failed": Observation.failed(str(name), clock, "Throttling"),
+                "event-up": Observation.event(
+                    str(name), clock, connected=True, timestamp=clock - 1, version=1
+                ),
+                # A redelivery: it counts nothing, but still shows the newer state.
+                "event-down-again": Observation.event(
+                    str(name),
+                    clock,
+                    connected=False,
+                    timestamp=clock - 1,
+                    version=2,
+                    first_delivery=False,
+                ),
             }[str(what)]
             state.observed([observation])
-    assert counts(state) == recount(state, labels)
+    assert counts(state) == recount(state, labels, never=False)
+    never = {key: s.never_connected for key, s in state.segments().items() if s.never_connected}
+    assert never == recount(state, labels, never=True)
 
 
-def recount(state: SharedState, labels: tuple[str, ...]) -> dict[tuple[str, ...], tuple[int, int]]:
-    """What the counts must be, from the targets and the things as they are now."""
+def recount(state: SharedState, labels: tuple[str, ...], *, never: bool) -> dict[Any, Any]:
+    """What the counts must be, from the targets and the things as they are now: each
+    segment's (disconnected, connected), or its never-connected things."""
 
-    def reader(snap: object) -> dict[tuple[str, ...], tuple[int, int]]:
+    def reader(snap: object) -> dict[Any, Any]:
         targets, fleet = snap.targets, snap.fleet  # type: ignore[attr-defined]
         tally: Counter[tuple[tuple[str, ...], bool]] = Counter()
         groups = targets.groups()
@@ -314,12 +341,16 @@ def recount(state: SharedState, labels: tuple[str, ...]) -> dict[tuple[str, ...]
             thing = fleet.things.get(name)
             if thing is None or thing.last_success_at is None:
                 continue
+            if never and (thing.connected or thing.timestamp is not None):
+                continue
             in_groups = [g for bit, g in groups if target.sources & bit] or [""]
             site = target.info.attributes[0] if target.info else ""
             keys = [(g, site) for g in in_groups] if labels[0] == "thing_group" else [(site,)]
             for key in keys:
                 tally[(key, thing.connected)] += 1
         keys = {key for key, _ in tally}
+        if never:
+            return {key: tally[(key, False)] for key in keys}
         return {key: (tally[(key, False)], tally[(key, True)]) for key in keys}
 
     return state.read(reader, aggregate_max_age=1)
