@@ -14,28 +14,17 @@ an hour, past IoTThingDisconnected's 10-minute threshold.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.paths import ALERTS_FILE
 from tests.support.promstack import Alertmanager, WebhookReceiver
-from tests.support.stack import fleet_stack
+from tests.support.stack import fleet_stack, rules_without_for
 
 pytestmark = pytest.mark.slow
 
 TARGET = "thing-00003"
-
-
-def rules_without_for(destination: Path) -> Path:
-    """The shipped rules with every `for:` set to 0s (see the module docstring)."""
-    shipped = ALERTS_FILE.read_text()
-    fast, count = re.subn(r"^(\s+for:)\s*\S+\s*$", r"\1 0s", shipped, flags=re.MULTILINE)
-    assert count >= 10, "expected a for: clause on the shipped alerts"
-    destination.write_text(fast)
-    return destination
 
 
 def is_disconnect_alert(alert: dict[str, Any], status: str = "firing") -> bool:

@@ -50,6 +50,8 @@ GHOST = "ghost-thing"  # configured, but absent from the simulated account
 CONFIG_EXTRA: dict[str, object] = {
     "discovery": {"interval": "2s", "thing_types": [{"name": "sensor", "max_things": 1}]},
     "aggregates": {"interval": "2s", "queries": [{"name": "all", "by": ["thingTypeName"]}]},
+    # Segments by the configured site label, for the rollup panels.
+    "metrics": {"rollup_by": ["site"]},
 }
 
 # Two settings of the variables: everything selected, and one group selected.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -17,7 +18,7 @@ import yaml
 
 from iot_simulator import ManualClock, Simulator, SimulatorConfig
 from tests.support.exporter_process import ExporterProcess
-from tests.support.paths import REPO_ROOT
+from tests.support.paths import ALERTS_FILE, REPO_ROOT
 from tests.support.promstack import Prometheus, ScrapeTarget
 
 EXPORTER_JOB = "iot-connectivity-exporter"
@@ -54,6 +55,16 @@ def require_binary(name: str) -> str:
     if path is None:
         pytest.fail(f"{name} not found on PATH: run scripts/bootstrap (Debian package)")
     return path
+
+
+def rules_without_for(destination: Path) -> Path:
+    """The shipped rules with every `for:` set to 0s: the durations ride out blips in
+    production, and waiting them out in a test would prove nothing more."""
+    shipped = ALERTS_FILE.read_text()
+    fast, count = re.subn(r"^(\s+for:)\s*\S+\s*$", r"\1 0s", shipped, flags=re.MULTILINE)
+    assert count >= 10, "expected a for: clause on the shipped alerts"
+    destination.write_text(fast)
+    return destination
 
 
 def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
