@@ -39,8 +39,8 @@ class Demo:
 
 def demo_config(endpoint_url: str, events: dict[str, str] | None = None) -> Config:
     """A config like an operator's: two thing groups found by discovery, one polled live and
-    one read from the fleet index, registry labels, a fleet-wide aggregate, and lifecycle
-    events when an SQS queue is at hand."""
+    one read from the fleet index, registry labels, counts by type and site, a fleet-wide
+    aggregate, and lifecycle events when an SQS queue is at hand."""
     document: dict[str, Any] = {
         "aws": {"region": DEMO_REGION, "endpoint_url": endpoint_url},
         "poll": {"interval": "10s", "max_requests_per_second": 100, "concurrency": 8},
@@ -54,6 +54,8 @@ def demo_config(endpoint_url: str, events: dict[str, str] | None = None) -> Conf
         },
         "registry": {"attributes": ["site", "firmware"], "promote": ["site"]},
         "aggregates": {"interval": "30s", "queries": [{"name": "all", "by": ["thingTypeName"]}]},
+        # Exact counts by type and site in iot_things, beside the per-thing series.
+        "metrics": {"rollup_by": ["thing_type", "site"]},
     }
     if events is not None:
         document["events"] = events

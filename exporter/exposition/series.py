@@ -19,7 +19,7 @@ from prometheus_client import utils
 from exporter.fleet.aggregates import AggregateCounts
 from exporter.fleet.connectivity import FleetState, ThingState, in_trouble
 from exporter.fleet.problems import ranked
-from exporter.fleet.rollups import Rollups
+from exporter.fleet.rollups import Rollups, Segment
 from exporter.fleet.targets import RegistryInfo, Targets
 
 # How generate_latest writes a value (Go's formatting: 1.70000003e+09, 1.0), typed.
@@ -341,6 +341,11 @@ FLEET_DISCONNECTS_HELP = (
 )
 
 
+def _segment_order(segment: Segment) -> tuple[str, ...]:
+    # Kept in the order they appeared (the cap's order); shown sorted, like every family.
+    return segment.key
+
+
 def _segment_things(rollups: Rollups) -> str:
     out = [
         header(
@@ -360,7 +365,7 @@ def _segment_things(rollups: Rollups) -> str:
         )
     ]
     labels = rollups.spec.labels
-    for segment in rollups.segments:
+    for segment in sorted(rollups.segments, key=_segment_order):
         pairs = list(zip(labels, segment.key, strict=True))
         for connected, count in (("false", segment.disconnected), ("true", segment.connected)):
             text = labels_text([*pairs, ("connected", connected)])
@@ -383,7 +388,7 @@ def _segment_disconnects(rollups: Rollups) -> str:
         )
     ]
     labels = rollups.spec.labels
-    for segment in rollups.segments:
+    for segment in sorted(rollups.segments, key=_segment_order):
         pairs = list(zip(labels, segment.key, strict=True))
         for reason in sorted(segment.disconnects):
             text = labels_text([*pairs, ("reason", reason)])
