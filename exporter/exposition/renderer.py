@@ -8,6 +8,7 @@ rendered fresh so their counters move during a long pass.
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -81,7 +82,7 @@ class Renderer:
 
     def render_now(self) -> None:
         """Render the fleet's series from the state as it is now."""
-        with self._lock:
+        with self._lock, _no_collection():
             started = time.monotonic()
             version, rendered = self._state.read(
                 self._render, aggregate_max_age=self._aggregate_max_age
@@ -125,3 +126,22 @@ class Renderer:
             except Exception:  # never let a rendering bug stop rendering
                 log.exception("rendering the fleet failed")
             last_render, cost = time.monotonic(), time.monotonic() - started
+
+
+@contextmanager
+def _no_collection() -> Iterator[None]:
+    """No garbage collection while a rendering runs; it runs as soon as the rendering ends.
+
+    An index pass of a large fleet replaces most things' state objects, which makes the
+    next full collection due; a rendering's allocations would trigger it, and at a million
+    things it costs longer than the rendering itself (0.9 s of a 1.3 s rendering after a
+    mass outage). Deferred, it runs after the new page is served, in whichever thread
+    allocates next. The cost is the same; the page is not late by it.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
