@@ -361,7 +361,7 @@ def _segment_things(rollups: Rollups) -> str:
             "iot_things_never_connected",
             "gauge",
             "Things AWS IoT has never seen connected (provisioned, not deployed), per segment of"
-            " metrics.rollup_by; iot_things{connected=\"false\"} includes them.",
+            ' metrics.rollup_by; iot_things{connected="false"} includes them.',
         )
     ]
     labels = rollups.spec.labels

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 
 from exporter.fleet.connectivity import Observation
 from exporter.fleet.rollups import OTHER, RollupSpec
-from exporter.fleet.shared import SharedState
+from exporter.fleet.shared import SharedState, Snapshot
 from exporter.fleet.targets import Found, RegistryInfo, SourceSlot
 
 T0 = 1_700_000_000.0
@@ -333,8 +333,8 @@ def recount(state: SharedState, labels: tuple[str, ...], *, never: bool) -> dict
     """What the counts must be, from the targets and the things as they are now: each
     segment's (disconnected, connected), or its never-connected things."""
 
-    def reader(snap: object) -> dict[Any, Any]:
-        targets, fleet = snap.targets, snap.fleet  # type: ignore[attr-defined]
+    def reader(snap: Snapshot) -> dict[Any, Any]:
+        targets, fleet = snap.targets, snap.fleet
         tally: Counter[tuple[tuple[str, ...], bool]] = Counter()
         groups = targets.groups()
         for name, target in targets.things.items():
@@ -348,9 +348,9 @@ def recount(state: SharedState, labels: tuple[str, ...], *, never: bool) -> dict
             keys = [(g, site) for g in in_groups] if labels[0] == "thing_group" else [(site,)]
             for key in keys:
                 tally[(key, thing.connected)] += 1
-        keys = {key for key, _ in tally}
+        segments = {key for key, _ in tally}
         if never:
-            return {key: tally[(key, False)] for key in keys}
-        return {key: (tally[(key, False)], tally[(key, True)]) for key in keys}
+            return {key: tally[(key, False)] for key in segments}
+        return {key: (tally[(key, False)], tally[(key, True)]) for key in segments}
 
     return state.read(reader, aggregate_max_age=1)
