@@ -159,7 +159,7 @@ def test_with_events_every_disconnect_counts_in_its_segment(
     )
     rule = rule_for(h, moto, url)
     h.cycle()
-    for _ in range(30):
+    for _ in range(60):
         h.clock.advance(60)
         rule.publish()
         drained(h, moto, url, rule)
