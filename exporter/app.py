@@ -29,6 +29,7 @@ from exporter.exposition.renderer import Renderer
 from exporter.exposition.self_metrics import ExporterMetrics
 from exporter.exposition.series import Exposition, Shape
 from exporter.fleet.rollups import RollupSpec
+from exporter.fleet.shards import Shard
 from exporter.fleet.shared import SharedState
 from exporter.fleet.targets import STATIC_SOURCE
 from exporter.names import POLL_OPERATION
@@ -109,8 +110,13 @@ def _rollups(config: Config) -> RollupSpec:
     )
 
 
-def _rates(config: Config) -> dict[str, float]:
-    return {operation: config.budget(operation) for operation in (POLL_OPERATION, *DEFAULT_BUDGETS)}
+def _rates(config: Config, shard: Shard) -> dict[str, float]:
+    """Each operation's budget for this process: the config's are the account's, shared
+    evenly by the shards."""
+    return {
+        operation: shard.share(config.budget(operation))
+        for operation in (POLL_OPERATION, *DEFAULT_BUDGETS)
+    }
 
 
 class Exporter:
@@ -125,8 +131,10 @@ class Exporter:
         collectors: CollectorRegistry | None = None,
         sqs_client_factory: SqsClientFactory | None = None,
         planner: Planner = plan,
+        shard: Shard | None = None,
     ) -> None:
         self._load_config = load_config
+        self.shard = shard or Shard()
         self._client_factory = client_factory
         self._sqs_client_factory = sqs_client_factory or _default_sqs_client
         self._planner = planner
@@ -144,7 +152,9 @@ class Exporter:
         self._reported: set[str] = set()
         self._ready_at: int | None = None  # the state's version once every source reported
         self._followers_released = False
-        self.state = SharedState(known_disconnect_reasons(), clock=clock)
+        self.state = SharedState(known_disconnect_reasons(), clock=clock, shard=self.shard)
+        self.metrics.shard_ordinal.set(self.shard.ordinal)
+        self.metrics.total_shards.set(self.shard.total)
         self._reports = PassReports(self.metrics, self.state, clock=clock, region=self._region)
         self._runtime = self._build(load_config(), None)  # errors here are fatal at start-up
         self.renderer = Renderer(
@@ -274,7 +284,9 @@ class Exporter:
 
     def _build(self, config: Config, old: Runtime | None) -> Runtime:
         calls = self._calls(config, old)
-        wiring = Wiring(calls, self._stop, self._clock, self._events(config, calls))
+        wiring = Wiring(
+            calls, self._stop, self._clock, self._events(config, calls), shard=self.shard
+        )
         return Runtime(config, calls, self._planner(config, wiring), Exposition(_shape(config)))
 
     def _calls(self, config: Config, old: Runtime | None) -> AwsCalls:
@@ -287,13 +299,13 @@ class Exporter:
         )
         if same_client and old is not None:
             client: Any = old.calls.client
-            limiters = old.calls.limiters.updated(_rates(config))
+            limiters = old.calls.limiters.updated(_rates(config, self.shard))
         else:
             try:
                 client = self._client_factory(config)
             except AwsSetupError as error:
                 raise SetupError(str(error)) from error
-            limiters = RateLimiters(_rates(config), wait=self._stop.wait)
+            limiters = RateLimiters(_rates(config, self.shard), wait=self._stop.wait)
         return AwsCalls(
             client,
             limiters,

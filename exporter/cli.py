@@ -20,6 +20,7 @@ from exporter.aws.clients import make_iot_client, make_sqs_client
 from exporter.config import Config, load_config
 from exporter.config.durations import parse_go_duration
 from exporter.config.yamlfile import ConfigError
+from exporter.fleet.shards import Shard
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.web.config_file import WebSecurity, load_web_security
 from exporter.web.limits import DEFAULT_MAX_CONNECTIONS, HttpLimits
@@ -94,6 +95,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="2m",
         help="how long a keep-alive connection may wait for its next request",
     )
+    parser.add_argument(
+        "--shard",
+        type=_ordinal,
+        default=0,
+        help="this process's shard, from 0, when --total-shards split the fleet",
+    )
+    parser.add_argument(
+        "--total-shards",
+        dest="total_shards",
+        type=_positive_int,
+        default=1,
+        help="how many processes split the fleet, each owning a stable share (1: this one"
+        " owns every thing)",
+    )
     parser.add_argument("--log.level", dest="log_level", choices=list(LEVELS), default="info")
     parser.add_argument("--log.format", dest="log_format", choices=FORMATS, default="logfmt")
     parser.add_argument(
@@ -108,6 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
 def _positive_int(text: str) -> int:
     if not (text.isascii() and text.isdigit()) or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number, 1 or more, got {text!r}")
+    return int(text)
+
+
+def _ordinal(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected a whole number, 0 or more, got {text!r}")
     return int(text)
 
 
@@ -144,15 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level, args.log_format)
     # *_created samples would double the exporter's own series for no operator value.
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    if not args.telemetry_path.startswith("/") or args.telemetry_path.startswith("/-/"):
-        print(
-            "--web.telemetry-path: must start with / and not be under /-/,"
-            f" got {args.telemetry_path!r}",
-            file=sys.stderr,
-        )
-        return 2
     try:
-        address = parse_listen_address(args.listen_address)
+        address, shard = _flags(args)
     except ValueError as error:
         print(error, file=sys.stderr)
         return 2
@@ -165,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             # First: a bad web config fails at once, before any wait on AWS credentials.
             security = load_web_security(args.web_config_file) if args.web_config_file else None
-            exporter = build_exporter(args, stack)
+            exporter = build_exporter(args, stack, shard)
         except (ConfigError, SetupError) as error:
             print(error, file=sys.stderr)
             return 1
@@ -174,6 +188,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         signals.reload = exporter.reload
         limits = http_limits(args)
         return serve(exporter, address, args.telemetry_path, signals, security, limits=limits)
+
+
+def _flags(args: argparse.Namespace) -> tuple[tuple[str, int], Shard]:
+    """The listen address and the shard; ValueError names the flag that is wrong."""
+    if not args.telemetry_path.startswith("/") or args.telemetry_path.startswith("/-/"):
+        raise ValueError(
+            "--web.telemetry-path: must start with / and not be under /-/,"
+            f" got {args.telemetry_path!r}"
+        )
+    address = parse_listen_address(args.listen_address)
+    return address, Shard(args.shard, args.total_shards)
 
 
 class Signals:
@@ -267,7 +292,7 @@ def _web_reload_failed(message: str) -> ReloadResult:
     return ReloadResult(False, message)
 
 
-def build_exporter(args: argparse.Namespace, stack: ExitStack) -> Exporter:
+def build_exporter(args: argparse.Namespace, stack: ExitStack, shard: Shard) -> Exporter:
     if args.demo:
         # Imported here so a production exporter never loads the simulator.
         from exporter.demo import start_demo  # noqa: PLC0415
@@ -283,11 +308,13 @@ def build_exporter(args: argparse.Namespace, stack: ExitStack) -> Exporter:
                 if config.events is not None
                 else None
             ),
+            shard=shard,
         )
     path = args.config_file
     return Exporter(
         lambda: load_config(path),
         lambda config: make_iot_client(config.aws, config.poll.concurrency),
+        shard=shard,
     )
 
 

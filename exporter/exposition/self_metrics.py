@@ -167,6 +167,16 @@ class ExporterMetrics:
             " longest-disconnected are kept).",
             registry=collectors,
         )
+        self.shard_ordinal = Gauge(
+            "iot_exporter_shard_ordinal",
+            "This process's shard (--shard), from 0; 0 when not sharded.",
+            registry=collectors,
+        )
+        self.total_shards = Gauge(
+            "iot_exporter_total_shards",
+            "How many shards split the fleet (--total-shards); 1 when not sharded.",
+            registry=collectors,
+        )
         self.rollup_segments = Gauge(
             "iot_exporter_rollup_segments",
             "Segments of metrics.rollup_by with series of their own (iot_things,"

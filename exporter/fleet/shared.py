@@ -16,6 +16,7 @@ from typing import TypeVar
 from exporter.fleet.aggregates import AggregateCounts
 from exporter.fleet.connectivity import BatchSummary, FleetState, Observation, ThingState
 from exporter.fleet.rollups import Rollups, RollupSpec, Segment
+from exporter.fleet.shards import Shard
 from exporter.fleet.targets import STATIC_SOURCE, Found, SourceCount, SourceSlot, Targets
 from exporter.names import is_thing_name
 
@@ -49,8 +50,16 @@ class SharedState:
     renderer), so rendering follows changes rather than a clock.
     """
 
-    def __init__(self, known_reasons: Iterable[str], *, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        known_reasons: Iterable[str],
+        *,
+        clock: Callable[[], float],
+        shard: Shard | None = None,
+    ) -> None:
         self._lock = threading.RLock()
+        # Things another shard owns never become targets here.
+        self._shard = shard or Shard()
         self._changed = threading.Condition(self._lock)
         self._version = 0
         self._targets = Targets(())
@@ -85,6 +94,9 @@ class SharedState:
             if invalid:
                 refused = set(invalid)
                 things = [thing for thing in things if thing.name not in refused]
+            if not self._shard.whole:
+                owns = self._shard.owns
+                things = [t for t in things if t.name in targeted or owns(t.name)]
             joined = self._targets.extend(source, things)
             if joined:
                 if self._live_source(source):

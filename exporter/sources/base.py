@@ -12,6 +12,7 @@ from exporter.aws.calls import AwsCalls, CallFailed
 from exporter.exposition.event_metrics import EventMetrics
 from exporter.fleet.aggregates import AggregateCounts
 from exporter.fleet.connectivity import BatchSummary, Observation
+from exporter.fleet.shards import Shard
 from exporter.fleet.targets import Found
 
 
@@ -133,3 +134,4 @@ class Wiring:
     stop: threading.Event  # set once, when the exporter stops
     clock: Callable[[], float]
     events: EventWiring | None = None  # None unless the config has an events section
+    shard: Shard = field(default_factory=Shard)  # which share of the fleet this process owns

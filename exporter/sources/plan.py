@@ -165,7 +165,9 @@ def plan(config: Config, wiring: Wiring) -> Plan:
             warn_if_budget_too_small(
                 len(config.things), poll.max_requests_per_second, poll.interval
             )
-    if config.aggregates.queries:
+    # Fleet aggregates count whole queries, not a shard's things: shard 0 alone counts
+    # them, so a sum over shards never counts them twice.
+    if config.aggregates.queries and wiring.shard.ordinal == 0:
         sources.append(
             AggregatesSource(config.aggregates.queries, calls, interval=config.aggregates.interval)
         )

@@ -106,6 +106,13 @@ def test_config_file_from_the_environment(tmp_path: Path, config: Path) -> None:
         (["--web.listen-address", "nonsense"], "--web.listen-address: expected [host]:port"),
         (["--web.telemetry-path", "metrics"], "--web.telemetry-path: must start with /"),
         (["--log.level", "loud"], "invalid choice: 'loud'"),
+        (
+            ["--shard", "3", "--total-shards", "3"],
+            "--shard must be between 0 and 2 (--total-shards=3 counts from 0), got 3",
+        ),
+        (["--shard", "-1"], "--shard: expected a whole number, 0 or more, got '-1'"),
+        (["--total-shards", "0"], "expected a whole number, 1 or more, got '0'"),
+        (["--total-shards", "300"], "--total-shards must be between 1 and 256, got 300"),
     ],
 )
 def test_bad_start_up_input_exits_non_zero_without_traceback(args: list[str], message: str) -> None:

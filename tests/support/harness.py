@@ -20,6 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from exporter.app import Exporter, Planner
 from exporter.aws.clients import make_iot_client, make_sqs_client
 from exporter.config import Config, load_config
+from exporter.fleet.shards import Shard
 from exporter.sources.plan import plan
 from iot_simulator import FaultConfig, ManualClock, Simulator, SimulatorConfig
 
@@ -138,23 +139,29 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
         factory: Callable[[Config], Any] = client_factory,
         sections: Mapping[str, Any] | None = None,
         planner: Planner = plan,
+        shard: Shard | None = None,
+        sim: Simulator | None = None,
         **poll: Any,
     ) -> Harness:
         """A started simulator and an exporter polling it; `sections` adds top-level config
         sections (discovery, registry, aggregates, ...)."""
-        clock = ManualClock()
-        sim = Simulator(
-            sim_config or SimulatorConfig(things=20, seed=3, quotas=False),
-            clock=clock,
-            faults=faults,
-        )
-        sim.start()
+        if sim is None:
+            clock = ManualClock()
+            sim = Simulator(
+                sim_config or SimulatorConfig(things=20, seed=3, quotas=False),
+                clock=clock,
+                faults=faults,
+            )
+            sim.start()
+        else:  # another exporter of the test watches this simulator too (a shard)
+            assert isinstance(sim.clock, ManualClock)
+            clock = sim.clock
         document = config_document(
             sim, things if things is not None else sim.fleet.thing_names(), **poll
         )
         document["aws"].update(aws or {})
         document.update(sections or {})
-        path = tmp_path / "config.yaml"
+        path = tmp_path / ("config.yaml" if not started else f"config-{len(started)}.yaml")
         path.write_text(yaml.safe_dump(document, sort_keys=False))
         collectors = CollectorRegistry()
         exporter = Exporter(
@@ -164,6 +171,7 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
             collectors=collectors,
             sqs_client_factory=sqs_client_factory,
             planner=planner,
+            shard=shard,
         )
         made = Harness(
             sim=sim,
@@ -179,4 +187,4 @@ def harness(tmp_path: Path) -> Iterator[HarnessFactory]:
     yield make
     for made in started:
         made.exporter.stop()
-        made.sim.stop()
+        made.sim.stop()  # idempotent: shards of one test share a simulator

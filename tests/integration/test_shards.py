@@ -1,0 +1,122 @@
+"""Shards against the simulator: three exporters split the fleet, and together they show
+exactly what one unsharded exporter shows, each thing once, within the account's budgets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from exporter.fleet.shards import Shard
+from iot_simulator import SimulatorConfig
+from tests.support.harness import Harness, HarnessFactory, Samples, series
+
+TOTAL = 3
+PER_THING = (
+    "iot_thing_connected",
+    "iot_thing_connectivity_timestamp_seconds",
+    "iot_thing_disconnect_reason_info",
+    "iot_thing_disconnects_total",
+    "iot_thing_poll_success",
+    "iot_thing_info",
+)
+
+
+def fleet() -> SimulatorConfig:
+    return SimulatorConfig(
+        things=150,
+        seed=41,
+        quotas=False,
+        mean_session_seconds=300.0,
+        mean_offline_seconds=200.0,
+        duplicate_clientid_things=0,
+    )
+
+
+def per_thing(samples: Samples) -> dict[Any, float]:
+    """Every per-thing sample but the poll time (each process polls at its own instant)."""
+    return {
+        (family, labels): value
+        for family in PER_THING
+        for labels, value in series(samples, family).items()
+    }
+
+
+def things_of(samples: Samples) -> set[str]:
+    return {dict(labels)["thing_name"] for labels in series(samples, "iot_thing_poll_success")}
+
+
+def shards_and_whole(harness: HarnessFactory, **options: Any) -> tuple[list[Harness], Harness]:
+    whole = harness(fleet(), **options)
+    shards = [harness(sim=whole.sim, shard=Shard(k, TOTAL), **options) for k in range(TOTAL)]
+    return shards, whole
+
+
+def cycle(exporters: list[Harness], advance: float) -> list[Samples]:
+    exporters[0].clock.advance(advance)
+    return [h.cycle() for h in exporters]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        pytest.param({}, id="static list, live mode"),
+        pytest.param(
+            {
+                "things": [],
+                "sections": {
+                    "discovery": {"thing_types": ["sensor", "gateway", "controller"]},
+                    "registry": {"attributes": ["site"]},
+                    "budgets": {"ListThings": 1000},
+                },
+            },
+            id="discovery, live mode",
+        ),
+    ],
+)
+def test_three_shards_show_what_one_process_shows(
+    harness: HarnessFactory, source: dict[str, Any]
+) -> None:
+    shards, whole = shards_and_whole(harness, **source)
+    for advance in (0, 60, 60, 60):
+        *pages, alone = cycle([*shards, whole], advance)
+        owned = [things_of(page) for page in pages]
+        # Every thing in exactly one shard, and together the whole fleet.
+        assert sum(len(things) for things in owned) == len(things_of(alone)) == 150
+        assert set().union(*owned) == things_of(alone)
+        # The same series with the same values, shard by shard, as the one process's.
+        union: dict[Any, float] = {}
+        for page in pages:
+            union.update(per_thing(page))
+        assert union == per_thing(alone)
+    # Each shard takes about a third (CRC-32 of 150 names: within a wide margin).
+    assert all(30 <= len(things) <= 70 for things in owned)
+    # A shard polls its own things only: one call each.
+    whole.sim.reset_request_counts()
+    shards[1].exporter.run_pass("live")
+    calls = whole.sim.request_counts()
+    polls = sum(n for (operation, _), n in calls.items() if operation == "GetThingConnectivityData")
+    assert polls == len(owned[1])
+
+
+def test_each_shard_spends_its_share_of_the_budgets_and_says_which_it_is(
+    harness: HarnessFactory,
+) -> None:
+    shards, _ = shards_and_whole(harness, max_requests_per_second=300)
+    for k, h in enumerate(shards):
+        samples = h.cycle()
+        assert series(samples, "iot_exporter_shard_ordinal") == {frozenset(): float(k)}
+        assert series(samples, "iot_exporter_total_shards") == {frozenset(): float(TOTAL)}
+        budget = {
+            dict(labels)["operation"]: v
+            for labels, v in series(samples, "iot_exporter_request_budget_per_second").items()
+        }
+        assert budget["GetThingConnectivityData"] == 100.0
+        assert budget["SearchIndex"] == pytest.approx(10.0 / TOTAL)
+
+
+def test_only_shard_zero_counts_the_fleet_aggregates(harness: HarnessFactory) -> None:
+    sections = {"aggregates": {"queries": [{"name": "all"}]}, "budgets": {"GetStatistics": 100}}
+    shards, _ = shards_and_whole(harness, sections=sections)
+    counted = [bool(series(h.cycle(), "iot_fleet_things")) for h in shards]
+    assert counted == [True, False, False]

@@ -1,0 +1,66 @@
+"""Ownership: every thing has exactly one shard, the split is even, and bad flags say why."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import hypothesis.strategies as st
+import pytest
+from hypothesis import given, settings
+
+from exporter.fleet.shards import Shard, ShardError, owner
+from exporter.names import THING_NAME_RE
+
+thing_names = st.from_regex(THING_NAME_RE, fullmatch=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sets(thing_names, max_size=50), st.integers(1, 16))
+def test_every_thing_has_exactly_one_owner(names: set[str], total: int) -> None:
+    for name in names:
+        owners = [k for k in range(total) if Shard(k, total).owns(name)]
+        assert owners == [owner(name, total)]
+
+
+@pytest.mark.parametrize("total", range(1, 17))
+@pytest.mark.parametrize(
+    "pattern", ["thing-{:05d}", "plant-a:pump_{}", "{:x}", "SENSOR{:07d}-eu"], ids=str
+)
+def test_the_split_of_100000_names_is_within_a_tenth_of_even(pattern: str, total: int) -> None:
+    shares = Counter(owner(pattern.format(i), total) for i in range(100_000))
+    even = 100_000 / total
+    assert sorted(shares) == list(range(total))
+    assert all(abs(n - even) <= 0.1 * even for n in shares.values()), shares
+
+
+def test_the_owner_is_the_same_in_every_process() -> None:
+    # CRC-32 of the UTF-8 name, fixed for ever: unlike Python's hash(), no process salts it,
+    # so every shard agrees on every owner (and a release never moves things by itself).
+    names = ("thing-00001", "pump-7", "gate:2")
+    assert [owner(name, 3) for name in names] == [2, 2, 2]
+    assert [owner(name, 16) for name in names] == [2, 3, 5]
+
+
+def test_one_shard_owns_everything() -> None:
+    assert Shard().whole
+    assert Shard().owns("anything")
+    assert Shard(0, 1).share(10.0) == 10.0
+
+
+def test_a_shard_spends_its_share_of_each_budget() -> None:
+    assert Shard(1, 4).share(100.0) == 25.0
+
+
+@pytest.mark.parametrize(
+    ("ordinal", "total", "message"),
+    [
+        (3, 3, "--shard must be between 0 and 2 (--total-shards=3 counts from 0), got 3"),
+        (-1, 2, "--shard must be between 0 and 1 (--total-shards=2 counts from 0), got -1"),
+        (0, 0, "--total-shards must be between 1 and 256, got 0"),
+        (0, 257, "--total-shards must be between 1 and 256, got 257"),
+    ],
+)
+def test_a_shard_out_of_range_is_a_clear_error(ordinal: int, total: int, message: str) -> None:
+    with pytest.raises(ShardError) as caught:
+        Shard(ordinal, total)
+    assert str(caught.value) == message
