@@ -15,6 +15,13 @@ POLL_OPERATION = "GetThingConnectivityData"
 # The rollup label whose values are the thing groups a discovery source lists
 # (metrics.rollup_by); every other rollup label is a label of the thing's series.
 THING_GROUP_LABEL = "thing_group"
+# The value of every rollup label on the segment metrics.max_rollup_segments folds the rest
+# into. AWS allows no parentheses in thing type, thing group or attribute values, and the
+# config refuses it as a configured label's value, so no real segment can take it.
+ROLLUP_OTHER = "(other)"
+
+# The calls of the fleet aggregates, which only shard 0 makes (so its budget is not shared).
+AGGREGATE_OPERATIONS = ("GetStatistics", "GetBucketsAggregation")
 
 # The fleet index every SearchIndex, GetStatistics and GetBucketsAggregation call names.
 INDEX_NAME = "AWS_Things"

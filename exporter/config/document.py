@@ -32,7 +32,7 @@ from exporter.config.yamlfile import (
     show,
     validate_document,
 )
-from exporter.names import POLL_OPERATION, THING_GROUP_LABEL
+from exporter.names import POLL_OPERATION, ROLLUP_OTHER, THING_GROUP_LABEL
 
 
 class Config(StrictSection):
@@ -100,7 +100,14 @@ class Config(StrictSection):
         problems = []
         for index, label in enumerate(self.metrics.rollup_by):
             where = ("metrics", "rollup_by", index)
-            if label == THING_GROUP_LABEL:
+            if label == THING_GROUP_LABEL and label in info:
+                problems.append(
+                    error_at(
+                        where,
+                        "thing_group is also a registry.attributes label; give that one another",
+                    )
+                )
+            elif label == THING_GROUP_LABEL:
                 if not self.discovery.thing_groups:
                     problems.append(
                         error_at(where, "thing_group needs discovery.thing_groups: none is listed")
@@ -117,6 +124,14 @@ class Config(StrictSection):
                         " configured one",
                     )
                 )
+            elif label in configured and self._labels_the_fold(label):
+                problems.append(
+                    error_at(
+                        where,
+                        f'a configured "{label}" label has the value "{ROLLUP_OTHER}", which'
+                        " names the segment the cap folds the rest into; choose another value",
+                    )
+                )
             elif label not in info and label not in configured:
                 known = ", ".join((*info, THING_GROUP_LABEL, *configured))
                 hint = (
@@ -129,6 +144,11 @@ class Config(StrictSection):
                     )
                 )
         return problems
+
+    def _labels_the_fold(self, label: str) -> bool:
+        values = [self.labels.get(label)]
+        values.extend(own.get(label) for own in self.things.labels.values())
+        return ROLLUP_OTHER in values
 
     def label_names(self) -> tuple[str, ...]:
         """Every configured label name, static and per thing, sorted."""

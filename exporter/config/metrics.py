@@ -19,7 +19,8 @@ PER_THING = ("all", "problems", "none")
 DEFAULT_PROBLEMS_WINDOW = 3600.0
 DEFAULT_MAX_PROBLEM_THINGS = 10_000
 MAX_MAX_PROBLEM_THINGS = 10_000_000
-# Segments beyond this fold into one: ~17 series each (2 iot_things, a counter per reason).
+# Segments beyond this fold into one: ~18 series each (iot_things twice, the never-connected
+# gauge, and a counter per known reason).
 DEFAULT_MAX_ROLLUP_SEGMENTS = 1_000
 MAX_MAX_ROLLUP_SEGMENTS = 1_000_000
 # iot_things and iot_disconnects_total set these themselves.

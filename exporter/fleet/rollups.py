@@ -14,12 +14,10 @@ from dataclasses import dataclass, field
 
 from exporter.fleet.connectivity import UNOBSERVED_FLAP, ThingState
 from exporter.fleet.targets import RegistryInfo, Target
-from exporter.names import THING_GROUP_LABEL
+from exporter.names import ROLLUP_OTHER, THING_GROUP_LABEL
 
-# The segment every segment over the cap is folded into: each rollup label takes this
-# value. AWS allows no parentheses in thing type, thing group or attribute values, so it
-# cannot be mistaken for a real one.
-OTHER = "(other)"
+# The segment every segment over the cap is folded into: each rollup label takes this value.
+OTHER = ROLLUP_OTHER
 DEFAULT_MAX_SEGMENTS = 1_000
 
 # A thing's place in the counts: unknown until its first successful observation, then
@@ -155,13 +153,26 @@ class Rollups:
 
     def adopt(self, previous: Rollups) -> None:
         """Take over the segments of rollups by the same labels (a reload): in their order,
-        under this cap, with their counters, so no series resets or changes its place."""
+        under this cap, with their counters, so no counter resets or changes its place.
+
+        A segment with neither things nor disconnects is left behind (its series read 0,
+        so dropping them loses nothing); one the new cap folds gives its counts to OTHER.
+        """
         for segment in previous.segments:
-            if segment.key == (OTHER,) * len(segment.key) and segment.key:
-                continue  # the fold is made again if this cap needs it
-            index = self._segment(segment.key)
-            if self.segments[index].key == segment.key:
-                self.segments[index].disconnects = dict(segment.disconnects)
+            if not (segment.connected or segment.disconnected or any(segment.disconnects.values())):
+                continue
+            if segment is previous.other:
+                index = self._other_segment()
+            else:
+                index = self._segment(segment.key)
+            merged = self.segments[index].disconnects
+            for reason, count in segment.disconnects.items():
+                merged[reason] = merged.get(reason, 0) + count
+
+    @property
+    def other(self) -> Segment | None:
+        """The segment the cap folds the others into, once one was folded."""
+        return None if self._other is None else self.segments[self._other]
 
     # -- placing a thing -------------------------------------------------------------------
 

@@ -70,6 +70,7 @@ class SharedState:
         self._clock = clock
         self._joined_live: list[str] = []
         self._left: list[str] = []
+        self._retargets = 0  # things whose sources or info changed (see _retargeted)
 
     # -- Updates (sources/base.py) -----------------------------------------------------------
 
@@ -97,10 +98,11 @@ class SharedState:
             if not self._shard.whole:
                 owns = self._shard.owns
                 things = [t for t in things if t.name in targeted or owns(t.name)]
+            retargets = self._retargets
             joined = self._targets.extend(source, things)
-            if joined:
-                if self._live_source(source):
-                    self._joined_live.extend(joined)
+            if joined and self._live_source(source):
+                self._joined_live.extend(joined)
+            if joined or self._retargets != retargets:
                 self._bump()
             return invalid
 
@@ -160,6 +162,10 @@ class SharedState:
         groups = self._targets.groups()
         if current is not None and current.spec == spec and current.groups == groups:
             return
+        if current is not None and current.spec.info_labels != spec.info_labels:
+            # Registry info holds the attributes in the old config's order: it would read
+            # as the wrong labels until each thing's next pass brings it anew.
+            self._targets.forget_info()
         fresh = Rollups(
             spec, self._targets.things, known_reasons=self._known_reasons, groups=groups
         )
@@ -254,7 +260,7 @@ class SharedState:
         left = self._targets.settle(source, names)
         self._forget(left)
         if left or self._targets.count(source).things != before:
-            self._bump()
+            self._bump()  # also covers things that only left this source (retargeted)
         return left
 
     def _forget(self, left: list[str]) -> None:
@@ -265,6 +271,8 @@ class SharedState:
         rollups = self._fleet.rollups
         if rollups is not None:
             rollups.retargeted(name, self._fleet.things.get(name))
+        # A thing's groups or registry info changed: its labels and segment did.
+        self._retargets += 1
 
     def _live_source(self, source: str) -> bool:
         return any(slot.name == source and slot.live for slot in self._targets.slots)

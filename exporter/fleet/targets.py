@@ -200,6 +200,12 @@ class Targets:
         """Whether `source` is one of the configured target sources."""
         return source in self._bits
 
+    def forget_info(self) -> None:
+        """Drop every thing's registry info (the attributes read changed); the next pass of
+        each source brings it again."""
+        for target in self.things.values():
+            target.info = None
+
     def groups(self) -> tuple[tuple[int, str], ...]:
         """(bit, thing group) of every source that lists a thing group, in slot order."""
         return tuple(

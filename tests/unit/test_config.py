@@ -377,6 +377,23 @@ INVALID: list[tuple[str, str, list[str]]] = [
         ],
     ),
     (
+        "rollup-by-a-label-valued-like-the-fold",
+        "metrics: {rollup_by: [site]}\nthings: [{name: a, labels: {site: (other)}}]",
+        [
+            'metrics.rollup_by[0]: a configured "site" label has the value "(other)", which'
+            " names the segment the cap folds the rest into; choose another value"
+        ],
+    ),
+    (
+        "rollup-by-thing-group-also-a-registry-label",
+        "metrics: {rollup_by: [thing_group]}\ndiscovery: {thing_groups: [g]}\n"
+        "registry: {attributes: [{attribute: group, label: thing_group}]}",
+        [
+            "metrics.rollup_by[0]: thing_group is also a registry.attributes label; give that"
+            " one another"
+        ],
+    ),
+    (
         "rollup-by-connected",
         "metrics: {rollup_by: [connected]}\nlabels: {connected: x}\nthings: [a]",
         ['metrics.rollup_by[0]: "connected" is a label iot_things sets itself; roll up by another'],

@@ -354,3 +354,52 @@ def recount(state: SharedState, labels: tuple[str, ...], *, never: bool) -> dict
         return {key: (tally[(key, False)], tally[(key, True)]) for key in segments}
 
     return state.read(reader, aggregate_max_age=1)
+
+
+def test_a_reload_that_changes_the_attributes_read_forgets_the_old_info() -> None:
+    state = shared(("site",))
+    state.found(TYPES, [Found("t", info("x", "north"))])
+    state.observed([up("t", T0, T0 - 5)])
+    # firmware is read now, before site: the info in hand has the old order.
+    state.configure(
+        SLOTS,
+        (),
+        events=False,
+        aggregates=(),
+        rollups=RollupSpec(("site",), info_labels=("thing_type", "firmware", "site")),
+    )
+    assert counts(state) == {("",): (0, 1)}  # not site "north" read as firmware
+    state.found(TYPES, [Found("t", RegistryInfo("x", ("1.0", "north")))])
+    assert counts(state) == {("north",): (0, 1)}
+
+
+def test_a_reload_keeps_the_folded_counter_and_leaves_empty_segments_behind() -> None:
+    state = shared(("site",), max_segments=1)
+    state.found(TYPES, [Found("a", info("x", "s0")), Found("b", info("x", "s1"))])
+    state.observed([up("a", T0, T0 - 5), up("b", T0, T0 - 5)])
+    state.observed([down("b", T0 + 60, T0 + 50)])
+    state.settled(TYPES, {"b"})  # a leaves: s0 has no things and no disconnects
+    assert disconnects(state) == {(OTHER,): {"CONNECTION_LOST": 1}}
+    # A reload that keeps rollup_by but changes the cap: the same counters go on.
+    state.configure(
+        SLOTS,
+        (),
+        events=False,
+        aggregates=(),
+        rollups=RollupSpec(("site",), info_labels=INFO, max_segments=5),
+    )
+    assert disconnects(state) == {(OTHER,): {"CONNECTION_LOST": 1}}
+    assert ("s0",) not in state.segments()
+    assert counts(state) == {("s1",): (1, 0)}
+
+
+def test_a_thing_that_changes_segment_only_wakes_the_renderer() -> None:
+    state = shared(("site",))
+    state.found(TYPES, [Found("t", info("x", "north"))])
+    state.observed([up("t", T0, T0 - 5)])
+    version = state.version
+    state.found(TYPES, [Found("t", info("x", "south"))])
+    assert state.version > version
+    version = state.version
+    state.found(TYPES, [Found("t", info("x", "south"))])  # nothing new
+    assert state.version == version
