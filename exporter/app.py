@@ -32,7 +32,7 @@ from exporter.fleet.rollups import RollupSpec
 from exporter.fleet.shards import Shard
 from exporter.fleet.shared import SharedState
 from exporter.fleet.targets import STATIC_SOURCE
-from exporter.names import POLL_OPERATION
+from exporter.names import AGGREGATE_OPERATIONS, POLL_OPERATION
 from exporter.schedule import Schedule
 from exporter.sources.base import EventWiring, PassOutcome, Source, Wiring
 from exporter.sources.plan import Plan, plan
@@ -112,9 +112,13 @@ def _rollups(config: Config) -> RollupSpec:
 
 def _rates(config: Config, shard: Shard) -> dict[str, float]:
     """Each operation's budget for this process: the config's are the account's, shared
-    evenly by the shards."""
+    evenly by the shards, but for the aggregates' calls, which shard 0 alone makes."""
     return {
-        operation: shard.share(config.budget(operation))
+        operation: (
+            config.budget(operation)
+            if operation in AGGREGATE_OPERATIONS
+            else shard.share(config.budget(operation))
+        )
         for operation in (POLL_OPERATION, *DEFAULT_BUDGETS)
     }
 
@@ -155,7 +159,13 @@ class Exporter:
         self.state = SharedState(known_disconnect_reasons(), clock=clock, shard=self.shard)
         self.metrics.shard_ordinal.set(self.shard.ordinal)
         self.metrics.total_shards.set(self.shard.total)
-        self._reports = PassReports(self.metrics, self.state, clock=clock, region=self._region)
+        self._reports = PassReports(
+            self.metrics,
+            self.state,
+            clock=clock,
+            region=self._region,
+            sharded=not self.shard.whole,
+        )
         self._runtime = self._build(load_config(), None)  # errors here are fatal at start-up
         self.renderer = Renderer(
             self.state,

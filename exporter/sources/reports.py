@@ -35,8 +35,11 @@ class PassReports:
         *,
         clock: Callable[[], float],
         region: Callable[[], str],
+        sharded: bool = False,
     ) -> None:
         self._metrics = metrics
+        # Sharded, a small source may name no thing of this shard's: no cause for a warning.
+        self._sharded = sharded
         self._state = state
         self._clock = clock
         self._region = region
@@ -146,7 +149,7 @@ class PassReports:
                     "refused": count.refused,
                 },
             )
-        elif count.things == 0 and name != STATIC_SOURCE:
+        elif count.things == 0 and name != STATIC_SOURCE and not self._sharded:
             log.warning(f"{source.where}: names no things", extra={"source": name})
 
     def _invalid_names(self, source: Source, names: Sequence[str]) -> None:

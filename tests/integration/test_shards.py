@@ -113,6 +113,8 @@ def test_each_shard_spends_its_share_of_the_budgets_and_says_which_it_is(
         }
         assert budget["GetThingConnectivityData"] == 100.0
         assert budget["SearchIndex"] == pytest.approx(10.0 / TOTAL)
+        # Shard 0 alone makes the aggregates' calls: their budget is not shared.
+        assert budget["GetStatistics"] == 1.0
 
 
 def test_only_shard_zero_counts_the_fleet_aggregates(harness: HarnessFactory) -> None:
