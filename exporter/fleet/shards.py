@@ -1,9 +1,11 @@
 """Which shard watches which thing: the same answer in every process, with no coordination.
 
 Shards split the fleet in the style of kube-state-metrics: `--shard=N --total-shards=M`,
-each process owning a stable share. A thing the static list or a live-mode source names
+each process owning a stable share. A thing the static list or a registry listing names
 belongs to the shard its name hashes to (CRC-32, which every process computes alike,
-unlike Python's salted `hash`). Pure logic.
+unlike Python's salted `hash`). A thing read from the fleet index belongs to the shard
+whose range of `thingId` prefixes holds its ID (a UUID, so the ranges split the fleet
+evenly), which lets each shard read only its own pages. Pure logic.
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import zlib
 from dataclasses import dataclass
 
 MAX_TOTAL_SHARDS = 256
+# thingId prefixes of two hex digits: 256 ranges, so any number of shards up to
+# MAX_TOTAL_SHARDS gets a share within one prefix of even.
+ID_PREFIXES = 256
 
 
 class ShardError(ValueError):
@@ -44,6 +49,24 @@ class Shard:
     def owns(self, name: str) -> bool:
         """Whether this shard watches the thing of that name (static list, live mode)."""
         return self.total == 1 or owner(name, self.total) == self.ordinal
+
+    def id_prefixes(self) -> tuple[str, ...]:
+        """The thingId prefixes this shard owns, as few as they can be written: a whole
+        first hex digit where the range covers it, two digits elsewhere. () when whole."""
+        if self.whole:
+            return ()
+        start = self.ordinal * ID_PREFIXES // self.total
+        end = (self.ordinal + 1) * ID_PREFIXES // self.total
+        prefixes: list[str] = []
+        prefix = start
+        while prefix < end:
+            if prefix % 16 == 0 and prefix + 16 <= end:
+                prefixes.append(f"{prefix // 16:x}")
+                prefix += 16
+            else:
+                prefixes.append(f"{prefix:02x}")
+                prefix += 1
+        return tuple(prefixes)
 
     def share(self, budget: float) -> float:
         """This shard's part of an account-wide request budget."""

@@ -95,7 +95,8 @@ class SharedState:
             if invalid:
                 refused = set(invalid)
                 things = [thing for thing in things if thing.name not in refused]
-            if not self._shard.whole:
+            if not self._shard.whole and self._targets.slot(source).by_name:
+                # (A source reading the index asks only for this shard's thingIds.)
                 owns = self._shard.owns
                 things = [t for t in things if t.name in targeted or owns(t.name)]
             retargets = self._retargets

@@ -38,6 +38,9 @@ class SourceSlot:
     live: bool  # its things are polled with GetThingConnectivityData
     max_things: int | None  # None: no cap (the static list)
     group: str | None = None  # the thing group it lists, if it lists one
+    # Sharded: its things are owned by their name's hash (the static list, registry
+    # listings), or by their thingId, as the fleet-index queries select them.
+    by_name: bool = True
 
 
 @dataclass(slots=True)
@@ -88,7 +91,7 @@ class Targets:
     def extend(self, source: str, found: Iterable[Found]) -> list[str]:
         """Add what a source found; return the names that became targets."""
         bit = self._bits[source]
-        cap = self._slot(source).max_things
+        cap = self.slot(source).max_things
         joined: list[str] = []
         things = self.things
         on_change = self.on_change
@@ -219,7 +222,7 @@ class Targets:
     def slots(self) -> tuple[SourceSlot, ...]:
         return self._slots
 
-    def _slot(self, source: str) -> SourceSlot:
+    def slot(self, source: str) -> SourceSlot:
         return self._slots[self._bits[source].bit_length() - 1]
 
     def _changed(self) -> None:

@@ -9,6 +9,7 @@ for about an hour. Only things whose client ID is their thing name have connecti
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
@@ -34,12 +35,47 @@ def quoted(value: str) -> str:
     return f'"{value}"'
 
 
-def any_of(field: str, values: Sequence[str]) -> list[str]:
-    """Queries matching any of `values` in `field`, each within AWS's limit on terms."""
+# Sharded, a query of names leaves this many terms for the shard's thingId prefixes.
+SHARDED_NAME_TERMS = 6
+_QUOTED = re.compile(r'"[^"]*"')
+_OPERATORS = {"AND", "OR", "NOT", "-"}
+
+
+def any_of(field: str, values: Sequence[str], terms: int = MAX_QUERY_TERMS) -> list[str]:
+    """Queries matching any of `values` in `field`, each of at most `terms` terms."""
     return [
-        " OR ".join(f"{field}:{quoted(value)}" for value in values[start : start + MAX_QUERY_TERMS])
-        for start in range(0, len(values), MAX_QUERY_TERMS)
+        " OR ".join(f"{field}:{quoted(value)}" for value in values[start : start + terms])
+        for start in range(0, len(values), terms)
     ]
+
+
+def query_terms(query: str) -> int:
+    """At least as many terms as AWS counts in `query`: every word but the operators, so
+    `field:(a OR b)` counts 3 where AWS counts 2, and a query built from it stays within
+    the limit."""
+    words = re.split(r"[\s()]+", _QUOTED.sub('"x"', query))
+    return sum(1 for word in words if word and word.upper() not in _OPERATORS)
+
+
+def narrowed_to(
+    queries: Callable[[AwsCalls], Sequence[str]], prefixes: Sequence[str]
+) -> Callable[[AwsCalls], list[str]]:
+    """The same queries, narrowed to the things whose thingId starts with one of `prefixes`
+    (a shard's share of the index), each within AWS's limit on terms; unchanged when
+    `prefixes` is empty (one process owns every thing)."""
+
+    def narrowed(calls: AwsCalls) -> list[str]:
+        if not prefixes:
+            return list(queries(calls))
+        out: list[str] = []
+        for query in queries(calls):
+            room = max(1, MAX_QUERY_TERMS - query_terms(query))
+            for start in range(0, len(prefixes), room):
+                ids = " OR ".join(f"thingId:{prefix}*" for prefix in prefixes[start : start + room])
+                out.append(f"({query}) AND ({ids})" if query.strip() != "*" else ids)
+        return out
+
+    return narrowed
 
 
 def observation_of(entry: Mapping[str, Any], name: str, observed_at: float) -> Observation:
@@ -149,7 +185,9 @@ class IndexPager(Source):
         return found, observations
 
 
-def thing_group_queries(group: str, *, recursive: bool) -> Callable[[AwsCalls], list[str]]:
+def thing_group_queries(
+    group: str, *, recursive: bool, terms: int = MAX_QUERY_TERMS
+) -> Callable[[AwsCalls], list[str]]:
     """The queries for a group's things: the group itself (DescribeThingGroup tells a group
     that does not exist, which a query alone would answer with no things), and with
     recursive its descendants, listed by ListThingGroups. A thing document names only the
@@ -160,7 +198,7 @@ def thing_group_queries(group: str, *, recursive: bool) -> Callable[[AwsCalls], 
         groups = [group]
         if recursive:
             groups.extend(_descendants(calls, group))
-        return any_of("thingGroupNames", groups)
+        return any_of("thingGroupNames", groups, terms)
 
     return queries
 

@@ -19,7 +19,16 @@ from exporter.sources.aggregates import AggregatesSource
 from exporter.sources.answers import InfoReader
 from exporter.sources.base import Source, Wiring
 from exporter.sources.events import EventSource
-from exporter.sources.index import IndexPager, any_of, fixed_queries, quoted, thing_group_queries
+from exporter.sources.index import (
+    MAX_QUERY_TERMS,
+    SHARDED_NAME_TERMS,
+    IndexPager,
+    any_of,
+    fixed_queries,
+    narrowed_to,
+    quoted,
+    thing_group_queries,
+)
 from exporter.sources.live import LivePoller, warn_if_budget_too_small
 from exporter.sources.registry import (
     Listing,
@@ -73,9 +82,11 @@ def _listing(settings: TargetSourceSettings) -> Listing | None:
     raise TypeError(f"not a discovery source: {settings!r}")
 
 
-def _index_queries(settings: TargetSourceSettings) -> Callable[[AwsCalls], Sequence[str]]:
+def _index_queries(
+    settings: TargetSourceSettings, group_terms: int
+) -> Callable[[AwsCalls], Sequence[str]]:
     if isinstance(settings, ThingGroupSettings):
-        return thing_group_queries(settings.name, recursive=settings.recursive)
+        return thing_group_queries(settings.name, recursive=settings.recursive, terms=group_terms)
     if isinstance(settings, ThingTypeSettings):
         return fixed_queries([f"thingTypeName:{quoted(settings.name)}"])
     if isinstance(settings, AttributeFilterSettings):
@@ -97,7 +108,7 @@ def plan(config: Config, wiring: Wiring) -> Plan:
     (a thing group, the static list): then through the index. The live poller polls every
     thing a live-mode source names.
     """
-    calls, stop, clock = wiring.calls, wiring.stop, wiring.clock
+    calls, stop, clock, shard = wiring.calls, wiring.stop, wiring.clock, wiring.shard
     # Registry info is read only when the config asks for registry labels: reading it
     # for every thing of every page would cost CPU for series nobody shows.
     info = (
@@ -107,12 +118,17 @@ def plan(config: Config, wiring: Wiring) -> Plan:
     )
     wants_info = config.registry is not None
     index_mode = config.poll.mode == "index"
+    # Sharded, a source read through the index asks only for this shard's thingIds, and a
+    # thing-group query leaves room in AWS's twelve terms for them.
+    prefixes = shard.id_prefixes()
+    group_terms = MAX_QUERY_TERMS if shard.whole else SHARDED_NAME_TERMS
     slots: list[SourceSlot] = []
     sources: list[Source] = []
     if config.things:
-        names = config.things.names
+        # The static list's things are owned by name: a shard looks up only its own.
+        names = [name for name in config.things.names if shard.owns(name)]
         slots.append(SourceSlot(STATIC_SOURCE, live=not index_mode, max_things=None))
-        if index_mode or wants_info:
+        if (index_mode or wants_info) and names:
             sources.append(
                 IndexPager(
                     STATIC_SOURCE,
@@ -130,9 +146,6 @@ def plan(config: Config, wiring: Wiring) -> Plan:
         name, where = settings.source, _where(config, settings)
         live = config.mode_of(settings) == "live"
         group = settings.name if isinstance(settings, ThingGroupSettings) else None
-        slots.append(
-            SourceSlot(name, live=live, max_things=config.max_things_of(settings), group=group)
-        )
         listing = _listing(settings)
         if live and listing is not None and (listing.carries_info or not wants_info):
             sources.append(
@@ -140,12 +153,13 @@ def plan(config: Config, wiring: Wiring) -> Plan:
                     name, where, listing, calls, interval=config.discovery.interval, info=info
                 )
             )
+            by_name = True
         else:
             sources.append(
                 IndexPager(
                     name,
                     where,
-                    _index_queries(settings),
+                    narrowed_to(_index_queries(settings, group_terms), prefixes),
                     calls,
                     interval=config.discovery.interval if live else config.poll.interval,
                     observe=not live,
@@ -153,6 +167,16 @@ def plan(config: Config, wiring: Wiring) -> Plan:
                     clock=clock,
                 )
             )
+            by_name = False
+        slots.append(
+            SourceSlot(
+                name,
+                live=live,
+                max_things=config.max_things_of(settings),
+                group=group,
+                by_name=by_name,
+            )
+        )
     if any(slot.live for slot in slots):
         poll = config.poll
         sources.append(

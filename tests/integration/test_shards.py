@@ -122,3 +122,68 @@ def test_only_shard_zero_counts_the_fleet_aggregates(harness: HarnessFactory) ->
     shards, _ = shards_and_whole(harness, sections=sections)
     counted = [bool(series(h.cycle(), "iot_fleet_things")) for h in shards]
     assert counted == [True, False, False]
+
+
+def index_fleet() -> SimulatorConfig:
+    return SimulatorConfig(
+        things=3000,
+        seed=43,
+        quotas=False,
+        mean_session_seconds=300.0,
+        mean_offline_seconds=200.0,
+        duplicate_clientid_things=0,
+    )
+
+
+def search_calls(h: Harness) -> int:
+    return sum(n for (op, _), n in h.sim.request_counts().items() if op == "SearchIndex")
+
+
+@pytest.mark.parametrize(
+    "discovery",
+    [
+        pytest.param({"thing_types": ["sensor"]}, id="a thing type"),
+        pytest.param(
+            {"thing_groups": [{"name": "group-1", "recursive": True}, "group-2-1"]},
+            id="thing groups",
+        ),
+    ],
+)
+def test_in_index_mode_the_shards_split_the_pages_and_show_the_whole(
+    harness: HarnessFactory, discovery: dict[str, Any]
+) -> None:
+    options: dict[str, Any] = {
+        "things": [],
+        "mode": "index",
+        "sections": {
+            "discovery": {**discovery, "max_things": 10_000},
+            "registry": {"attributes": ["site"]},
+            "budgets": {"SearchIndex": 3000, "DescribeThingGroup": 300, "ListThingGroups": 300},
+        },
+    }
+    whole = harness(index_fleet(), **options)
+    shards = [harness(sim=whole.sim, shard=Shard(k, TOTAL), **options) for k in range(TOTAL)]
+    for advance in (0, 60, 60):
+        whole.clock.advance(advance)
+        whole.sim.reset_request_counts()
+        alone = whole.cycle()
+        one_process = search_calls(whole)
+        whole.sim.reset_request_counts()
+        pages = [h.cycle() for h in shards]
+        all_shards = search_calls(whole)
+        owned = [things_of(page) for page in pages]
+        assert sum(len(things) for things in owned) == len(things_of(alone)) > 500
+        assert set().union(*owned) == things_of(alone)
+        union: dict[Any, float] = {}
+        for page in pages:
+            union.update(per_thing(page))
+        assert union == per_thing(alone)
+        # Each shard reads its own pages, not the whole index: together one process's
+        # pages, plus at most one part-filled page per query a shard's share takes.
+        queries = sum(
+            len(source._queries(h.exporter._runtime.calls))  # type: ignore[attr-defined]
+            for h in shards
+            for source in h.exporter._runtime.plan.sources
+            if source.name.startswith(("thing_type", "thing_group"))
+        )
+        assert all_shards <= one_process + queries < TOTAL * one_process

@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import pytest
 
 from exporter.fleet.connectivity import Outcome
-from exporter.sources.index import MAX_QUERY_TERMS, any_of, observation_of
+from exporter.fleet.shards import Shard
+from exporter.sources.index import (
+    MAX_QUERY_TERMS,
+    SHARDED_NAME_TERMS,
+    any_of,
+    fixed_queries,
+    narrowed_to,
+    observation_of,
+    query_terms,
+)
+from iot_simulator.query import count_terms
+from iot_simulator.query import parse as parse_query
 
 NOW = 1_700_000_000.0
 
@@ -97,3 +109,41 @@ def test_observation_of_an_index_entry(
     assert observation.connected is connected
     assert observation.timestamp == (pytest.approx(timestamp) if timestamp is not None else None)
     assert observation.reason == reason
+
+
+@pytest.mark.parametrize(
+    ("query", "terms"),
+    [
+        ("*", 1),
+        ('thingTypeName:"sensor"', 1),
+        ('attributes.site:"a b" AND thingTypeName:"x"', 2),
+        ('thingGroupNames:"a" OR thingGroupNames:"b" OR thingGroupNames:"c"', 3),
+        ("thingName:(tv* AND -plasma)", 3),  # AWS counts 2: an upper bound is enough
+        ("NOT connectivity.connected:true", 1),
+    ],
+)
+def test_query_terms_never_undercounts(query: str, terms: int) -> None:
+    assert query_terms(query) == terms
+
+
+@pytest.mark.parametrize("total", [2, 3, 7])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "*",
+        'thingTypeName:"sensor"',
+        " OR ".join(f'thingGroupNames:"g{i}"' for i in range(SHARDED_NAME_TERMS)),
+        "attributes.site:a AND thingTypeName:b AND connectivity.connected:true",
+    ],
+)
+def test_a_shards_queries_stay_within_twelve_terms_and_cover_its_prefixes(
+    query: str, total: int
+) -> None:
+    for k in range(total):
+        prefixes = Shard(k, total).id_prefixes()
+        narrowed = narrowed_to(fixed_queries([query]), prefixes)(None)  # type: ignore[arg-type]
+        seen = []
+        for text in narrowed:
+            assert count_terms(parse_query(text)) <= MAX_QUERY_TERMS, text
+            seen.extend(re.findall(r"thingId:([0-9a-f]+)\*", text))
+        assert seen == list(prefixes)

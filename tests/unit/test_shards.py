@@ -64,3 +64,28 @@ def test_a_shard_out_of_range_is_a_clear_error(ordinal: int, total: int, message
     with pytest.raises(ShardError) as caught:
         Shard(ordinal, total)
     assert str(caught.value) == message
+
+
+@pytest.mark.parametrize("total", [2, 3, 5, 7, 16, 17, 100, 256])
+def test_the_id_prefixes_cover_every_thing_id_exactly_once(total: int) -> None:
+    owners: Counter[str] = Counter()
+    for k in range(total):
+        for prefix in Shard(k, total).id_prefixes():
+            # A one-digit prefix stands for its sixteen two-digit ones.
+            expanded = [prefix] if len(prefix) == 2 else [prefix + d for d in "0123456789abcdef"]
+            owners.update(expanded)
+    assert sorted(owners) == [f"{p:02x}" for p in range(256)]
+    assert set(owners.values()) == {1}
+
+
+@pytest.mark.parametrize("total", [2, 3, 5, 7, 16])
+def test_the_id_ranges_split_the_fleet_within_a_prefix_of_even(total: int) -> None:
+    sizes = []
+    for k in range(total):
+        prefixes = Shard(k, total).id_prefixes()
+        sizes.append(sum(1 if len(p) == 2 else 16 for p in prefixes))
+    assert max(sizes) - min(sizes) <= 1
+
+
+def test_one_process_reads_the_whole_index() -> None:
+    assert Shard().id_prefixes() == ()
