@@ -20,7 +20,7 @@ from exporter.aws.clients import make_iot_client, make_sqs_client
 from exporter.config import Config, load_config
 from exporter.config.durations import parse_go_duration
 from exporter.config.yamlfile import ConfigError
-from exporter.fleet.shards import Shard
+from exporter.fleet.shards import POD_NAME_ENV, SHARD_ENV, Shard, shard_from
 from exporter.logs import FORMATS, LEVELS, setup_logging
 from exporter.web.config_file import WebSecurity, load_web_security
 from exporter.web.limits import DEFAULT_MAX_CONNECTIONS, HttpLimits
@@ -98,8 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--shard",
         type=_ordinal,
-        default=0,
-        help="this process's shard, from 0, when --total-shards split the fleet",
+        default=None,
+        help="this process's shard, from 0, when --total-shards split the fleet (default:"
+        f" ${SHARD_ENV}, else the ordinal ending ${POD_NAME_ENV}, else 0)",
     )
     parser.add_argument(
         "--total-shards",
@@ -198,7 +199,7 @@ def _flags(args: argparse.Namespace) -> tuple[tuple[str, int], Shard]:
             f" got {args.telemetry_path!r}"
         )
     address = parse_listen_address(args.listen_address)
-    return address, Shard(args.shard, args.total_shards)
+    return address, shard_from(args.shard, args.total_shards, os.environ)
 
 
 class Signals:

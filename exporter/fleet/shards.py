@@ -10,10 +10,17 @@ evenly), which lets each shard read only its own pages. Pure logic.
 
 from __future__ import annotations
 
+import re
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 MAX_TOTAL_SHARDS = 256
+# Where a StatefulSet's pod finds its shard when no --shard is given: the pod-index label
+# Kubernetes 1.28+ sets (through the downward API), else the ordinal that ends its name.
+SHARD_ENV = "IOT_EXPORTER_SHARD"
+POD_NAME_ENV = "IOT_EXPORTER_POD_NAME"
+_ORDINAL = re.compile(r"-(\d+)")
 # thingId prefixes of two hex digits: 256 ranges, so any number of shards up to
 # MAX_TOTAL_SHARDS gets a share within one prefix of even.
 ID_PREFIXES = 256
@@ -76,3 +83,33 @@ class Shard:
 def owner(name: str, total: int) -> int:
     """The shard, from 0, that owns the thing `name` among `total`."""
     return zlib.crc32(name.encode()) % total
+
+
+def shard_from(flag: int | None, total: int, environ: Mapping[str, str]) -> Shard:
+    """This process's shard: --shard if given, else the pod's index, else its name's ordinal.
+
+    ShardError says what is missing or wrong; more than one shard without any of the three
+    is an error, since every process would otherwise take shard 0.
+    """
+    if flag is not None:
+        return Shard(flag, total)
+    Shard(0, total)  # a --total-shards out of range says so before anything else
+    index = environ.get(SHARD_ENV, "").strip()
+    if index:
+        if not (index.isascii() and index.isdigit()):
+            raise ShardError(f"{SHARD_ENV}: expected a whole number, 0 or more, got {index!r}")
+        return Shard(int(index), total)
+    pod = environ.get(POD_NAME_ENV, "").strip()
+    if pod:
+        match = _ORDINAL.search(pod)
+        if match is None or not pod.endswith(match.group(0)):
+            raise ShardError(
+                f"{POD_NAME_ENV}: {pod!r} does not end in -N, as a StatefulSet pod's name does"
+            )
+        return Shard(int(match.group(1)), total)
+    if total > 1:
+        raise ShardError(
+            f"--total-shards={total} needs this process's shard: --shard, or {SHARD_ENV} (the"
+            f" pod's index), or {POD_NAME_ENV} (a StatefulSet pod's name)"
+        )
+    return Shard(0, total)

@@ -34,7 +34,7 @@ CORE_KINDS = {"ConfigMap", "Deployment", "Service", "ServiceAccount"}
 # values.yaml blocks whose keys are separate settings, each documented on its own.
 SECTIONS = {
     "image", "serviceAccount", "service", "serviceMonitor", "prometheusRule", "dashboards",
-    "networkPolicy", "podDisruptionBudget",
+    "networkPolicy", "podDisruptionBudget", "sharding",
 }  # fmt: skip
 
 # Prometheus Operator CRDs are not in kubernetes-validate's schemas. These are the parts
@@ -169,8 +169,14 @@ PROMETHEUS_RULE_SCHEMA = _crd(
 CRD_SCHEMAS = {"ServiceMonitor": SERVICE_MONITOR_SCHEMA, "PrometheusRule": PROMETHEUS_RULE_SCHEMA}
 
 
+def _workload(objects: list[Manifest]) -> Manifest:
+    """The Deployment, or (sharded) the StatefulSet: the chart renders exactly one."""
+    (workload,) = [o for o in objects if o["kind"] in ("Deployment", "StatefulSet")]
+    return workload
+
+
 def _pod_spec(objects: list[Manifest], find: Find) -> dict[str, Any]:
-    spec: dict[str, Any] = find(objects, "Deployment")["spec"]["template"]["spec"]
+    spec: dict[str, Any] = _workload(objects)["spec"]["template"]["spec"]
     return spec
 
 
@@ -215,7 +221,8 @@ def test_rendered_objects_validate(
     render: Renderer, ci_values: dict[str, dict[str, Any]], ci_name: str, kube_version: str
 ) -> None:
     objects = render(ci_values[ci_name])
-    assert CORE_KINDS - {"ConfigMap"} <= {o["kind"] for o in objects}
+    assert CORE_KINDS - {"ConfigMap", "Deployment"} <= {o["kind"] for o in objects}
+    assert _workload(objects)
     for obj in objects:
         kind = obj["kind"]
         if kind in CRD_SCHEMAS:
@@ -623,3 +630,48 @@ def test_schema_accepts_every_documented_value(helm: Any, chart: Any) -> None:
         leaves = [f"{key}.{sub}" for sub in value] if key in SECTIONS else [key]
         for leaf in leaves:
             assert f"`{leaf}`" in readme, f"README.md does not document {leaf}"
+
+
+# --- sharding -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("shards", [1, 4])
+def test_shards_make_a_stateful_set_that_tells_each_pod_its_shard(
+    render: Renderer, find: Find, shards: int
+) -> None:
+    objects = render({"sharding": {"totalShards": shards}, "serviceMonitor": {"enabled": True}})
+    kinds = {o["kind"] for o in objects}
+    service = find(objects, "Service")
+    container = _container(objects, find)
+    if shards == 1:
+        assert "StatefulSet" not in kinds
+        assert "Deployment" in kinds
+        assert not any(a.startswith("--total-shards") for a in container["args"])
+        assert "clusterIP" not in service["spec"]
+        return
+    assert "Deployment" not in kinds
+    sts = find(objects, "StatefulSet")
+    assert sts["spec"]["replicas"] == shards
+    assert sts["spec"]["serviceName"] == service["metadata"]["name"]
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    assert f"--total-shards={shards}" in container["args"]
+    env = {e["name"]: e["valueFrom"]["fieldRef"]["fieldPath"] for e in container["env"]}
+    assert env == {
+        "IOT_EXPORTER_SHARD": "metadata.labels['apps.kubernetes.io/pod-index']",
+        "IOT_EXPORTER_POD_NAME": "metadata.name",
+    }
+    # Headless: the ServiceMonitor's endpoints are the pods, one target per shard.
+    assert service["spec"]["clusterIP"] == "None"
+    monitor = find(objects, "ServiceMonitor")
+    assert (
+        monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    )
+    assert sts["spec"]["selector"]["matchLabels"].items() <= service["spec"]["selector"].items()
+
+
+def test_sharded_pods_keep_extra_env(render: Renderer, find: Find) -> None:
+    objects = render(
+        {"sharding": {"totalShards": 2}, "extraEnv": [{"name": "AWS_REGION", "value": "x"}]}
+    )
+    names = [e["name"] for e in _container(objects, find)["env"]]
+    assert names == ["IOT_EXPORTER_SHARD", "IOT_EXPORTER_POD_NAME", "AWS_REGION"]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 
 import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from exporter.fleet.shards import Shard, ShardError, owner
+from exporter.fleet.shards import POD_NAME_ENV, SHARD_ENV, Shard, ShardError, owner, shard_from
 from exporter.names import THING_NAME_RE
 
 thing_names = st.from_regex(THING_NAME_RE, fullmatch=True)
@@ -89,3 +90,40 @@ def test_the_id_ranges_split_the_fleet_within_a_prefix_of_even(total: int) -> No
 
 def test_one_process_reads_the_whole_index() -> None:
     assert Shard().id_prefixes() == ()
+
+
+@pytest.mark.parametrize(
+    ("flag", "total", "environ", "expected"),
+    [
+        pytest.param(None, 1, {}, Shard(0, 1), id="one process, nothing given"),
+        pytest.param(2, 3, {SHARD_ENV: "1"}, Shard(2, 3), id="the flag wins"),
+        pytest.param(None, 4, {SHARD_ENV: "3", POD_NAME_ENV: "x-1"}, Shard(3, 4), id="index"),
+        pytest.param(
+            None,
+            4,
+            {SHARD_ENV: "", POD_NAME_ENV: "iot-exporter-2"},
+            Shard(2, 4),
+            id="no pod-index label: the pod name's ordinal",
+        ),
+    ],
+)
+def test_the_shard_comes_from_the_flag_the_pod_index_or_the_pod_name(
+    flag: int | None, total: int, environ: dict[str, str], expected: Shard
+) -> None:
+    assert shard_from(flag, total, environ) == expected
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({}, "--total-shards=3 needs this process's shard: --shard, or IOT_EXPORTER_SHARD"),
+        ({SHARD_ENV: "two"}, "IOT_EXPORTER_SHARD: expected a whole number, 0 or more, got 'two'"),
+        ({POD_NAME_ENV: "exporter"}, "'exporter' does not end in -N"),
+        ({POD_NAME_ENV: "exporter-7"}, "--shard must be between 0 and 2"),
+    ],
+)
+def test_a_shard_that_cannot_be_found_is_a_clear_error(
+    environ: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ShardError, match=re.escape(message)):
+        shard_from(None, 3, environ)
