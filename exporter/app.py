@@ -293,6 +293,14 @@ class Exporter:
     # -- configuration ------------------------------------------------------------------
 
     def _build(self, config: Config, old: Runtime | None) -> Runtime:
+        if config.events is not None and not self.shard.whole and not config.events.per_shard:
+            # One queue read by every shard would hand each event to one shard at random,
+            # which deletes it whether it owns the thing or not.
+            raise SetupError(
+                f"events.queue_url: with --total-shards={self.shard.total} each shard needs its"
+                " own queue (the topic rule sends every event to each): write {shard} in the"
+                " URL, as https://sqs.REGION.amazonaws.com/ACCOUNT/iot-lifecycle-{shard}"
+            )
         calls = self._calls(config, old)
         wiring = Wiring(
             calls, self._stop, self._clock, self._events(config, calls), shard=self.shard

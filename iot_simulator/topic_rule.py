@@ -64,7 +64,7 @@ class TopicRule:
         self,
         fleet: Fleet,
         client: Any,
-        queue_url: str,
+        queue_url: str | Sequence[str],
         *,
         clock: Callable[[], float],
         faults: RuleFaults | None = None,
@@ -73,7 +73,8 @@ class TopicRule:
     ) -> None:
         self._fleet = fleet
         self._client = client
-        self._queue_url = queue_url
+        # Several queues: the rule fans out (one SQS action each), as for sharded exporters.
+        self._queue_urls = (queue_url,) if isinstance(queue_url, str) else tuple(queue_url)
         self._clock = clock
         self.faults = faults or RuleFaults()
         self._rng = random.Random(seed)
@@ -154,10 +155,11 @@ class TopicRule:
                 {"Id": str(index), "MessageBody": body}
                 for index, body in enumerate(bodies[start : start + SEND_BATCH])
             ]
-            response = self._client.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
-            if response.get("Failed"):
-                raise RuntimeError(f"SendMessageBatch failed: {response['Failed']}")
-            self.sent += len(entries)
+            for queue_url in self._queue_urls:
+                response = self._client.send_message_batch(QueueUrl=queue_url, Entries=entries)
+                if response.get("Failed"):
+                    raise RuntimeError(f"SendMessageBatch failed: {response['Failed']}")
+            self.sent += len(entries)  # per queue: each gets every message
 
 
 def lifecycle_document(event: Event, version: int, session: str, principal: str) -> dict[str, Any]:

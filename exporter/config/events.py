@@ -1,6 +1,6 @@
 """events: lifecycle events from the SQS queue an IoT topic rule fills, for exact counts."""
 
-from typing import Annotated
+from typing import Annotated, Self
 
 from pydantic import Field
 
@@ -28,6 +28,11 @@ class ClientIdSettings(StrictSection):
     suffix: Text = ""
 
 
+# Written in events.queue_url, it stands for the shard's ordinal: each shard reads its own
+# queue (the topic rule sends every event to each), while all run one config file.
+SHARD_PLACEHOLDER = "{shard}"
+
+
 class EventsSettings(StrictSection):
     """Lifecycle events from an SQS queue an IoT topic rule fills: exact disconnect counts."""
 
@@ -43,3 +48,15 @@ class EventsSettings(StrictSection):
     wait_time: Annotated[Duration, seconds_within(MIN_EVENT_WAIT_TIME, MAX_EVENT_WAIT_TIME)] = (
         DEFAULT_EVENT_WAIT_TIME
     )
+
+    @property
+    def per_shard(self) -> bool:
+        """Whether the queue URL names a queue per shard (holds {shard})."""
+        return SHARD_PLACEHOLDER in self.queue_url
+
+    def for_shard(self, ordinal: int) -> Self:
+        """These settings with the shard's own queue ({shard} replaced by its ordinal)."""
+        if not self.per_shard:
+            return self
+        url = self.queue_url.replace(SHARD_PLACEHOLDER, str(ordinal))
+        return self.model_copy(update={"queue_url": url})

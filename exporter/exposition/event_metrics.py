@@ -39,6 +39,11 @@ class EventMetrics:
             "Events whose client ID names no targeted thing, dropped.",
             registry=collectors,
         )
+        self.other_shard = Counter(
+            "iot_exporter_events_other_shard",
+            "Sharded: events of things another shard owns (by name), counted and deleted.",
+            registry=collectors,
+        )
         self.malformed = Counter(
             "iot_exporter_events_malformed",
             "Messages that are no lifecycle event, by kind; each is deleted.",

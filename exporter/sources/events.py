@@ -12,6 +12,7 @@ from exporter.aws.calls import CallFailed
 from exporter.config.events import EventsSettings
 from exporter.fleet.connectivity import BatchSummary, Observation
 from exporter.fleet.lifecycle import ClientIdMap, Dedupe, LifecycleEvent, Malformed, parse_body
+from exporter.fleet.shards import Shard
 from exporter.sources.base import EventWiring, PassOutcome, Source, Updates, describe
 
 log = logging.getLogger(__name__)
@@ -50,8 +51,12 @@ class EventSource(Source):
         *,
         stop: threading.Event,
         clock: Callable[[], float] = time.time,
+        shard: Shard | None = None,
     ) -> None:
         self._settings = settings
+        # Sharded, the queue holds every shard's events: those of things another shard owns
+        # are counted apart and deleted.
+        self._shard = shard or Shard()
         self._calls = wiring.calls
         self._metrics = wiring.metrics
         self._stop = stop
@@ -160,6 +165,23 @@ class EventSource(Source):
             except Exception:  # a bug must not end the consumer; the batch comes back
                 log.exception("applying a batch of lifecycle events failed")
 
+    def _apply(self, observations: list[Observation], updates: Updates) -> tuple[BatchSummary, int]:
+        """Apply the batch; return its summary and how many events were of things another
+        shard owns (by name: a thing this shard reads through the index by its thingId is
+        applied if this shard targets it, whatever its name's hash)."""
+        if not observations:
+            return BatchSummary(), 0
+        if self._shard.whole:
+            return updates.observed(observations), 0
+        owns = self._shard.owns
+        ours = [o for o in observations if owns(o.thing_name)]
+        theirs = [o for o in observations if not owns(o.thing_name)]
+        summary = updates.observed(ours) if ours else BatchSummary()
+        if not theirs:
+            return summary, 0
+        elsewhere = updates.observed(theirs)
+        return summary + elsewhere, elsewhere.ignored
+
     def handle(self, messages: Sequence[dict[str, Any]], updates: Updates) -> BatchSummary:
         """Apply one received batch, then delete it (all of it: poison too)."""
         if not messages:
@@ -195,7 +217,7 @@ class EventSource(Source):
                 timestamps.append(parsed.timestamp)
             metrics.dedupe_keys.set(len(self._dedupe))
         try:
-            summary = updates.observed(observations) if observations else BatchSummary()
+            summary, other_shard = self._apply(observations, updates)
         except BaseException:
             with self._lock:
                 for key in keys:
@@ -203,7 +225,8 @@ class EventSource(Source):
             raise
         metrics.applied.inc(summary.observed)
         metrics.out_of_order.inc(summary.stale)
-        metrics.not_targeted.inc(unmapped + summary.ignored)
+        metrics.not_targeted.inc(unmapped + summary.ignored - other_shard)
+        metrics.other_shard.inc(other_shard)
         metrics.duplicates.inc(duplicates)
         for timestamp in timestamps:
             metrics.lag.observe(max(0.0, now - timestamp))

@@ -196,5 +196,13 @@ def plan(config: Config, wiring: Wiring) -> Plan:
             AggregatesSource(config.aggregates.queries, calls, interval=config.aggregates.interval)
         )
     if config.events is not None and wiring.events is not None:
-        sources.append(EventSource(config.events, wiring.events, stop=stop, clock=clock))
+        sources.append(
+            EventSource(
+                config.events.for_shard(shard.ordinal),
+                wiring.events,
+                stop=stop,
+                clock=clock,
+                shard=shard,
+            )
+        )
     return Plan(tuple(slots), tuple(sources), config.things.names)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -39,7 +40,7 @@ def events_section(server: MotoServer, **extra: Any) -> tuple[str, dict[str, Any
 
 
 def rule_for(
-    h: Harness, server: MotoServer, url: str, faults: RuleFaults | None = None
+    h: Harness, server: MotoServer, url: str | Sequence[str], faults: RuleFaults | None = None
 ) -> TopicRule:
     return TopicRule(h.sim.fleet, server.client(), url, clock=h.clock.now, faults=faults, seed=5)
 

@@ -7,9 +7,15 @@ from typing import Any
 
 import pytest
 
-from exporter.fleet.shards import Shard
+from exporter.app import SetupError
+from exporter.fleet.shards import Shard, owner
+from exporter.sources.index import IndexPager
 from iot_simulator import SimulatorConfig
-from tests.support.harness import Harness, HarnessFactory, Samples, series
+from tests.integration.test_events import drained, events_section, lively, rule_for, truth
+from tests.support.harness import Harness, HarnessFactory, Samples, quiet, series
+from tests.support.sqs import MotoServer, moto
+
+__all__ = ["moto"]
 
 TOTAL = 3
 PER_THING = (
@@ -39,6 +45,14 @@ def per_thing(samples: Samples) -> dict[Any, float]:
         (family, labels): value
         for family in PER_THING
         for labels, value in series(samples, family).items()
+    }
+
+
+def per_thing_disconnects(h: Harness) -> dict[tuple[str, str], float]:
+    return {
+        (dict(labels)["thing_name"], dict(labels)["reason"]): v
+        for labels, v in series(h.samples(), "iot_thing_disconnects_total").items()
+        if v
     }
 
 
@@ -135,6 +149,16 @@ def index_fleet() -> SimulatorConfig:
     )
 
 
+def index_queries(h: Harness) -> int:
+    """How many SearchIndex queries a pass of the exporter's discovery sources makes."""
+    runtime = h.exporter._runtime
+    return sum(
+        len(source._queries(runtime.calls))
+        for source in runtime.plan.sources
+        if isinstance(source, IndexPager)
+    )
+
+
 def search_calls(h: Harness) -> int:
     return sum(n for (op, _), n in h.sim.request_counts().items() if op == "SearchIndex")
 
@@ -180,10 +204,42 @@ def test_in_index_mode_the_shards_split_the_pages_and_show_the_whole(
         assert union == per_thing(alone)
         # Each shard reads its own pages, not the whole index: together one process's
         # pages, plus at most one part-filled page per query a shard's share takes.
-        queries = sum(
-            len(source._queries(h.exporter._runtime.calls))  # type: ignore[attr-defined]
-            for h in shards
-            for source in h.exporter._runtime.plan.sources
-            if source.name.startswith(("thing_type", "thing_group"))
-        )
+        queries = sum(index_queries(h) for h in shards)
         assert all_shards <= one_process + queries < TOTAL * one_process
+
+
+def test_with_events_each_shard_reads_its_queue_and_keeps_its_own_things(
+    harness: HarnessFactory, moto: MotoServer
+) -> None:
+    """The rule sends every event to each shard's queue; each shard applies its things'
+    events and counts and deletes the others', and together they count every disconnect."""
+    urls = [moto.queue(f"sharded-lifecycle-{k}") for k in range(TOTAL)]
+    pattern = urls[0].removesuffix("-0") + "-{shard}"
+    assert [pattern.replace("{shard}", str(k)) for k in range(TOTAL)] == urls
+    events = {"events": {"queue_url": pattern, "endpoint_url": moto.url}}
+    whole = harness(lively(24), sections={"events": {**events["events"], "queue_url": urls[0]}})
+    shards = [harness(sim=whole.sim, shard=Shard(k, TOTAL), sections=events) for k in range(TOTAL)]
+    for h in shards:
+        h.cycle()
+    rule = rule_for(shards[0], moto, urls)
+    for _ in range(20):
+        whole.clock.advance(60)
+        rule.publish()
+        for h, url in zip(shards, urls, strict=True):
+            drained(h, moto, url, rule)
+    disconnects = [e for e in rule.published if e.kind == "disconnect"]
+    assert len(disconnects) > 50
+    union: dict[tuple[str, str], float] = {}
+    for h in shards:
+        union.update(per_thing_disconnects(h))
+    assert union == truth(rule.published)
+    for k, h in enumerate(shards):
+        theirs = sum(1 for e in rule.published if owner(e.thing_name, TOTAL) != k)
+        assert h.live_value("iot_exporter_events_other_shard_total") == theirs
+        assert h.live_value("iot_exporter_events_not_targeted_total") == 0
+
+
+def test_sharded_events_need_a_queue_per_shard(harness: HarnessFactory, moto: MotoServer) -> None:
+    _, sections = events_section(moto)
+    with pytest.raises(SetupError, match=r"write \{shard\} in the URL"):
+        harness(quiet(3, seed=2), sections=sections, shard=Shard(1, TOTAL))
