@@ -20,7 +20,7 @@ MAX_TOTAL_SHARDS = 256
 # Kubernetes 1.28+ sets (through the downward API), else the ordinal that ends its name.
 SHARD_ENV = "IOT_EXPORTER_SHARD"
 POD_NAME_ENV = "IOT_EXPORTER_POD_NAME"
-_ORDINAL = re.compile(r"-(\d+)")
+_ORDINAL = re.compile(r"-(\d+)\Z")  # the StatefulSet ordinal ends the pod name
 # thingId prefixes of two hex digits: 256 ranges, so any number of shards up to
 # MAX_TOTAL_SHARDS gets a share within one prefix of even.
 ID_PREFIXES = 256
@@ -102,7 +102,7 @@ def shard_from(flag: int | None, total: int, environ: Mapping[str, str]) -> Shar
     pod = environ.get(POD_NAME_ENV, "").strip()
     if pod:
         match = _ORDINAL.search(pod)
-        if match is None or not pod.endswith(match.group(0)):
+        if match is None:
             raise ShardError(
                 f"{POD_NAME_ENV}: {pod!r} does not end in -N, as a StatefulSet pod's name does"
             )

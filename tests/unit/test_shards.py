@@ -105,6 +105,13 @@ def test_one_process_reads_the_whole_index() -> None:
             Shard(2, 4),
             id="no pod-index label: the pod name's ordinal",
         ),
+        pytest.param(
+            None,
+            4,
+            {POD_NAME_ENV: "release-3-exporter-1"},
+            Shard(1, 4),
+            id="the ordinal that ends the name, not another number in it",
+        ),
     ],
 )
 def test_the_shard_comes_from_the_flag_the_pod_index_or_the_pod_name(
