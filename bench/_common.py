@@ -43,6 +43,29 @@ class SimulatorProcess:
     process: subprocess.Popen[str]
 
 
+# The fleet the benches build: the simulator's thing types, and a client that never looks
+# for real AWS credentials or config.
+TYPES = ("sensor", "gateway", "controller")
+AWS_TEST_ENV = {
+    **os.environ,
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_CONFIG_FILE": "/dev/null",
+    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited within `timeout` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @contextmanager
 def simulator_process(args: Sequence[str]) -> Iterator[SimulatorProcess]:
     """`python -m iot_simulator ARGS` on 127.0.0.1, so its CPU is not this process's."""
@@ -57,12 +80,7 @@ def simulator_process(args: Sequence[str]) -> Iterator[SimulatorProcess]:
             raise RuntimeError(f"simulator did not start (first line {url!r})")
         yield SimulatorProcess(url=url, process=process)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=10)
 
 
 def bench_client_factory(config: Config) -> Any:

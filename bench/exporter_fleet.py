@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import os
 import re
 import subprocess
 import sys
@@ -42,7 +41,9 @@ import yaml
 from prometheus_client import CollectorRegistry
 
 from bench._common import (
+    AWS_TEST_ENV,
     REASONS,
+    TYPES,
     bench_client_factory,
     cpu_seconds,
     load_average,
@@ -55,16 +56,6 @@ from bench._common import (
 )
 from exporter.app import Exporter
 from exporter.config import Config, load_config
-
-TYPES = ("sensor", "gateway", "controller")
-ENV = {
-    **os.environ,
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_CONFIG_FILE": "/dev/null",
-    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
 
 
 def _requests(url: str) -> dict[tuple[str, str], int]:
@@ -147,7 +138,7 @@ def _start(config: Path) -> tuple[subprocess.Popen[str], Callable[[], str | None
     process = subprocess.Popen(
         [sys.executable, "-m", "exporter", "--config.file", str(config),
          "--web.listen-address", "127.0.0.1:0", "--log.level", "info"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=ENV,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=AWS_TEST_ENV,
     )  # fmt: skip
     address: list[str] = []
 

@@ -57,14 +57,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import FrameType
 
-from bench._common import load_average, machine, median, now_utc, simulator_process
+from bench._common import (
+    AWS_TEST_ENV,
+    TYPES,
+    load_average,
+    machine,
+    median,
+    now_utc,
+    simulator_process,
+    stop_process,
+)
 from bench.exporter_simulated import (
     DISCONNECTED,
-    ENV,
     FLAPPING,
     PROBE_PERIOD,
     SEARCH_INDEX_BUDGET,
-    TYPES,
     Started,
     Watch,
     cpu_seconds_of,
@@ -75,6 +82,7 @@ from bench.exporter_simulated import (
     log_problems,
     own_metrics,
     passes_done,
+    simulator_args,
 )
 from bench.exporter_simulated import write_config as write_exporter_config
 
@@ -98,7 +106,7 @@ class Children:
     def __init__(self, tmp: Path, tree: Path | None) -> None:
         self._tmp = tmp
         self._cwd = tree
-        self._env = {**ENV, "PYTHONPATH": str(tree)} if tree is not None else ENV
+        self._env = {**AWS_TEST_ENV, "PYTHONPATH": str(tree)} if tree is not None else AWS_TEST_ENV
         self._all: list[subprocess.Popen[bytes]] = []
 
     def start(self, config: Path, name: str, shard: int | None) -> Started:
@@ -127,11 +135,7 @@ class Children:
             if process.poll() is None:
                 process.terminate()
         for process in self._all:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout=30)
         self._all.clear()
 
 
@@ -334,13 +338,8 @@ class Run:
 
 def one_run(size: int, args: argparse.Namespace, tmp: Path, run: int) -> tuple[Run, list[str]]:
     interval = interval_for(size, args.interval)
-    sim_args = ["--things", str(size), "--no-quotas", "--seed", "1"]
-    sim_args += ["--disconnected-fraction", str(DISCONNECTED)]
-    sim_args += ["--flapping-fraction", str(FLAPPING)]
-    if args.steady:
-        sim_args += ["--mean-session-seconds", "inf", "--mean-offline-seconds", "inf"]
     problems: list[str] = []
-    with simulator_process(sim_args) as sim:
+    with simulator_process(simulator_args(size, steady=args.steady)) as sim:
         config = tmp / f"config-{run}.yaml"
         write_exporter_config(
             config, sim.url, size, interval, per_thing=args.per_thing, rollup_by=[]

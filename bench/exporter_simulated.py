@@ -62,19 +62,20 @@ from typing import Any
 
 import yaml
 
-from bench._common import load_average, machine, median, now_utc, rss_bytes, simulator_process
+from bench._common import (
+    AWS_TEST_ENV,
+    TYPES,
+    load_average,
+    machine,
+    median,
+    now_utc,
+    rss_bytes,
+    simulator_process,
+    stop_process,
+)
 
-TYPES = ("sensor", "gateway", "controller")
 DISCONNECTED, FLAPPING = 0.01, 0.005
 SEARCH_INDEX_BUDGET = 10_000  # the most the config allows
-ENV = {
-    **os.environ,
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_CONFIG_FILE": "/dev/null",
-    "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
-    "AWS_EC2_METADATA_DISABLED": "true",
-}
 PROBE_PERIOD = 0.25
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 LARGE = 1_000_000  # from this size on, --runs-large runs
@@ -191,17 +192,12 @@ def exporter_process(config: Path, log: Path) -> Iterator[Started]:
         process = subprocess.Popen(
             [sys.executable, "-m", "exporter", "--config.file", str(config),
              "--web.listen-address", f"127.0.0.1:{port}"],
-            stdout=subprocess.DEVNULL, stderr=sink, env=ENV,
+            stdout=subprocess.DEVNULL, stderr=sink, env=AWS_TEST_ENV,
         )  # fmt: skip
     try:
         yield Started(process, f"http://127.0.0.1:{port}", log, started)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=30)
 
 
 def log_problems(log: Path) -> list[str]:
@@ -295,14 +291,19 @@ class Result:
     failures: float
 
 
+def simulator_args(size: int, *, steady: bool) -> list[str]:
+    """The simulated fleet every run reads: quotas off, the issue's shares disconnected and
+    flapping, and with `steady` no other churn."""
+    args = ["--things", str(size), "--no-quotas", "--seed", "1"]
+    args += ["--disconnected-fraction", str(DISCONNECTED), "--flapping-fraction", str(FLAPPING)]
+    if steady:
+        args += ["--mean-session-seconds", "inf", "--mean-offline-seconds", "inf"]
+    return args
+
+
 def one_run(size: int, args: argparse.Namespace, tmp: Path, run: int) -> tuple[Result, list[str]]:
     interval = interval_for(size, args.interval)
-    sim_args = ["--things", str(size), "--no-quotas", "--seed", "1"]
-    sim_args += ["--disconnected-fraction", str(DISCONNECTED)]
-    sim_args += ["--flapping-fraction", str(FLAPPING)]
-    if args.steady:
-        sim_args += ["--mean-session-seconds", "inf", "--mean-offline-seconds", "inf"]
-    with simulator_process(sim_args) as sim:
+    with simulator_process(simulator_args(size, steady=args.steady)) as sim:
         config = tmp / f"config-{size}-{run}.yaml"
         write_config(
             config, sim.url, size, interval, per_thing=args.per_thing, rollup_by=args.rollup_by
