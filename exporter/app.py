@@ -95,7 +95,6 @@ def _shape(config: Config) -> Shape:
         problems_window=config.metrics.problems_window,
         max_problem_things=config.metrics.max_problem_things,
         aggregates=bool(config.aggregates.queries),
-        max_rollup_segments=config.metrics.max_rollup_segments,
     )
 
 

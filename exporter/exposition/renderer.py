@@ -78,7 +78,6 @@ class Renderer:
         shape = self._exposition.shape
         cap = shape.max_problem_things if shape.per_thing == "problems" else 0
         self._metrics.max_problem_things.set(cap)
-        self._metrics.max_rollup_segments.set(shape.max_rollup_segments)
 
     def render_now(self) -> None:
         """Render the fleet's series from the state as it is now."""
@@ -95,6 +94,7 @@ class Renderer:
             self._metrics.problem_things_left_out.set(rendered.left_out)
             self._metrics.rollup_segments.set(rendered.segments)
             self._metrics.rollup_segments_dropped.set(rendered.segments_dropped)
+            self._metrics.max_rollup_segments.set(rendered.max_segments)
             self._metrics.render_duration.set(time.monotonic() - started)
             self._metrics.renders.inc()
 

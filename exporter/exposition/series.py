@@ -63,7 +63,6 @@ class Shape:
     problems_window: float = 3600.0
     max_problem_things: int = 10_000
     aggregates: bool = False  # the iot_fleet_* families are configured
-    max_rollup_segments: int = 1_000  # shown as a self-metric; the state applies it
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +75,7 @@ class Rendered:
     left_out: int = 0  # and those in trouble the cap left out
     segments: int = 0  # rollup segments with series of their own
     segments_dropped: int = 0  # and those metrics.max_rollup_segments folded into one
+    max_segments: int = 0  # that cap, as the rollups apply it
 
 
 class Exposition:
@@ -122,8 +122,12 @@ class Exposition:
             chunks.append(_fleet_disconnects(fleet).encode())
         if self.shape.aggregates:
             chunks.append(_aggregates(aggregates).encode())
-        shown, dropped = (rollups.shown, rollups.dropped) if rollups is not None else (0, 0)
-        return Rendered(b"".join(chunks), stale_at, listed, left_out, shown, dropped)
+        shown, dropped, cap = (
+            (rollups.shown, rollups.dropped, rollups.spec.max_segments)
+            if rollups is not None
+            else (0, 0, 0)
+        )
+        return Rendered(b"".join(chunks), stale_at, listed, left_out, shown, dropped, cap)
 
     # -- per thing ----------------------------------------------------------------------
 

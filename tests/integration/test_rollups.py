@@ -142,6 +142,8 @@ def test_a_thing_in_two_groups_counts_in_each(harness: HarnessFactory) -> None:
     assert_counts_match(h, samples, ("thing_group",), in_groups)
     counted = by_segment(samples, "iot_things", ("thing_group",))
     assert sum(counted.values()) == len(h.sim.fleet.thing_names()) + 1  # `both` twice
+    assert series(samples, "iot_exporter_rollup_segments") == {frozenset(): 2.0}
+    assert series(samples, "iot_exporter_max_rollup_segments") == {frozenset(): 1000.0}
 
 
 @pytest.mark.scenario

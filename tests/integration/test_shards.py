@@ -28,10 +28,11 @@ PER_THING = (
 )
 
 
-def fleet() -> SimulatorConfig:
+def fleet(things: int = 150, seed: int = 41) -> SimulatorConfig:
+    """A lively fleet: sessions of minutes, so disconnects happen between cycles."""
     return SimulatorConfig(
-        things=150,
-        seed=41,
+        things=things,
+        seed=seed,
         quotas=False,
         mean_session_seconds=300.0,
         mean_offline_seconds=200.0,
@@ -138,17 +139,6 @@ def test_only_shard_zero_counts_the_fleet_aggregates(harness: HarnessFactory) ->
     assert counted == [True, False, False]
 
 
-def index_fleet() -> SimulatorConfig:
-    return SimulatorConfig(
-        things=3000,
-        seed=43,
-        quotas=False,
-        mean_session_seconds=300.0,
-        mean_offline_seconds=200.0,
-        duplicate_clientid_things=0,
-    )
-
-
 def index_queries(h: Harness) -> int:
     """How many SearchIndex queries a pass of the exporter's discovery sources makes."""
     runtime = h.exporter._runtime
@@ -185,7 +175,7 @@ def test_in_index_mode_the_shards_split_the_pages_and_show_the_whole(
             "budgets": {"SearchIndex": 3000, "DescribeThingGroup": 300, "ListThingGroups": 300},
         },
     }
-    whole = harness(index_fleet(), **options)
+    whole = harness(fleet(3000, seed=43), **options)
     shards = [harness(sim=whole.sim, shard=Shard(k, TOTAL), **options) for k in range(TOTAL)]
     for advance in (0, 60, 60):
         whole.clock.advance(advance)
