@@ -19,8 +19,8 @@ from iot_simulator.aggregations import (
 )
 from iot_simulator.clock import Clock
 from iot_simulator.config import index_setting_problems
-from iot_simulator.model import Fleet, ThingSnapshot, session_expiry
-from iot_simulator.query import Expr, MatchAll
+from iot_simulator.model import Fleet, RegistryEntry, ThingSnapshot, session_expiry
+from iot_simulator.query import And, Expr, MatchAll, conjuncts, fields
 
 _NONE: tuple[str, ...] = ()
 Getter = Callable[[ThingSnapshot], Sequence[str]]
@@ -34,11 +34,16 @@ def _bool(value: bool) -> str:
     return "true" if value else "false"
 
 
-# Each indexed field's values in a document, as strings (see query.Document).
-_REGISTRY_GETTERS: Mapping[str, Getter] = {
+# The fields a registry entry holds for good; a query on them alone can reject a thing
+# before its snapshot is made.
+_ENTRY_GETTERS: Mapping[str, Callable[[RegistryEntry], Sequence[str]]] = {
     "thingName": lambda s: (s.name,),
     "thingId": lambda s: (s.thing_id,),
     "thingTypeName": lambda s: _one(s.type_name),
+}
+# Each indexed field's values in a document, as strings (see query.Document).
+_REGISTRY_GETTERS: Mapping[str, Getter] = {
+    **_ENTRY_GETTERS,
     "thingGroupNames": lambda s: s.groups,
     "registry.version": lambda s: (str(s.version),),
 }
@@ -64,6 +69,53 @@ def field_values(snapshot: ThingSnapshot, field: str, *, connectivity: bool) -> 
     if getter is None and connectivity:
         getter = _CONNECTIVITY_GETTERS.get(field)
     return _NONE if getter is None else getter(snapshot)
+
+
+def _entry_field(field: str) -> bool:
+    return field in _ENTRY_GETTERS or field.startswith(ATTRIBUTE_PREFIX)
+
+
+class _EntryDocument(Mapping[str, Sequence[str]]):
+    """A registry entry's lasting fields as a query.Document (see _entry_field)."""
+
+    __slots__ = ("_entry",)
+
+    def __init__(self, entry: RegistryEntry) -> None:
+        self._entry = entry
+
+    def _values(self, field: str) -> Sequence[str]:
+        if field.startswith(ATTRIBUTE_PREFIX):
+            return _one(self._entry.attributes.get(field[len(ATTRIBUTE_PREFIX) :]))
+        return _ENTRY_GETTERS[field](self._entry)
+
+    def __getitem__(self, field: str) -> Sequence[str]:
+        values = self._values(field)
+        if not values:
+            raise KeyError(field)
+        return values
+
+    def get(self, field: str, default: Any = None) -> Any:
+        return self._values(field) or default
+
+    def __iter__(self) -> Iterator[str]:
+        attributes = (f"{ATTRIBUTE_PREFIX}{k}" for k in self._entry.attributes)
+        return (f for f in [*_ENTRY_GETTERS, *attributes] if self.get(f))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+def _split(expr: Expr) -> tuple[Callable[[RegistryEntry], bool] | None, Expr]:
+    """The query as (a test of the registry entry alone, or None; what is left to test on the
+    snapshot). Both must hold, so the scan makes snapshots only of the entries that pass."""
+    parts = conjuncts(expr)
+    lasting = tuple(p for p in parts if all(_entry_field(f) for f in fields(p)))
+    if not lasting:
+        return None, expr
+    rest = tuple(p for p in parts if p not in lasting)
+    entry_expr = lasting[0] if len(lasting) == 1 else And(lasting)
+    remaining: Expr = MatchAll() if not rest else rest[0] if len(rest) == 1 else And(rest)
+    return (lambda entry: entry_expr.matches(_EntryDocument(entry))), remaining
 
 
 class SnapshotDocument(Mapping[str, Sequence[str]]):
@@ -200,18 +252,24 @@ class FleetIndex:
 
     # ----- documents ----------------------------------------------------------------------
 
-    def snapshots(self, *, after: str | None = None) -> Iterator[ThingSnapshot]:
-        """Every indexed thing now, in name order after ``after``."""
+    def snapshots(
+        self,
+        *,
+        after: str | None = None,
+        registered: Callable[[RegistryEntry], bool] | None = None,
+    ) -> Iterator[ThingSnapshot]:
+        """Every indexed thing now, in name order after ``after`` (see Fleet.snapshots)."""
         with self._lock:
             lag, retention_ms = self._lag, self._retention * 1000.0
         as_of = self._clock.now() - lag
         as_of_ms = math.floor(as_of * 1000.0)
-        for snapshot in self._fleet.snapshots(as_of, after=after):
+        for snapshot in self._fleet.snapshots(as_of, after=after, registered=registered):
             yield forget_disconnect_details(snapshot, as_of_ms, retention_ms)
 
     def matching(self, expr: Expr, *, after: str | None = None) -> Iterator[ThingSnapshot]:
         """The things whose document matches ``expr``, in name order after ``after``."""
-        snapshots = self.snapshots(after=after)
+        registered, expr = _split(expr)
+        snapshots = self.snapshots(after=after, registered=registered)
         if isinstance(expr, MatchAll):
             return snapshots
         connectivity = self.connectivity

@@ -12,7 +12,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Literal, NamedTuple, Protocol
 
 from iot_simulator.clock import Clock
 from iot_simulator.config import SimulatorConfig
@@ -59,6 +59,19 @@ class ThingConnectivity(NamedTuple):
 
 
 NEVER_CONNECTED = ThingConnectivity(False, None, None)
+
+
+class RegistryEntry(Protocol):
+    """The fields of a thing's registry entry that no time or event changes."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def thing_id(self) -> str: ...
+    @property
+    def type_name(self) -> str | None: ...
+    @property
+    def attributes(self) -> Mapping[str, str]: ...
 
 
 class ThingSnapshot(NamedTuple):
@@ -664,8 +677,16 @@ class Fleet:
                         moved += 1
         return moved
 
-    def snapshots(self, at: float, *, after: str | None = None) -> Iterator[ThingSnapshot]:
-        """Every thing in name order after ``after``, as the index saw it at time ``at``.
+    def snapshots(
+        self,
+        at: float,
+        *,
+        after: str | None = None,
+        registered: Callable[[RegistryEntry], bool] | None = None,
+    ) -> Iterator[ThingSnapshot]:
+        """Every thing in name order after ``after``, as the index saw it at time ``at``;
+        with ``registered``, only the things whose registry entry it accepts (tested before
+        the snapshot is made, which costs more: a shard's query rejects most things).
 
         ``at`` may lie in the past (the index lags), never in the future. Things are taken
         under the lock a small batch at a time: few lock round trips for a scan of the whole
@@ -683,8 +704,15 @@ class Fleet:
                     self._snapshot_of(thing, now_ms, at_ms)
                     for name in names[first : first + _SNAPSHOT_BATCH]
                     if (thing := things.get(name)) is not None
+                    and (registered is None or registered(self._caught_up(thing, now_ms)))
                 ]
             yield from batch
+
+    def _caught_up(self, thing: _Thing, now_ms: int) -> _Thing:
+        # A thing draws its ID at birth, so its entry is tested only once it is born.
+        if thing.next_ms is not None and thing.next_ms <= now_ms:
+            self._advance(thing, now_ms)
+        return thing
 
     def _snapshot_of(self, thing: _Thing, now_ms: int, at_ms: int) -> ThingSnapshot:
         # The common cases inline: nothing to catch up, no foreign client ID, no membership

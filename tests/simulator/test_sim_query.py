@@ -160,3 +160,41 @@ def test_query_tree_shape() -> None:
 
 def test_value_may_contain_colons() -> None:
     assert parse("thingName:arn:x").matches({"thingName": ["arn:x"]})
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        # A shard's prefix disjunction, tested with one startswith.
+        ("thingName:pump* OR thingName:valve*", True),
+        ("thingName:valve* OR thingName:fan*", False),
+        ("thingName:pump-0* OR thingName:pump-007*", True),
+        # Not a plain prefix set: the general path, with the same answers.
+        ("thingName:valve* OR thingTypeName:pump*", True),
+        ("thingName:valve* OR thingName:*007", True),
+        ("thingName:p?mp* OR thingName:x*", True),
+        ("thingName:pump-007 OR thingName:x*", True),
+        ("attributes.missing:a* OR attributes.missing:b*", False),
+    ],
+)
+def test_prefix_disjunctions_answer_as_their_terms_do(query: str, expected: bool) -> None:
+    expr = parse(query)
+    assert isinstance(expr, Or)
+    assert expr.matches(DOC) is expected
+    assert any(operand.matches(DOC) for operand in expr.operands) is expected
+
+
+def _disjunction(query: str) -> Or:
+    expr = parse(query)
+    assert isinstance(expr, Or)
+    return expr
+
+
+def test_only_a_disjunction_of_plain_prefixes_on_one_field_takes_the_fast_path() -> None:
+    assert _disjunction("thingId:a* OR thingId:b0*").prefixes == ("thingId", ("a", "b0"))
+    for query in (
+        "thingId:a* OR thingName:b*",
+        "thingId:a* OR thingId:b",
+        "thingId:a*b OR thingId:c*",
+    ):
+        assert _disjunction(query).prefixes is None, query
