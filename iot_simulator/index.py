@@ -52,7 +52,7 @@ _CONNECTIVITY_GETTERS: Mapping[str, Getter] = {
     "connectivity.connected": lambda s: (_bool(s.connected),),
     "connectivity.timestamp": lambda s: _NONE if s.timestamp_ms is None else (str(s.timestamp_ms),),
     "connectivity.disconnectReason": lambda s: _NONE if s.connected else _one(s.reason),
-    "connectivity.clientId": lambda s: (s.name,) if s.connected else _NONE,
+    "connectivity.clientId": lambda s: (s.client_id,) if s.connected else _NONE,
     "connectivity.keepAliveDuration": lambda s: (str(s.keep_alive),) if s.connected else _NONE,
     "connectivity.cleanSession": lambda s: (_bool(s.clean_session),) if s.connected else _NONE,
     "connectivity.sessionExpiry": (
@@ -179,7 +179,7 @@ def search_document(snapshot: ThingSnapshot, *, connectivity: bool) -> dict[str,
         }
         if snapshot.connected:
             state.update(
-                clientId=snapshot.name,
+                clientId=snapshot.client_id,
                 keepAliveDuration=snapshot.keep_alive,
                 cleanSession=snapshot.clean_session,
                 sessionExpiry=session_expiry(snapshot.clean_session),

@@ -48,6 +48,11 @@ class Event:
     time: float  # epoch seconds, millisecond precision, equal to AWS's timestamp / 1000
     kind: Kind
     reason: str | None  # the disconnect reason; None for a connect
+    # The connection's client ID when it is not the thing's name.
+    client_id: str | None = None
+    # The client holds the exclusive thing association: AWS ties it to its thing whatever
+    # its client ID, and its lifecycle events carry thingName.
+    exclusive: bool = False
 
 
 class ThingConnectivity(NamedTuple):
@@ -93,6 +98,7 @@ class ThingSnapshot(NamedTuple):
     keep_alive: int
     clean_session: bool
     created_ms: int | None  # None: part of the fleet from the start
+    client_id: str  # of the visible connection (see Fleet.set_client_id)
 
 
 class Process(NamedTuple):
@@ -168,6 +174,7 @@ class _Thing:
     keep_alive: int
     clean_session: bool
     client_id: str  # the client ID of the device's next connection
+    exclusive: bool = False  # its next connection holds the exclusive thing association
     start: str = _CREATED  # how it starts: _STEADY, _DISCONNECTED, _NEVER or _CREATED
     words: int = 0
     rng: random.Random | None = None  # live while in Fleet._live
@@ -180,6 +187,7 @@ class _Thing:
     next_ms: int | None = None
     # The client ID of the current (or last) connection; a disconnect ends that connection.
     session_client: str | None = None
+    session_exclusive: bool = False
     events: list[Event] = field(default_factory=list)
     event_ms: list[int] = field(default_factory=list)
     # AWS's view: the connects and disconnects of the client ID equal to the thing's name.
@@ -486,7 +494,7 @@ class Fleet:
     def _apply_connect(self, thing: _Thing, at_ms: int) -> None:
         thing.connected, thing.timestamp_ms, thing.reason = True, at_ms, None
         thing.source_port = 1024 + self._below(thing, 65535 - 1024 + 1)
-        thing.session_client = thing.client_id
+        thing.session_client, thing.session_exclusive = thing.client_id, thing.exclusive
         self._record(thing, at_ms, "connect", None)
 
     def _apply_disconnect(self, thing: _Thing, at_ms: int, reason: str) -> None:
@@ -494,8 +502,10 @@ class Fleet:
         self._record(thing, at_ms, "disconnect", reason)
 
     def _record(self, thing: _Thing, at_ms: int, kind: Kind, reason: str | None) -> None:
-        event = Event(thing.name, at_ms / 1000.0, kind, reason)
-        visible = thing.session_client == thing.name
+        own = thing.session_client == thing.name
+        client = None if own else thing.session_client
+        event = Event(thing.name, at_ms / 1000.0, kind, reason, client, thing.session_exclusive)
+        visible = own or thing.session_exclusive
         if not visible and thing.visible_ms is None:
             # The first connection under another client ID: AWS's view parts from here.
             thing.visible_events, thing.visible_ms = list(thing.events), list(thing.event_ms)
@@ -573,13 +583,13 @@ class Fleet:
             return None if created is None else created / 1000.0
 
     def _record_of(self, thing: _Thing, at_ms: int) -> ThingRecord:
-        # Only a connection whose client ID is the thing's name is visible, so a connected
-        # view has that client ID.
+        # Only a connection whose client ID is the thing's name, or one with the exclusive
+        # association, is visible, so a connected view has one of those client IDs.
         connectivity = self._connectivity_at(thing, at_ms)
         session = None
         if connectivity.connected:
             session = Session(
-                client_id=thing.name,
+                client_id=visible_client(thing),
                 keep_alive=thing.keep_alive,
                 clean_session=thing.clean_session,
                 session_expiry=session_expiry(thing.clean_session),
@@ -738,6 +748,7 @@ class Fleet:
             thing.keep_alive,
             thing.clean_session,
             thing.created_ms,
+            visible_client(thing),
         )
 
     # ----- groups -------------------------------------------------------------------------
@@ -864,20 +875,23 @@ class Fleet:
             )
             return ThingConnectivity(thing.connected, thing.timestamp_ms, thing.reason)
 
-    def set_client_id(self, name: str, client_id: str | None) -> None:
-        """Make the thing's device connect with ``client_id`` (None: its name) from now on.
+    def set_client_id(self, name: str, client_id: str | None, *, exclusive: bool = False) -> None:
+        """Make the thing's device connect with ``client_id`` (None: its name) from now on,
+        holding the exclusive thing association if ``exclusive``.
 
-        AWS relates connectivity to a thing only through a client ID equal to the thing's
-        name: GetThingConnectivityData and the fleet index report the state of that client.
-        A device under another client ID therefore looks never connected (or, if it once
-        connected under its name, stuck in the state that client was left in). A client ID
-        belongs to a connection, so the change shows from the device's next connect; call
-        connect() to make it reconnect now.
+        AWS relates connectivity to a thing through a client ID equal to the thing's name,
+        or through the exclusive thing association (a certificate attached to this thing
+        alone, which ties the client to it whatever its ID): GetThingConnectivityData and
+        the fleet index report that client's state, with its client ID, and its lifecycle
+        events carry thingName. A device under another client ID without the association
+        therefore looks never connected (or, if it once connected under its name, stuck in
+        the state that client was left in). Both belong to a connection, so the change
+        shows from the device's next connect; call connect() to make it reconnect now.
         """
         _check_client_id(client_id)
         with self._lock:
             thing = self._get(name)
-            thing.client_id = client_id or name
+            thing.client_id, thing.exclusive = client_id or name, exclusive
 
     def delete_thing(self, name: str) -> None:
         """Remove a thing; its past stays in the ground truth."""
@@ -1024,6 +1038,13 @@ def _uuid4(bits: int) -> str:
     bits = (bits & ~(0xF000 << 64)) | (4 << 76)
     h = f"{bits:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def visible_client(thing: _Thing) -> str:
+    """The client ID AWS shows for the thing's visible connection."""
+    if thing.session_exclusive and thing.session_client is not None:
+        return thing.session_client
+    return thing.name
 
 
 def _check_client_id(client_id: str | None) -> None:

@@ -122,7 +122,8 @@ class TopicRule:
             return len(events)
 
     def _document(self, event: Event) -> str:
-        client = self._clients.setdefault(event.thing_name, _Client())
+        # versionNumber and sessionIdentifier belong to a client ID, not to a thing.
+        client = self._clients.setdefault(event.client_id or event.thing_name, _Client())
         if event.kind == "connect":
             gone = client.disconnected_at
             reset = gone is not None and event.time - gone >= VERSION_RESET_SECONDS
@@ -165,13 +166,15 @@ class TopicRule:
 def lifecycle_document(event: Event, version: int, session: str, principal: str) -> dict[str, Any]:
     """The JSON AWS publishes on $aws/events/presence/{connected,disconnected}/{clientId}."""
     document: dict[str, Any] = {
-        "clientId": event.thing_name,
+        "clientId": event.client_id or event.thing_name,
         "timestamp": round(event.time * 1000),
         "eventType": "connected" if event.kind == "connect" else "disconnected",
         "sessionIdentifier": session,
         "principalIdentifier": principal,
         "versionNumber": version,
     }
+    if event.exclusive:
+        document["thingName"] = event.thing_name
     if event.kind == "connect":
         document["ipAddress"] = "192.0.2.10"
     else:

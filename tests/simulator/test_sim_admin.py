@@ -85,6 +85,8 @@ def test_ground_truth_endpoint(sim: Simulator, clock: ManualClock) -> None:
         "time": expected[0].time,
         "kind": expected[0].kind,
         "reason": expected[0].reason,
+        "client_id": None,  # the thing's own name
+        "exclusive": False,
     }
     name = expected[0].thing_name
     status, body = call(sim, "GET", f"ground-truth?thing={name}&until={START + 60}")

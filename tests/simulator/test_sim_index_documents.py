@@ -30,6 +30,7 @@ CONNECTED = ThingSnapshot(
     keep_alive=60,
     clean_session=False,
     created_ms=None,
+    client_id="pump-7",
 )
 OFFLINE = CONNECTED._replace(connected=False, reason="CONNECTION_LOST", groups=())
 NEVER = CONNECTED._replace(connected=False, timestamp_ms=None, type_name=None, attributes={})

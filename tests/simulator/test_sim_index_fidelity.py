@@ -253,7 +253,7 @@ SPLIT_QUERIES = [
 ]
 
 
-@pytest.fixture(scope="function")
+@pytest.fixture
 def varied() -> Iterator[Simulator]:
     """A churning fleet of several types, groups and states, an hour into its life."""
     clock = ManualClock(START)
