@@ -95,6 +95,7 @@ def _shape(config: Config) -> Shape:
         problems_window=config.metrics.problems_window,
         max_problem_things=config.metrics.max_problem_things,
         aggregates=bool(config.aggregates.queries),
+        session_details=config.metrics.session_details,
     )
 
 

@@ -5,6 +5,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator
 
 from exporter.config.fields import (
+    Boolean,
     LabelName,
     PositiveDuration,
     integer_in,
@@ -69,3 +70,6 @@ class MetricsSettings(StrictSection):
     max_rollup_segments: Annotated[int, integer_in(1, MAX_MAX_ROLLUP_SEGMENTS)] = (
         DEFAULT_MAX_ROLLUP_SEGMENTS
     )
+    # Each shown thing's session: iot_thing_keep_alive_seconds, _session_expiry_seconds
+    # and _session_info. Off by default: three more series per connected thing.
+    session_details: Boolean = False

@@ -63,6 +63,7 @@ class Shape:
     problems_window: float = 3600.0
     max_problem_things: int = 10_000
     aggregates: bool = False  # the iot_fleet_* families are configured
+    session_details: bool = False  # each shown thing's session families
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +157,8 @@ class Exposition:
         if self.shape.info_labels is not None:
             chunks.append(self._info(names, targets, self.shape.info_labels).encode())
         chunks.append(_connectivity(fresh).encode())
+        if self.shape.session_details:
+            chunks.append(_sessions(fresh).encode())
         chunks.append(_counters_and_polls(known).encode())
         return stale_at
 
@@ -284,6 +287,54 @@ def _connectivity(fresh: list[tuple[str, ThingState]]) -> str:
     return "".join(out)
 
 
+_CLEAN_SESSION = {True: "true", False: "false", None: ""}
+
+
+def _sessions(fresh: list[tuple[str, ThingState]]) -> str:
+    connected = [(name, state.session) for name, state in fresh if state.session is not None]
+    out = [
+        header(
+            "iot_thing_keep_alive_seconds",
+            "gauge",
+            "The keep-alive the thing's client set for its connection; AWS IoT drops a silent "
+            "client after 1.5 times this.",
+        )
+    ]
+    for name, session in connected:
+        if session.keep_alive is not None:
+            out.append(
+                f'iot_thing_keep_alive_seconds{{thing_name="{name}"}} {session.keep_alive}.0\n'
+            )
+    out.append(
+        header(
+            "iot_thing_session_expiry_seconds",
+            "gauge",
+            "How long AWS IoT keeps the thing's persistent session after it disconnects.",
+        )
+    )
+    for name, session in connected:
+        if session.session_expiry is not None:
+            out.append(
+                f'iot_thing_session_expiry_seconds{{thing_name="{name}"}} '
+                f"{session.session_expiry}.0\n"
+            )
+    out.append(
+        header(
+            "iot_thing_session_info",
+            "gauge",
+            "1 while the thing is connected, labelled with its connection's client ID and "
+            "clean-session flag (empty when AWS IoT did not say).",
+        )
+    )
+    for name, session in connected:
+        client = name if session.client_id is None else escape(session.client_id)
+        out.append(
+            f'iot_thing_session_info{{clean_session="{_CLEAN_SESSION[session.clean_session]}",'
+            f'client_id="{client}",thing_name="{name}"}} 1.0\n'
+        )
+    return "".join(out)
+
+
 def _counters_and_polls(known: list[tuple[str, ThingState]]) -> str:
     out = [
         header(
@@ -368,6 +419,15 @@ def _segment_things(rollups: Rollups) -> str:
             ' metrics.rollup_by; iot_things{connected="false"} includes them.',
         )
     ]
+    mismatch = [
+        header(
+            "iot_things_client_id_mismatch",
+            "gauge",
+            "Connected things whose client ID is not their thing name, per segment of "
+            "metrics.rollup_by; AWS IoT maps such a client to its thing only through the "
+            "exclusive thing association.",
+        )
+    ]
     labels = rollups.spec.labels
     for segment in sorted(rollups.segments, key=_segment_order):
         pairs = list(zip(labels, segment.key, strict=True))
@@ -375,12 +435,12 @@ def _segment_things(rollups: Rollups) -> str:
             text = labels_text([*pairs, ("connected", connected)])
             out.append(f"iot_things{{{text}}} {go_float(count)}\n")
         text = labels_text(pairs)
-        never.append(
-            f"iot_things_never_connected{{{text}}} {go_float(segment.never_connected)}\n"
-            if text
-            else f"iot_things_never_connected {go_float(segment.never_connected)}\n"
+        braced = f"{{{text}}}" if text else ""
+        never.append(f"iot_things_never_connected{braced} {go_float(segment.never_connected)}\n")
+        mismatch.append(
+            f"iot_things_client_id_mismatch{braced} {go_float(segment.client_id_mismatch)}\n"
         )
-    return "".join((*out, *never))
+    return "".join((*out, *never, *mismatch))
 
 
 def _segment_disconnects(rollups: Rollups) -> str:

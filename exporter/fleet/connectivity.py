@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from exporter.fleet.sessions import Session, Sessions
+
 if TYPE_CHECKING:
     from exporter.fleet.rollups import Rollups
 
@@ -66,6 +68,8 @@ class Observation:
     # first (the dedupe set's answer; only a first delivery of a disconnect counts).
     event_version: int | None = None
     first_delivery: bool = True
+    # The session of a connected thing, as far as the source reported it.
+    session: Session | None = None
 
     @property
     def is_event(self) -> bool:
@@ -82,6 +86,7 @@ class Observation:
         version: int,
         reason: str | None = None,
         first_delivery: bool = True,
+        session: Session | None = None,
     ) -> Observation:
         """A lifecycle event for one thing."""
         return cls(
@@ -93,6 +98,7 @@ class Observation:
             None if connected else (reason or MISSING_REASON),
             event_version=version,
             first_delivery=first_delivery,
+            session=session if connected else None,
         )
 
     @classmethod
@@ -104,8 +110,17 @@ class Observation:
         connected: bool,
         timestamp: float | None = None,
         reason: str | None = None,
+        session: Session | None = None,
     ) -> Observation:
-        return cls(thing_name, Outcome.OK, observed_at, connected, timestamp, reason)
+        return cls(
+            thing_name,
+            Outcome.OK,
+            observed_at,
+            connected,
+            timestamp,
+            reason,
+            session=session if connected else None,
+        )
 
     @classmethod
     def failed(
@@ -137,6 +152,8 @@ class ThingState:
     # counted), or saw it come out of trouble; None if never. metrics.per_thing: problems
     # lists a thing until problems_window after this.
     trouble_at: float | None = None
+    # The session of the connection shown, while connected and reported; None otherwise.
+    session: Session | None = None
 
     @property
     def known(self) -> bool:
@@ -204,9 +221,16 @@ def in_trouble(state: ThingState) -> bool:
     )
 
 
-def step(previous: ThingState | None, observation: Observation, *, events: bool) -> Step:
-    """Apply one observation (see `_step`), and note when the thing was last in trouble."""
-    result = _step(previous, observation, events=events)
+def step(
+    previous: ThingState | None,
+    observation: Observation,
+    *,
+    events: bool,
+    sessions: Sessions | None = None,
+) -> Step:
+    """Apply one observation (see `_step`), and note when the thing was last in trouble.
+    `sessions` shares the sessions that are alike among things."""
+    result = _step(previous, observation, events=events, sessions=sessions)
     state = result.state
     if (
         result.reason is not None
@@ -219,7 +243,13 @@ def step(previous: ThingState | None, observation: Observation, *, events: bool)
     return result
 
 
-def _step(previous: ThingState | None, observation: Observation, *, events: bool) -> Step:
+def _step(
+    previous: ThingState | None,
+    observation: Observation,
+    *,
+    events: bool,
+    sessions: Sessions | None,
+) -> Step:
     """Apply one observation under the polling rules, or event mode's when `events`.
 
     Event mode (lifecycle events configured): every first delivery of a disconnect event
@@ -231,12 +261,12 @@ def _step(previous: ThingState | None, observation: Observation, *, events: bool
     """
     state = previous if previous is not None else ThingState()
     if observation.is_event:
-        result = _event_step(state, observation)
+        result = _event_step(state, observation, sessions)
         return replace(result, state=_counted(result.state, result.reason))
     missed: str | None = None
     if events and state.pending is not None:
         state, missed = _resolve_pending(state, observation)
-    state, reason = _poll_transition(state, observation)
+    state, reason = _poll_transition(state, observation, sessions)
     if events and reason is not None:
         # Wait for the event that will count it; keep the shown state current meanwhile.
         # (A counted change always has a timestamp: counted_reason needs one.)
@@ -257,7 +287,7 @@ def _resolve_pending(state: ThingState, observation: Observation) -> tuple[Thing
     return replace(state, pending=None), reason
 
 
-def _event_step(state: ThingState, event: Observation) -> Step:
+def _event_step(state: ThingState, event: Observation, sessions: Sessions | None) -> Step:
     reason = None
     if not event.connected and event.first_delivery:
         reason = event.reason or MISSING_REASON
@@ -280,6 +310,11 @@ def _event_step(state: ThingState, event: Observation) -> Step:
             version=event.event_version,
             last_success_at=event.observed_at,
             pending=pending,
+            session=(
+                None
+                if event.session is None
+                else _shared(sessions, event.session.with_details_of(state.session))
+            ),
         ),
         reason,
     )
@@ -308,7 +343,9 @@ def event_is_newer(state: ThingState, event: Observation) -> bool:
     )
 
 
-def _poll_transition(state: ThingState, observation: Observation) -> tuple[ThingState, str | None]:
+def _poll_transition(
+    state: ThingState, observation: Observation, sessions: Sessions | None
+) -> tuple[ThingState, str | None]:
     if observation.outcome is not Outcome.OK:
         # An error or a missing thing says nothing about connectivity: keep what we knew.
         return replace(state, last_error=observation.error_code or "Unknown"), None
@@ -331,7 +368,12 @@ def _poll_transition(state: ThingState, observation: Observation) -> tuple[Thing
         version=state.version if same else None,
         pending=state.pending,
         trouble_at=state.trouble_at,
+        session=_shared(sessions, observation.session),
     ), reason
+
+
+def _shared(sessions: Sessions | None, session: Session | None) -> Session | None:
+    return session if sessions is None else sessions.shared(session)
 
 
 def _counted(state: ThingState, reason: str | None) -> ThingState:
@@ -403,6 +445,7 @@ class FleetState:
         self.troubled: dict[str, ThingState] = {}
         # The counts by segment, moved with every change (SharedState sets them up).
         self.rollups: Rollups | None = None
+        self.sessions = Sessions()
 
     def apply(
         self,
@@ -418,6 +461,7 @@ class FleetState:
         troubled = self.troubled
         events = self.events
         rollups = self.rollups
+        sessions = self.sessions
         for observation in observations:
             name = observation.thing_name
             if not targeted(name):
@@ -425,7 +469,7 @@ class FleetState:
                 continue
             observed += 1
             prior = things.get(name)
-            result = step(prior, observation, events=events)
+            result = step(prior, observation, events=events, sessions=sessions)
             state = things[name] = result.state
             if state.trouble_at is not None and (
                 # New trouble, or an entry to keep current; a thing pruned for good stays out.
@@ -439,6 +483,7 @@ class FleetState:
                 or prior.connected is not state.connected
                 or prior.last_success_at is None
                 or (prior.timestamp is None) is not (state.timestamp is None)
+                or (prior.session is not state.session and mismatched(prior) != mismatched(state))
             ):
                 rollups.observed(name, prior, state, reason)
             stale += result.stale
@@ -493,6 +538,11 @@ class FleetState:
             for name in [name for name in self.troubled if name not in kept]:
                 del self.troubled[name]
         return listed
+
+
+def mismatched(state: ThingState | None) -> bool:
+    """Connected under a client ID other than the thing's name, as far as is known."""
+    return state is not None and state.session is not None and state.session.client_id is not None
 
 
 def is_fresh(state: ThingState, now: float, staleness: float) -> bool:

@@ -11,7 +11,7 @@ import binascii
 import enum
 import json
 from collections import deque
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +47,9 @@ class LifecycleEvent:
     reason: str | None = None  # disconnectReason, disconnects only
     principal: str | None = None
     client_initiated: bool | None = None
+    # thingName: AWS adds it when the client uses the exclusive thing association, which
+    # ties a client to its thing whatever its client ID.
+    thing_name: str | None = None
 
     @property
     def dedupe_key(self) -> Hashable:
@@ -85,24 +88,45 @@ def _base64_json(body: str) -> Any:
         return None
 
 
+def _text_of_length(most: int) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, str) and 0 < len(value) <= most
+
+
+def _count_from(least: int) -> Callable[[Any], bool]:
+    return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+# Each field an event must have, and what makes it well formed.
+_REQUIRED: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+    ("clientId", _text_of_length(MAX_CLIENT_ID_CHARS)),
+    ("timestamp", _count_from(1)),
+    ("versionNumber", _count_from(0)),
+    ("sessionIdentifier", _text_of_length(MAX_SESSION_CHARS)),
+)
+
+
+def _bad_field(document: dict[str, Any]) -> str | None:
+    """The first field that is missing or malformed, shown for the log; None if none is."""
+    for key, well_formed in _REQUIRED:
+        if not well_formed(document.get(key)):
+            return f"{key} {_short(document.get(key))}"
+    thing = document.get("thingName")  # optional: only with the exclusive association
+    if thing is not None and not (isinstance(thing, str) and is_thing_name(thing)):
+        return f"thingName {_short(thing)}"
+    return None
+
+
 def parse_event(document: dict[str, Any]) -> LifecycleEvent | Rejected:
     """The event in a decoded JSON object, or why it is not one."""
     event_type = document.get("eventType")
     if event_type not in ("connected", "disconnected"):
         return Rejected(Malformed.UNKNOWN_EVENT_TYPE, f"eventType {_short(event_type)}")
-    client_id = document.get("clientId")
-    if not isinstance(client_id, str) or not 0 < len(client_id) <= MAX_CLIENT_ID_CHARS:
-        return Rejected(Malformed.BAD_FIELD, f"clientId {_short(client_id)}")
-    timestamp = document.get("timestamp")
-    if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp <= 0:
-        return Rejected(Malformed.BAD_FIELD, f"timestamp {_short(timestamp)}")
-    version = document.get("versionNumber")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 0:
-        return Rejected(Malformed.BAD_FIELD, f"versionNumber {_short(version)}")
-    session = document.get("sessionIdentifier")
-    if not isinstance(session, str) or not 0 < len(session) <= MAX_SESSION_CHARS:
-        return Rejected(Malformed.BAD_FIELD, f"sessionIdentifier {_short(session)}")
-    principal = document.get("principalIdentifier")
+    bad = _bad_field(document)
+    if bad is not None:
+        return Rejected(Malformed.BAD_FIELD, bad)
+    client_id, timestamp = document["clientId"], document["timestamp"]
+    version, session = document["versionNumber"], document["sessionIdentifier"]
+    principal, thing = document.get("principalIdentifier"), document.get("thingName")
     connected = event_type == "connected"
     reason: str | None = None
     initiated: bool | None = None
@@ -122,6 +146,7 @@ def parse_event(document: dict[str, Any]) -> LifecycleEvent | Rejected:
         reason=reason,
         principal=principal if isinstance(principal, str) else None,
         client_initiated=initiated,
+        thing_name=thing,
     )
 
 
@@ -136,6 +161,11 @@ class ClientIdMap:
 
     prefix: str = ""
     suffix: str = ""
+
+    def thing_of(self, event: LifecycleEvent) -> str | None:
+        """The thing an event is about: the one AWS names (the exclusive thing association),
+        else the one its client ID maps to; None when neither says."""
+        return event.thing_name or self.thing_name(event.client_id)
 
     def thing_name(self, client_id: str) -> str | None:
         """The thing a client ID belongs to, or None when it follows no rule we know."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from exporter.fleet.connectivity import UNOBSERVED_FLAP, ThingState
+from exporter.fleet.connectivity import UNOBSERVED_FLAP, ThingState, mismatched
 from exporter.fleet.targets import RegistryInfo, Target
 from exporter.names import ROLLUP_OTHER, THING_GROUP_LABEL
 
@@ -21,8 +21,10 @@ OTHER = ROLLUP_OTHER
 DEFAULT_MAX_SEGMENTS = 1_000
 
 # A thing's place in the counts: unknown until its first successful observation, then
-# disconnected (never connected, or after having connected) or connected.
+# disconnected (never connected, or after having connected) or connected; a connected
+# thing also counts as MISMATCHED while its client ID is not its name.
 UNKNOWN, NEVER_CONNECTED, DISCONNECTED, CONNECTED = 0, 1, 2, 3
+MISMATCHED = 4  # a flag on CONNECTED
 
 
 # A label's values for a thing, from its registry info, group bits and configured labels.
@@ -34,7 +36,7 @@ def bucket(state: ThingState | None) -> int:
     if state is None or state.last_success_at is None:
         return UNKNOWN
     if state.connected:
-        return CONNECTED
+        return CONNECTED | MISMATCHED if mismatched(state) else CONNECTED
     return NEVER_CONNECTED if state.timestamp is None else DISCONNECTED
 
 
@@ -60,6 +62,7 @@ class Segment:
     disconnected: int = 0  # never connected included
     connected: int = 0
     never_connected: int = 0  # of the disconnected
+    client_id_mismatch: int = 0  # of the connected: under a client ID not their name
     disconnects: dict[str, int] = field(default_factory=dict)
 
 
@@ -264,6 +267,9 @@ class Rollups:
 
 
 def _move(segment: Segment, where: int, by: int) -> None:
+    if where & MISMATCHED:
+        segment.client_id_mismatch += by
+        where &= ~MISMATCHED
     if where == CONNECTED:
         segment.connected += by
     elif where == DISCONNECTED:

@@ -12,6 +12,7 @@ from exporter.aws.calls import CallFailed
 from exporter.config.events import EventsSettings
 from exporter.fleet.connectivity import BatchSummary, Observation
 from exporter.fleet.lifecycle import ClientIdMap, Dedupe, LifecycleEvent, Malformed, parse_body
+from exporter.fleet.sessions import session_of
 from exporter.fleet.shards import Shard
 from exporter.sources.base import EventWiring, PassOutcome, Source, Updates, describe
 
@@ -202,7 +203,7 @@ class EventSource(Source):
                     metrics.malformed.labels(parsed.kind.value).inc()
                     self._log_malformed(parsed.kind, parsed.detail, message)
                     continue
-                name = self._client_ids.thing_name(parsed.client_id)
+                name = self._client_ids.thing_of(parsed)
                 if name is None:
                     unmapped += 1
                     claimed = self._client_ids.stripped(parsed.client_id)
@@ -284,4 +285,6 @@ def _observation(name: str, event: LifecycleEvent, now: float) -> Observation:
         timestamp=event.timestamp,
         version=event.version,
         reason=event.reason,
+        # A connect brings the client ID alone; the thing keeps the details polled for it.
+        session=session_of(name, event.client_id) if event.connected else None,
     )

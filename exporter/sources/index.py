@@ -16,6 +16,7 @@ from typing import Any
 
 from exporter.aws.calls import AwsCalls, CallFailed
 from exporter.fleet.connectivity import BatchSummary, Observation, valid_reason
+from exporter.fleet.sessions import session_in
 from exporter.fleet.targets import Found
 from exporter.names import INDEX_NAME
 from exporter.sources.answers import InfoReader, plausible_timestamp, thing_name
@@ -101,6 +102,7 @@ def observation_of(entry: Mapping[str, Any], name: str, observed_at: float) -> O
         connected=connectivity["connected"],
         timestamp=seconds,
         reason=valid_reason(connectivity.get("disconnectReason")),
+        session=session_in(name, connectivity) if connectivity["connected"] else None,
     )
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 from exporter.aws.calls import AwsCalls, CallFailed
 from exporter.fleet.connectivity import BatchSummary, Observation, valid_reason
+from exporter.fleet.sessions import session_in
 from exporter.names import POLL_OPERATION
 from exporter.sources.answers import plausible_timestamp
 from exporter.sources.base import PassOutcome, Source, Updates
@@ -216,6 +217,7 @@ def parse_response(thing_name: str, response: Mapping[str, Any], observed_at: fl
         connected=connected,
         timestamp=seconds,
         reason=valid_reason(response.get("disconnectReason")),
+        session=session_in(thing_name, response) if connected else None,
     )
 
 

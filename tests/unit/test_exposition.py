@@ -13,6 +13,7 @@ from exporter.exposition.series import Exposition, Shape
 from exporter.fleet.aggregates import AggregateCounts
 from exporter.fleet.connectivity import FleetState, Observation
 from exporter.fleet.rollups import Rollups, RollupSpec
+from exporter.fleet.sessions import Session
 from exporter.fleet.targets import STATIC_SOURCE, Found, RegistryInfo, SourceSlot, Targets
 from exporter.web.payload import Payload
 from tests.support.stack import promtool
@@ -37,7 +38,9 @@ def sample_fleet(targets: Targets | None = None, rollups: RollupSpec | None = No
     )
     fleet.apply(
         [
-            Observation.ok("pump-7", T0, connected=True, timestamp=T0 - 50),
+            Observation.ok(
+                "pump-7", T0, connected=True, timestamp=T0 - 50, session=Session(None, 30, True, 0)
+            ),
             Observation.ok("sensor-0001", T0, connected=True, timestamp=T0 - 40),
             Observation.ok("never-1", T0, connected=False),
             Observation.ok("gate:2", T0, connected=True, timestamp=T0 - 30),
@@ -48,7 +51,14 @@ def sample_fleet(targets: Targets | None = None, rollups: RollupSpec | None = No
             Observation.ok(
                 "pump-7", T0 + 60, connected=False, timestamp=T0 + 30, reason="AUTH_ERROR"
             ),
-            Observation.ok("sensor-0001", T0 + 60, connected=True, timestamp=T0 + 20),
+            Observation.ok(
+                "sensor-0001",
+                T0 + 60,
+                connected=True,
+                timestamp=T0 + 20,
+                # Connected under another client ID (the exclusive thing association).
+                session=Session('sensor-0001 "dev"', 1200, None, 3600),
+            ),
             Observation.failed("gate:2", T0 + 60, "ResourceNotFoundException", not_found=True),
             Observation.failed("ghost", T0 + 60, "ResourceNotFoundException", not_found=True),
         ]
@@ -66,6 +76,7 @@ SHAPE = Shape(
     staleness=180,
     thing_labels={"pump-7": {"site": "plant-a", "env": "prod"}, "sensor-0001": {"env": "prod"}},
     label_names=("env", "site"),
+    session_details=True,
 )
 
 

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 
 from exporter.fleet.connectivity import Observation
 from exporter.fleet.rollups import OTHER, RollupSpec
+from exporter.fleet.sessions import Session
 from exporter.fleet.shared import SharedState, Snapshot
 from exporter.fleet.targets import Found, RegistryInfo, SourceSlot
 
@@ -283,7 +284,23 @@ operation = st.one_of(
     st.tuples(
         st.just("observed"),
         st.sampled_from(NAMES),
-        st.sampled_from(["up", "down", "never", "failed", "event-up", "event-down-again"]),
+        st.sampled_from(
+            [
+                "up",
+                "down",
+                "never",
+                "failed",
+                "event-up",
+                "event-down-again",
+                # Connected under a client ID other than the thing's name.
+                "up-foreign",
+                "event-up-foreign",
+                "stale-up-foreign",
+                # The same connection seen again, with and without its client ID's mismatch.
+                "up-at-t0",
+                "up-foreign-at-t0",
+            ]
+        ),
     ),
 )
 
@@ -313,6 +330,25 @@ def test_counts_equal_a_recount_after_any_sequence(
                 "event-up": Observation.event(
                     str(name), clock, connected=True, timestamp=clock - 1, version=1
                 ),
+                "up-foreign": Observation.ok(
+                    str(name), clock, connected=True, timestamp=clock - 1, session=FOREIGN
+                ),
+                "event-up-foreign": Observation.event(
+                    str(name),
+                    clock,
+                    connected=True,
+                    timestamp=clock - 1,
+                    version=3,
+                    session=FOREIGN,
+                ),
+                "up-at-t0": Observation.ok(str(name), clock, connected=True, timestamp=T0),
+                "up-foreign-at-t0": Observation.ok(
+                    str(name), clock, connected=True, timestamp=T0, session=FOREIGN
+                ),
+                # Older than anything held: shows nothing, so moves no count.
+                "stale-up-foreign": Observation.ok(
+                    str(name), clock, connected=True, timestamp=T0 - 1, session=FOREIGN
+                ),
                 # A redelivery: it counts nothing, but still shows the newer state.
                 "event-down-again": Observation.event(
                     str(name),
@@ -327,11 +363,21 @@ def test_counts_equal_a_recount_after_any_sequence(
     assert counts(state) == recount(state, labels, never=False)
     never = {key: s.never_connected for key, s in state.segments().items() if s.never_connected}
     assert never == recount(state, labels, never=True)
+    foreign = {
+        key: s.client_id_mismatch for key, s in state.segments().items() if s.client_id_mismatch
+    }
+    assert foreign == recount(state, labels, mismatch=True)
 
 
-def recount(state: SharedState, labels: tuple[str, ...], *, never: bool) -> dict[Any, Any]:
+FOREIGN = Session("device-1", 60, False, 0)
+
+
+def recount(
+    state: SharedState, labels: tuple[str, ...], *, never: bool = False, mismatch: bool = False
+) -> dict[Any, Any]:
     """What the counts must be, from the targets and the things as they are now: each
-    segment's (disconnected, connected), or its never-connected things."""
+    segment's (disconnected, connected), its never-connected things, or its connected
+    things under a client ID not their name."""
 
     def reader(snap: Snapshot) -> dict[Any, Any]:
         targets, fleet = snap.targets, snap.fleet
@@ -343,6 +389,8 @@ def recount(state: SharedState, labels: tuple[str, ...], *, never: bool) -> dict
                 continue
             if never and (thing.connected or thing.timestamp is not None):
                 continue
+            if mismatch and not (thing.session and thing.session.client_id):
+                continue
             in_groups = [g for bit, g in groups if target.sources & bit] or [""]
             site = target.info.attributes[0] if target.info else ""
             keys = [(g, site) for g in in_groups] if labels[0] == "thing_group" else [(site,)]
@@ -351,6 +399,8 @@ def recount(state: SharedState, labels: tuple[str, ...], *, never: bool) -> dict
         segments = {key for key, _ in tally}
         if never:
             return {key: tally[(key, False)] for key in segments}
+        if mismatch:
+            return {key: tally[(key, True)] for key in segments}
         return {key: (tally[(key, False)], tally[(key, True)]) for key in segments}
 
     return state.read(reader, aggregate_max_age=1)

@@ -1,0 +1,139 @@
+"""Session details through boto3 against the simulator: live mode, index mode and lifecycle
+events read the client ID, keep-alive, clean-session flag and session expiry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from iot_simulator.model import ThingRecord
+from tests.integration.test_events import drained, events_section, rule_for
+from tests.support.harness import Harness, HarnessFactory, Samples, quiet, series
+from tests.support.sqs import MotoServer, moto
+
+__all__ = ["moto"]
+
+TYPES = ["sensor", "gateway", "controller"]
+MODES: dict[str, dict[str, Any]] = {
+    "live": {},
+    "index": {"mode": "index"},
+}
+
+
+def by_thing(samples: Samples, family: str) -> dict[str, float]:
+    return {dict(labels)["thing_name"]: v for labels, v in series(samples, family).items()}
+
+
+def session_labels(samples: Samples) -> dict[str, tuple[str, str]]:
+    """Each thing's iot_thing_session_info (client_id, clean_session)."""
+    return {
+        dict(labels)["thing_name"]: (dict(labels)["client_id"], dict(labels)["clean_session"])
+        for labels in series(samples, "iot_thing_session_info")
+    }
+
+
+def records(h: Harness) -> dict[str, ThingRecord]:
+    return {name: h.sim.fleet.record(name) for name in h.sim.fleet.thing_names()}
+
+
+def sessions_harness(harness: HarnessFactory, mode: str, **metrics: Any) -> Harness:
+    index = mode == "index"
+    return harness(
+        quiet(12, seed=23),
+        things=[] if index else None,
+        sections={
+            "metrics": {"session_details": True, **metrics},
+            **({"discovery": {"thing_types": TYPES}, "registry": {}} if index else {}),
+        },
+        **MODES[mode],
+    )
+
+
+@pytest.mark.parametrize("mode", sorted(MODES))
+def test_every_connected_thing_shows_its_session_as_aws_reports_it(
+    harness: HarnessFactory, mode: str
+) -> None:
+    h = sessions_harness(harness, mode)
+    names = h.sim.fleet.thing_names()
+    bound, stranger, offline = names[0], names[1], names[2]
+    # One device connects under another client ID with the exclusive thing association,
+    # one under another client ID without it (AWS then cannot tell it is this thing).
+    h.sim.fleet.set_client_id(bound, f"{bound}-dev", exclusive=True)
+    h.sim.fleet.set_client_id(stranger, f"{stranger}-dev")
+    for name in (bound, stranger):
+        h.sim.fleet.connect(name)
+    h.sim.fleet.disconnect(offline, "CONNECTION_LOST")
+    samples = h.cycle(advance=1)
+
+    truth = {n: r.session for n, r in records(h).items() if r.session is not None}
+    assert bound in truth
+    assert stranger not in truth  # connected, but not as far as AWS can tell
+    assert offline not in truth
+    assert by_thing(samples, "iot_thing_keep_alive_seconds") == {
+        n: float(s.keep_alive) for n, s in truth.items()
+    }
+    assert by_thing(samples, "iot_thing_session_expiry_seconds") == {
+        n: float(s.session_expiry) for n, s in truth.items()
+    }
+    assert session_labels(samples) == {
+        n: (s.client_id, "true" if s.clean_session else "false") for n, s in truth.items()
+    }
+    assert session_labels(samples)[bound][0] == f"{bound}-dev"
+    assert series(samples, "iot_things_client_id_mismatch") == {frozenset(): 1.0}
+
+
+def test_session_details_are_off_unless_asked_for(harness: HarnessFactory) -> None:
+    h = harness(quiet(4, seed=23))
+    samples = h.cycle()
+    assert not series(samples, "iot_thing_keep_alive_seconds")
+    assert not series(samples, "iot_thing_session_info")
+    assert series(samples, "iot_things_client_id_mismatch") == {frozenset(): 0.0}
+
+
+def test_the_mismatch_counts_by_segment_with_rollups(harness: HarnessFactory) -> None:
+    h = sessions_harness(harness, "index", rollup_by=["thing_type"])
+    names = h.sim.fleet.thing_names()
+    for name in names[:3]:
+        h.sim.fleet.set_client_id(name, f"{name}-dev", exclusive=True)
+        h.sim.fleet.connect(name)
+    samples = h.cycle(advance=1)
+    expected: dict[frozenset[tuple[str, str]], float] = {}
+    for name, record in records(h).items():
+        key = frozenset({("thing_type", record.type_name or "")})
+        mismatched = record.session is not None and record.session.client_id != name
+        expected[key] = expected.get(key, 0.0) + mismatched
+    assert series(samples, "iot_things_client_id_mismatch") == expected
+    assert sum(expected.values()) == 3
+
+
+def test_events_of_the_exclusive_association_reach_their_thing(
+    harness: HarnessFactory, moto: MotoServer
+) -> None:
+    url, sections = events_section(moto)
+    h = harness(quiet(6, seed=29), sections={**sections, "metrics": {"session_details": True}})
+    h.cycle()
+    names = h.sim.fleet.thing_names()
+    bound, stranger = names[0], names[1]
+    h.sim.fleet.set_client_id(bound, "device-0001", exclusive=True)
+    h.sim.fleet.set_client_id(stranger, "device-0002")
+    rule = rule_for(h, moto, url)
+    h.clock.advance(1)
+    for name in (bound, stranger):
+        h.sim.fleet.connect(name)  # the old sessions end with DUPLICATE_CLIENTID first
+    h.clock.advance(1)
+    h.sim.fleet.disconnect(bound, "CONNECTION_LOST")
+    rule.publish()
+    drained(h, moto, url, rule)
+    disconnects = {
+        (dict(labels)["thing_name"], dict(labels)["reason"]): v
+        for labels, v in series(h.samples(), "iot_thing_disconnects_total").items()
+        if v
+    }
+    # The bound device's events name their thing; the stranger's client ID maps to none.
+    assert disconnects == {
+        (bound, "DUPLICATE_CLIENTID"): 1.0,
+        (bound, "CONNECTION_LOST"): 1.0,
+        (stranger, "DUPLICATE_CLIENTID"): 1.0,
+    }
+    assert h.live_value("iot_exporter_events_not_targeted_total") == 1  # the stranger's connect
