@@ -55,6 +55,16 @@ class Event:
     exclusive: bool = False
 
 
+@dataclass(frozen=True)
+class FailedConnect:
+    """A connect attempt AWS refused (published on $aws/events/presence/connect_failed/)."""
+
+    client_id: str
+    time: float  # epoch seconds, millisecond precision
+    failure_type: str
+    thing_name: str | None = None  # set when the client holds the exclusive association
+
+
 class ThingConnectivity(NamedTuple):
     """What GetThingConnectivityData reports about a thing (a tuple: it unpacks and compares)."""
 
@@ -228,6 +238,7 @@ class Fleet:
         self._reasons = list(weights)
         self._cum_weights = list(_accumulate(weights.values()))
         self._things: dict[str, _Thing] = {}
+        self._failed_connects: list[FailedConnect] = []
         self._sorted_names: list[str] | None = None
         self._retired: list[list[Event]] = []
         # Names deleted -> the generation of the next thing of that name.
@@ -998,6 +1009,29 @@ class Fleet:
             return Process(thing.churn, thing.mean_session, thing.mean_offline)
 
     # ----- ground truth -------------------------------------------------------------------
+
+    def fail_connect(
+        self,
+        client_id: str,
+        failure_type: str = "AUTHORIZATION_FAILURE",
+        *,
+        thing_name: str | None = None,
+    ) -> FailedConnect:
+        """A client's connect attempt is refused now (its credentials, say). It changes no
+        thing's connectivity; the topic rule publishes it. ``thing_name``: the client holds
+        that thing's exclusive association, so AWS names the thing in the event."""
+        _check_client_id(client_id)
+        with self._lock:
+            failure = FailedConnect(
+                client_id, _ms(self._clock.now()) / 1000.0, failure_type, thing_name
+            )
+            self._failed_connects.append(failure)
+            return failure
+
+    def failed_connects(self, *, since: int = 0) -> list[FailedConnect]:
+        """The refused attempts from the ``since``-th on, in time order."""
+        with self._lock:
+            return self._failed_connects[since:]
 
     def ground_truth(
         self,

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from iot_simulator.model import Event, Fleet
+from iot_simulator.model import Event, FailedConnect, Fleet
 
 # AWS resets a client ID's versionNumber after about an hour disconnected.
 VERSION_RESET_SECONDS = 3600.0
@@ -88,6 +88,9 @@ class TopicRule:
         self._lock = threading.Lock()
         self.published: list[Event] = []  # what was generated (sent or dropped), in order
         self.dropped: list[Event] = []
+        # Refused connect attempts, under the same faults as the events.
+        self.failures_published: list[FailedConnect] = []
+        self.failures_dropped: list[FailedConnect] = []
         self.sent = 0  # messages sent, duplicates included
 
     def publish(self) -> int:
@@ -115,11 +118,20 @@ class TopicRule:
                 if self.faults.drops(event.time):
                     self.dropped.append(event)
                     continue
-                bodies.append(body)
-                if self._rng.random() < self.faults.duplicate_rate:
-                    bodies.append(body)
+                bodies.extend(self._copies(body))
+            failures = self._fleet.failed_connects(since=len(self.failures_published))
+            for failure in failures:
+                self.failures_published.append(failure)
+                if self.faults.drops(failure.time):
+                    self.failures_dropped.append(failure)
+                    continue
+                bodies.extend(self._copies(json.dumps(failure_document(failure, self._principal))))
             self._send(self._reordered(bodies))
-            return len(events)
+            return len(events) + len(failures)
+
+    def _copies(self, body: str) -> list[str]:
+        """The body once, or twice at the duplicate rate (AWS delivers at least once)."""
+        return [body, body] if self._rng.random() < self.faults.duplicate_rate else [body]
 
     def _document(self, event: Event) -> str:
         # versionNumber and sessionIdentifier belong to a client ID, not to a thing.
@@ -161,6 +173,20 @@ class TopicRule:
                 if response.get("Failed"):
                     raise RuntimeError(f"SendMessageBatch failed: {response['Failed']}")
             self.sent += len(entries)  # per queue: each gets every message
+
+
+def failure_document(failure: FailedConnect, principal: str) -> dict[str, Any]:
+    """The JSON AWS publishes on $aws/events/presence/connect_failed/{clientId}."""
+    document: dict[str, Any] = {
+        "clientId": failure.client_id,
+        "timestamp": round(failure.time * 1000),
+        "eventType": "connect_failed",
+        "failureType": failure.failure_type,
+        "principalIdentifier": principal,
+    }
+    if failure.thing_name is not None:
+        document["thingName"] = failure.thing_name
+    return document
 
 
 def lifecycle_document(event: Event, version: int, session: str, principal: str) -> dict[str, Any]:
