@@ -121,6 +121,7 @@ class Exposition:
             chunks.append(_segment_disconnects(rollups).encode())
         else:
             chunks.append(_fleet_disconnects(fleet).encode())
+        chunks.append(_fleet_connect_failures(fleet).encode())
         if self.shape.aggregates:
             chunks.append(_aggregates(aggregates).encode())
         shown, dropped, cap = (
@@ -352,6 +353,20 @@ def _counters_and_polls(known: list[tuple[str, ThingState]]) -> str:
             )
     out.append(
         header(
+            "iot_thing_connect_failures_total",
+            "counter",
+            "Connect attempts AWS IoT refused, by failureType (lifecycle events).",
+        )
+    )
+    for name, state in known:
+        failures = state.connect_failures
+        for kind in sorted(failures):
+            out.append(
+                f'iot_thing_connect_failures_total{{failure_type="{escape(kind)}",'
+                f'thing_name="{name}"}} {go_float(failures[kind])}\n'
+            )
+    out.append(
+        header(
             "iot_thing_poll_success",
             "gauge",
             "Whether the last poll of the thing succeeded (1) or failed (0).",
@@ -466,6 +481,24 @@ def _fleet_disconnects(fleet: FleetState) -> str:
         out.append(
             f'iot_disconnects_total{{reason="{escape(reason)}"}} '
             f"{go_float(fleet.fleet_disconnects[reason])}\n"
+        )
+    return "".join(out)
+
+
+def _fleet_connect_failures(fleet: FleetState) -> str:
+    out = [
+        header(
+            "iot_connect_failures_total",
+            "counter",
+            "Connect attempts AWS IoT refused across the fleet, by failureType; known_client is "
+            "false for clients that map to no watched thing (lifecycle events).",
+        )
+    ]
+    counts = fleet.fleet_connect_failures
+    for kind, known in sorted(counts):
+        out.append(
+            f'iot_connect_failures_total{{failure_type="{escape(kind)}",'
+            f'known_client="{"true" if known else "false"}"}} {go_float(counts[(kind, known)])}\n'
         )
     return "".join(out)
 

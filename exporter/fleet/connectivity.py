@@ -12,6 +12,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from exporter.fleet.sessions import Session, Sessions
@@ -38,6 +39,13 @@ EVENT_SKEW_SECONDS = 120.0
 # In event mode a poll that sees a change no event has shown yet waits this long (until a
 # later poll at least this much later) for the event before counting it as missed.
 MISSED_GRACE_SECONDS = 30.0
+
+
+# AWS's failureType of a connect attempt it refused for the credentials: exported at 0
+# from the start, so increase() sees the first.
+AUTHORIZATION_FAILURE = "AUTHORIZATION_FAILURE"
+# Every thing's failures until its first: one immutable, shared empty mapping.
+NO_FAILURES: Mapping[str, int] = MappingProxyType({})
 
 
 def valid_reason(reason: object) -> str | None:
@@ -154,6 +162,8 @@ class ThingState:
     trouble_at: float | None = None
     # The session of the connection shown, while connected and reported; None otherwise.
     session: Session | None = None
+    # Connect attempts AWS refused, by failureType (lifecycle events); shared while empty.
+    connect_failures: Mapping[str, int] = field(default_factory=lambda: NO_FAILURES)
 
     @property
     def known(self) -> bool:
@@ -369,6 +379,7 @@ def _poll_transition(
         pending=state.pending,
         trouble_at=state.trouble_at,
         session=_shared(sessions, observation.session),
+        connect_failures=state.connect_failures,
     ), reason
 
 
@@ -446,6 +457,10 @@ class FleetState:
         # The counts by segment, moved with every change (SharedState sets them up).
         self.rollups: Rollups | None = None
         self.sessions = Sessions()
+        # Refused connect attempts by (failureType, whether the client maps to a target).
+        self.fleet_connect_failures: Counter[tuple[str, bool]] = Counter(
+            {(AUTHORIZATION_FAILURE, True): 0, (AUTHORIZATION_FAILURE, False): 0}
+        )
 
     def apply(
         self,
@@ -509,6 +524,34 @@ class FleetState:
             stale=stale,
             missed=missed,
         )
+
+    def connect_failed(
+        self,
+        failures: Iterable[tuple[str | None, str]],
+        observed_at: float,
+        targeted: Callable[[str], bool] = lambda name: True,
+    ) -> int:
+        """Count refused connect attempts, each (the thing, or None for a client that maps
+        to no thing; its failureType); return how many were of targeted things.
+
+        A failure changes nothing about connectivity, but puts the thing in trouble's
+        window, so metrics.per_thing: problems lists it.
+        """
+        counted = 0
+        for name, failure_type in failures:
+            known = name is not None and targeted(name)
+            self.fleet_connect_failures[(failure_type, known)] += 1
+            if name is None or not known:
+                continue
+            counted += 1
+            prior = self.things.get(name) or ThingState()
+            failed = dict(prior.connect_failures)
+            failed[failure_type] = failed.get(failure_type, 0) + 1
+            state = self.things[name] = replace(
+                prior, connect_failures=failed, trouble_at=observed_at
+            )
+            self.troubled[name] = state
+        return counted
 
     def forget(self, thing_names: Iterable[str]) -> None:
         """Drop things no source targets any more: their series disappear."""

@@ -58,6 +58,22 @@ class LifecycleEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectFailure:
+    """A connect attempt AWS refused, as published on $aws/events/presence/connect_failed/."""
+
+    client_id: str
+    timestamp: float  # epoch seconds
+    failure_type: str  # failureType, such as AUTHORIZATION_FAILURE
+    principal: str | None = None
+    thing_name: str | None = None  # with the exclusive thing association
+
+    @property
+    def dedupe_key(self) -> Hashable:
+        """A failure has no session: a client fails once per attempt, at one instant."""
+        return (self.client_id, "connect_failed", self.timestamp, self.failure_type)
+
+
+@dataclass(frozen=True, slots=True)
 class Rejected:
     """A message that is not a lifecycle event: its kind, and a short detail for the log."""
 
@@ -65,7 +81,7 @@ class Rejected:
     detail: str
 
 
-def parse_body(body: str) -> LifecycleEvent | Rejected:
+def parse_body(body: str) -> LifecycleEvent | ConnectFailure | Rejected:
     """The event in one SQS message body: the topic rule's JSON, or that JSON in base64
     (the rule's SQS action has a useBase64 switch)."""
     if len(body) > MAX_BODY_CHARS:
@@ -96,18 +112,23 @@ def _count_from(least: int) -> Callable[[Any], bool]:
     return lambda value: isinstance(value, int) and not isinstance(value, bool) and value >= least
 
 
-# Each field an event must have, and what makes it well formed.
-_REQUIRED: tuple[tuple[str, Callable[[Any], bool]], ...] = (
+Checks = tuple[tuple[str, Callable[[Any], bool]], ...]
+# Each field an event must have, and what makes it well formed; a failed connect attempt
+# belongs to no session.
+_IDENTITY: Checks = (
     ("clientId", _text_of_length(MAX_CLIENT_ID_CHARS)),
     ("timestamp", _count_from(1)),
+)
+_REQUIRED: Checks = (
+    *_IDENTITY,
     ("versionNumber", _count_from(0)),
     ("sessionIdentifier", _text_of_length(MAX_SESSION_CHARS)),
 )
 
 
-def _bad_field(document: dict[str, Any]) -> str | None:
+def _bad_field(document: dict[str, Any], required: Checks) -> str | None:
     """The first field that is missing or malformed, shown for the log; None if none is."""
-    for key, well_formed in _REQUIRED:
+    for key, well_formed in required:
         if not well_formed(document.get(key)):
             return f"{key} {_short(document.get(key))}"
     thing = document.get("thingName")  # optional: only with the exclusive association
@@ -116,14 +137,24 @@ def _bad_field(document: dict[str, Any]) -> str | None:
     return None
 
 
-def parse_event(document: dict[str, Any]) -> LifecycleEvent | Rejected:
+def parse_event(document: dict[str, Any]) -> LifecycleEvent | ConnectFailure | Rejected:
     """The event in a decoded JSON object, or why it is not one."""
     event_type = document.get("eventType")
-    if event_type not in ("connected", "disconnected"):
+    if event_type not in ("connected", "disconnected", "connect_failed"):
         return Rejected(Malformed.UNKNOWN_EVENT_TYPE, f"eventType {_short(event_type)}")
-    bad = _bad_field(document)
+    bad = _bad_field(document, _IDENTITY if event_type == "connect_failed" else _REQUIRED)
     if bad is not None:
         return Rejected(Malformed.BAD_FIELD, bad)
+    if event_type == "connect_failed":
+        principal = document.get("principalIdentifier")
+        return ConnectFailure(
+            client_id=document["clientId"],
+            timestamp=document["timestamp"] / 1000.0,
+            # A type of the wrong shape is kept as AWS's catch-all: the attempt happened.
+            failure_type=valid_reason(document.get("failureType")) or MISSING_REASON,
+            principal=principal if isinstance(principal, str) else None,
+            thing_name=document.get("thingName"),
+        )
     client_id, timestamp = document["clientId"], document["timestamp"]
     version, session = document["versionNumber"], document["sessionIdentifier"]
     principal, thing = document.get("principalIdentifier"), document.get("thingName")
@@ -162,7 +193,7 @@ class ClientIdMap:
     prefix: str = ""
     suffix: str = ""
 
-    def thing_of(self, event: LifecycleEvent) -> str | None:
+    def thing_of(self, event: LifecycleEvent | ConnectFailure) -> str | None:
         """The thing an event is about: the one AWS names (the exclusive thing association),
         else the one its client ID maps to; None when neither says."""
         return event.thing_name or self.thing_name(event.client_id)

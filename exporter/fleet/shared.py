@@ -81,6 +81,13 @@ class SharedState:
                 self._bump()
             return summary
 
+    def connect_failed(self, failures: Sequence[tuple[str | None, str]], at: float) -> int:
+        with self._lock:
+            counted = self._fleet.connect_failed(failures, at, self._targets.__contains__)
+            if failures:
+                self._bump()
+            return counted
+
     def found(self, source: str, things: Sequence[Found]) -> list[str]:
         """Some of the things `source` names; return the names refused because AWS could not
         have issued them (they never become targets, so never reach /metrics)."""

@@ -22,6 +22,10 @@ class Updates(Protocol):
     def observed(self, batch: Sequence[Observation]) -> BatchSummary:
         """Apply connectivity observations (any source's, under the same rules)."""
 
+    def connect_failed(self, failures: Sequence[tuple[str | None, str]], at: float) -> int:
+        """Count refused connect attempts: (the thing, or None for a client that maps to
+        none; the failureType). Returns how many were of targeted things."""
+
     def found(self, source: str, things: Sequence[Found]) -> list[str]:
         """Some of the things `source` names (one page of an answer); returns the names it
         refused because AWS could not have issued them."""

@@ -5,13 +5,22 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from exporter.aws.calls import CallFailed
 from exporter.config.events import EventsSettings
 from exporter.fleet.connectivity import BatchSummary, Observation
-from exporter.fleet.lifecycle import ClientIdMap, Dedupe, LifecycleEvent, Malformed, parse_body
+from exporter.fleet.lifecycle import (
+    ClientIdMap,
+    ConnectFailure,
+    Dedupe,
+    LifecycleEvent,
+    Malformed,
+    Rejected,
+    parse_body,
+)
 from exporter.fleet.sessions import session_of
 from exporter.fleet.shards import Shard
 from exporter.sources.base import EventWiring, PassOutcome, Source, Updates, describe
@@ -28,6 +37,18 @@ REPORT_INTERVAL = 5.0
 # After a failed ReceiveMessage, wait before the next (doubling, up to the cap).
 RETRY_INITIAL_SECONDS = 1.0
 RETRY_MAX_SECONDS = 30.0
+
+
+@dataclass(slots=True)
+class _Batch:
+    """A received batch, sorted: what to apply, and what was left out and why."""
+
+    observations: list[Observation] = field(default_factory=list)
+    failures: list[tuple[str | None, str]] = field(default_factory=list)  # (thing, type)
+    timestamps: list[float] = field(default_factory=list)
+    keys: list[Hashable] = field(default_factory=list)  # the dedupe keys taken
+    unmapped: int = 0
+    duplicates: int = 0
 
 
 class EventSource(Source):
@@ -183,6 +204,23 @@ class EventSource(Source):
         elsewhere = updates.observed(theirs)
         return summary + elsewhere, elsewhere.ignored
 
+    def _count_failures(
+        self, failures: list[tuple[str | None, str]], updates: Updates, now: float
+    ) -> tuple[int, int]:
+        """Count refused connect attempts; return how many were of targeted things, and how
+        many another shard counts (its things' by name; shard 0 takes those of clients
+        that map to no thing, which every shard's queue receives)."""
+        if not failures:
+            return 0, 0
+        shard = self._shard
+        ours = [
+            (name, kind)
+            for name, kind in failures
+            if shard.whole or (shard.owns(name) if name is not None else shard.ordinal == 0)
+        ]
+        counted = updates.connect_failed(ours, now) if ours else 0
+        return counted, len(failures) - len(ours)
+
     def handle(self, messages: Sequence[dict[str, Any]], updates: Updates) -> BatchSummary:
         """Apply one received batch, then delete it (all of it: poison too)."""
         if not messages:
@@ -192,44 +230,23 @@ class EventSource(Source):
         now = self._clock()
         metrics = self._metrics
         metrics.received.inc(len(messages))
-        observations: list[Observation] = []
-        timestamps: list[float] = []
-        keys: list[object] = []
-        unmapped = duplicates = 0
         with self._lock:
-            for message in messages:
-                parsed = parse_body(str(message.get("Body", "")))
-                if not isinstance(parsed, LifecycleEvent):
-                    metrics.malformed.labels(parsed.kind.value).inc()
-                    self._log_malformed(parsed.kind, parsed.detail, message)
-                    continue
-                name = self._client_ids.thing_of(parsed)
-                if name is None:
-                    unmapped += 1
-                    claimed = self._client_ids.stripped(parsed.client_id)
-                    if claimed is not None:
-                        self._invalid.append(claimed)  # it claims a name AWS could not issue
-                    continue
-                if not self._dedupe.first(parsed.dedupe_key):
-                    duplicates += 1
-                    continue
-                keys.append(parsed.dedupe_key)
-                observations.append(_observation(name, parsed, now))
-                timestamps.append(parsed.timestamp)
+            batch = self._sort(messages, now)
             metrics.dedupe_keys.set(len(self._dedupe))
         try:
-            summary, other_shard = self._apply(observations, updates)
+            summary, other_shard = self._apply(batch.observations, updates)
+            failed, failures_elsewhere = self._count_failures(batch.failures, updates, now)
         except BaseException:
             with self._lock:
-                for key in keys:
+                for key in batch.keys:
                     self._dedupe.forget(key)  # not applied: the redelivery must count
             raise
-        metrics.applied.inc(summary.observed)
+        metrics.applied.inc(summary.observed + failed)
         metrics.out_of_order.inc(summary.stale)
-        metrics.not_targeted.inc(unmapped + summary.ignored - other_shard)
-        metrics.other_shard.inc(other_shard)
-        metrics.duplicates.inc(duplicates)
-        for timestamp in timestamps:
+        metrics.not_targeted.inc(batch.unmapped + summary.ignored - other_shard)
+        metrics.other_shard.inc(other_shard + failures_elsewhere)
+        metrics.duplicates.inc(batch.duplicates)
+        for timestamp in batch.timestamps:
             metrics.lag.observe(max(0.0, now - timestamp))
         self._delete(messages)
         with self._lock:
@@ -237,6 +254,36 @@ class EventSource(Source):
             self._received += len(messages)
             self._failure = None
         return summary
+
+    def _sort(self, messages: Sequence[dict[str, Any]], now: float) -> _Batch:
+        """Parse, map and de-duplicate a batch (under the lock: the dedupe set is shared)."""
+        batch = _Batch()
+        for message in messages:
+            parsed = parse_body(str(message.get("Body", "")))
+            if isinstance(parsed, Rejected):
+                self._metrics.malformed.labels(parsed.kind.value).inc()
+                self._log_malformed(parsed.kind, parsed.detail, message)
+                continue
+            name = self._client_ids.thing_of(parsed)
+            if isinstance(parsed, LifecycleEvent) and name is None:
+                batch.unmapped += 1
+                claimed = self._client_ids.stripped(parsed.client_id)
+                if claimed is not None:
+                    self._invalid.append(claimed)  # it claims a name AWS could not issue
+                continue
+            if not self._dedupe.first(parsed.dedupe_key):
+                batch.duplicates += 1
+                continue
+            batch.keys.append(parsed.dedupe_key)
+            if isinstance(parsed, ConnectFailure):
+                # Counted even for a client that maps to no thing: an unknown client
+                # failing to connect is what an operator most wants to see.
+                batch.failures.append((name, parsed.failure_type))
+                continue
+            assert name is not None  # (a lifecycle event without a thing left above)
+            batch.observations.append(_observation(name, parsed, now))
+            batch.timestamps.append(parsed.timestamp)
+        return batch
 
     def _delete(self, messages: Sequence[dict[str, Any]]) -> None:
         entries = [

@@ -3,11 +3,13 @@ events read the client ID, keep-alive, clean-session flag and session expiry."""
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
 
 from iot_simulator.model import ThingRecord
+from iot_simulator.topic_rule import RuleFaults
 from tests.integration.test_events import drained, events_section, rule_for
 from tests.support.harness import Harness, HarnessFactory, Samples, quiet, series
 from tests.support.sqs import MotoServer, moto
@@ -137,3 +139,43 @@ def test_events_of_the_exclusive_association_reach_their_thing(
         (stranger, "DUPLICATE_CLIENTID"): 1.0,
     }
     assert h.live_value("iot_exporter_events_not_targeted_total") == 1  # the stranger's connect
+
+
+def test_refused_connects_reach_their_things_once_through_duplicates_and_reordering(
+    harness: HarnessFactory, moto: MotoServer
+) -> None:
+    url, sections = events_section(moto)
+    h = harness(quiet(6, seed=31), sections=sections)
+    h.cycle()
+    names = h.sim.fleet.thing_names()
+    rule = rule_for(h, moto, url, RuleFaults(duplicate_rate=0.5, reorder_window=5))
+    expected: Counter[tuple[str, str]] = Counter()
+    for second in range(20):
+        h.clock.advance(1)
+        name = names[second % 3]
+        kind = "AUTHORIZATION_FAILURE" if second % 4 else "THROTTLED"
+        h.sim.fleet.fail_connect(name, kind)
+        expected[(name, kind)] += 1
+    # The exclusive association names the thing; a client of no thing counts for the fleet.
+    h.sim.fleet.fail_connect("device-77", thing_name=names[4])
+    expected[(names[4], "AUTHORIZATION_FAILURE")] += 1
+    h.sim.fleet.fail_connect("intruder 1")
+    rule.publish()
+    drained(h, moto, url, rule)
+    samples = h.samples()
+    per_thing = {
+        (dict(labels)["thing_name"], dict(labels)["failure_type"]): v
+        for labels, v in series(samples, "iot_thing_connect_failures_total").items()
+    }
+    assert per_thing == {key: float(n) for key, n in expected.items()}
+    assert h.live_value("iot_exporter_events_duplicates_total") > 0
+    fleet = {
+        (dict(labels)["failure_type"], dict(labels)["known_client"]): v
+        for labels, v in series(samples, "iot_connect_failures_total").items()
+    }
+    assert fleet == {
+        ("AUTHORIZATION_FAILURE", "true"): 16.0,
+        ("THROTTLED", "true"): 5.0,
+        ("AUTHORIZATION_FAILURE", "false"): 1.0,
+    }
+    assert len(rule.failures_published) == 22

@@ -20,6 +20,7 @@ class RecordingUpdates:
     pages: list[tuple[str, list[Found]]] = field(default_factory=list)
     settlements: list[tuple[str, frozenset[str]]] = field(default_factory=list)
     aggregates: list[tuple[str, list[AggregateCounts]]] = field(default_factory=list)
+    connect_failures: list[tuple[str | None, str]] = field(default_factory=list)
 
     def observed(self, batch: Sequence[Observation]) -> BatchSummary:
         self.batches.append(list(batch))
@@ -34,6 +35,10 @@ class RecordingUpdates:
             failed=len(batch) - succeeded,
             error_codes=codes,
         )
+
+    def connect_failed(self, failures: Sequence[tuple[str | None, str]], at: float) -> int:
+        self.connect_failures.extend(failures)
+        return sum(1 for name, _ in failures if name is not None)
 
     def found(self, source: str, things: Sequence[Found]) -> list[str]:
         """Records the page; refuses, as the shared state does, names AWS could not issue."""

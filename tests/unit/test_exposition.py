@@ -63,6 +63,8 @@ def sample_fleet(targets: Targets | None = None, rollups: RollupSpec | None = No
             Observation.failed("ghost", T0 + 60, "ResourceNotFoundException", not_found=True),
         ]
     )
+    # A refused attempt of a watched thing, and one of a client that maps to none.
+    fleet.connect_failed([("pump-7", "AUTHORIZATION_FAILURE"), (None, "UNKNOWN")], T0 + 60)
     return fleet
 
 
