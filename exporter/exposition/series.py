@@ -21,6 +21,7 @@ from exporter.fleet.connectivity import FleetState, ThingState, in_trouble
 from exporter.fleet.problems import ranked
 from exporter.fleet.rollups import Rollups, Segment
 from exporter.fleet.targets import RegistryInfo, Targets
+from exporter.fleet.uptime import SESSION_BUCKETS, SessionDurations
 
 # How generate_latest writes a value (Go's formatting: 1.70000003e+09, 1.0), typed.
 go_float: Callable[[float], str] = utils.floatToGoString
@@ -122,6 +123,7 @@ class Exposition:
         else:
             chunks.append(_fleet_disconnects(fleet).encode())
         chunks.append(_fleet_connect_failures(fleet).encode())
+        chunks.append(_session_durations(fleet.session_durations).encode())
         if self.shape.aggregates:
             chunks.append(_aggregates(aggregates).encode())
         shown, dropped, cap = (
@@ -353,6 +355,20 @@ def _counters_and_polls(known: list[tuple[str, ThingState]]) -> str:
             )
     out.append(
         header(
+            "iot_thing_connected_seconds_total",
+            "counter",
+            "Seconds the thing has been connected since the exporter first saw it, from AWS's "
+            "connect and disconnect times; advances at each observation.",
+        )
+    )
+    for name, state in known:
+        if state.last_success_at is not None:
+            out.append(
+                f'iot_thing_connected_seconds_total{{thing_name="{name}"}} '
+                f"{go_float(state.connected_seconds)}\n"
+            )
+    out.append(
+        header(
             "iot_thing_connect_failures_total",
             "counter",
             "Connect attempts AWS IoT refused, by failureType (lifecycle events).",
@@ -481,6 +497,35 @@ def _fleet_disconnects(fleet: FleetState) -> str:
         out.append(
             f'iot_disconnects_total{{reason="{escape(reason)}"}} '
             f"{go_float(fleet.fleet_disconnects[reason])}\n"
+        )
+    return "".join(out)
+
+
+_SESSION_BOUNDS = (*(go_float(bound) for bound in SESSION_BUCKETS), "+Inf")
+
+
+def _session_durations(durations: SessionDurations) -> str:
+    out = [
+        header(
+            "iot_session_duration_seconds",
+            "histogram",
+            "How long connections lasted, by the reason AWS IoT gives for their end: AWS's "
+            "disconnect time minus its connect time.",
+        )
+    ]
+    for reason in sorted(durations.buckets):
+        label = escape(reason)
+        total = 0
+        for bound, count in zip(_SESSION_BOUNDS, durations.buckets[reason], strict=True):
+            total += count
+            out.append(
+                f'iot_session_duration_seconds_bucket{{le="{bound}",reason="{label}"}} '
+                f"{go_float(total)}\n"
+            )
+        out.append(f'iot_session_duration_seconds_count{{reason="{label}"}} {go_float(total)}\n')
+        out.append(
+            f'iot_session_duration_seconds_sum{{reason="{label}"}} '
+            f"{go_float(durations.sums[reason])}\n"
         )
     return "".join(out)
 

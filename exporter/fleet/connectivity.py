@@ -16,6 +16,7 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from exporter.fleet.sessions import Session, Sessions
+from exporter.fleet.uptime import SessionDurations, accrued
 
 if TYPE_CHECKING:
     from exporter.fleet.rollups import Rollups
@@ -164,6 +165,10 @@ class ThingState:
     session: Session | None = None
     # Connect attempts AWS refused, by failureType (lifecycle events); shared while empty.
     connect_failures: Mapping[str, int] = field(default_factory=lambda: NO_FAILURES)
+    # Seconds connected (a counter), counted up to uptime_cursor while connected (see
+    # uptime.accrued); the cursor is None while the thing is not connected.
+    connected_seconds: float = 0.0
+    uptime_cursor: float | None = None
 
     @property
     def known(self) -> bool:
@@ -311,9 +316,12 @@ def _event_step(state: ThingState, event: Observation, sessions: Sessions | None
         pending = None  # the change the poll saw: this event (or a later one) shows it
     if not event_is_newer(state, event):
         return Step(replace(state, pending=pending), reason, stale=True)
+    seconds, cursor = _accrued(state, event)
     return Step(
         replace(
             state,
+            connected_seconds=seconds,
+            uptime_cursor=cursor,
             connected=event.connected,
             timestamp=event.timestamp,
             reason=None if event.connected else event.reason,
@@ -367,6 +375,7 @@ def _poll_transition(
         return replace(state, last_success_at=observation.observed_at, last_error=None), None
     reason = counted_reason(state, observation)
     same = state.timestamp == observation.timestamp and state.connected == observation.connected
+    seconds, cursor = _accrued(state, observation)
     return ThingState(
         connected=observation.connected,
         timestamp=observation.timestamp,
@@ -380,7 +389,29 @@ def _poll_transition(
         trouble_at=state.trouble_at,
         session=_shared(sessions, observation.session),
         connect_failures=state.connect_failures,
+        connected_seconds=seconds,
+        uptime_cursor=cursor,
     ), reason
+
+
+def _accrued(state: ThingState, observation: Observation) -> tuple[float, float | None]:
+    """The thing's connected seconds once the observation is shown (see uptime.accrued).
+
+    A poll vouches for the thing up to the moment it was made; an event only up to its own
+    time, since a batch brings a minute's connects and disconnects at once.
+    """
+    at = observation.observed_at
+    if observation.is_event and observation.timestamp is not None:
+        at = min(at, observation.timestamp)
+    return accrued(
+        state.connected_seconds,
+        state.uptime_cursor,
+        known=state.known,
+        was_at=state.timestamp,
+        connected=observation.connected,
+        timestamp=observation.timestamp,
+        at=at,
+    )
 
 
 def _shared(sessions: Sessions | None, session: Session | None) -> Session | None:
@@ -457,6 +488,9 @@ class FleetState:
         # The counts by segment, moved with every change (SharedState sets them up).
         self.rollups: Rollups | None = None
         self.sessions = Sessions()
+        self.session_durations = SessionDurations(
+            reason for reason in self.fleet_disconnects if reason != UNOBSERVED_FLAP
+        )
         # Refused connect attempts by (failureType, whether the client maps to a target).
         self.fleet_connect_failures: Counter[tuple[str, bool]] = Counter(
             {(AUTHORIZATION_FAILURE, True): 0, (AUTHORIZATION_FAILURE, False): 0}
@@ -501,6 +535,8 @@ class FleetState:
                 or (prior.session is not state.session and mismatched(prior) != mismatched(state))
             ):
                 rollups.observed(name, prior, state, reason)
+            if prior is not None and prior.connected and not state.connected:
+                _session_ended(self.session_durations, prior, state)
             stale += result.stale
             missed += result.missed
             if observation.outcome is Outcome.OK:
@@ -581,6 +617,13 @@ class FleetState:
             for name in [name for name in self.troubled if name not in kept]:
                 del self.troubled[name]
         return listed
+
+
+def _session_ended(durations: SessionDurations, before: ThingState, after: ThingState) -> None:
+    """A shown connection ended: its length from AWS's two times, if both are known."""
+    if before.timestamp is None or after.timestamp is None or after.timestamp < before.timestamp:
+        return
+    durations.observe(after.reason or MISSING_REASON, after.timestamp - before.timestamp)
 
 
 def mismatched(state: ThingState | None) -> bool:
