@@ -11,7 +11,14 @@ import pytest
 import yaml
 
 from tests.support.markdown import anchors, github_anchor, headings
-from tests.support.paths import ALERTS_DOC, ALERTS_FILE, ALERTS_TEST_FILE, REPO_ROOT, REPO_URL
+from tests.support.paths import (
+    ALERTS_DOC,
+    ALERTS_FILE,
+    ALERTS_LONG_TEST_FILE,
+    ALERTS_TEST_FILE,
+    REPO_ROOT,
+    REPO_URL,
+)
 from tests.support.stack import promtool
 
 # runbook_url is the runbooks page on the repository's default branch, as GitHub shows it.
@@ -27,14 +34,33 @@ def alert_rules() -> list[dict[str, Any]]:
 ALERT_NAMES = [rule["alert"] for rule in alert_rules()]
 
 
+def all_rules() -> list[dict[str, Any]]:
+    groups = yaml.safe_load(ALERTS_FILE.read_text())["groups"]
+    return [rule for group in groups for rule in group["rules"]]
+
+
 def test_promtool_check_rules() -> None:
     result = promtool("check", "rules", str(ALERTS_FILE))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"SUCCESS: {len(alert_rules())} rules found" in result.stdout
+    assert f"SUCCESS: {len(all_rules())} rules found" in result.stdout
 
 
-def test_promtool_unit_tests_pass() -> None:
-    result = promtool("test", "rules", str(ALERTS_TEST_FILE))
+def test_every_recording_rule_is_tested_and_named_by_the_convention() -> None:
+    """level:metric:operations (Prometheus's naming practice), and a promtool case reads it
+    (directly, or through a rule or alert built on it)."""
+    tests = ALERTS_TEST_FILE.read_text() + ALERTS_LONG_TEST_FILE.read_text()
+    alerts = "\n".join(rule["expr"] for rule in all_rules())
+    for rule in all_rules():
+        if "record" not in rule:
+            continue
+        name = rule["record"]
+        assert re.fullmatch(r"iot_(segment|thing):[a-z_]+:[a-z0-9_]+", name), name
+        assert name in tests or name in alerts, f"{name}: no test reads it"
+
+
+@pytest.mark.parametrize("tests", [ALERTS_TEST_FILE, ALERTS_LONG_TEST_FILE], ids=lambda p: p.name)
+def test_promtool_unit_tests_pass(tests: Path) -> None:
+    result = promtool("test", "rules", str(tests))
     assert result.returncode == 0, result.stdout + result.stderr
 
 

@@ -8,6 +8,8 @@ REPO_URL = "https://github.com/aws-iot-connectivity-exporter/aws-iot-connectivit
 MONITORING = REPO_ROOT / "monitoring"
 ALERTS_FILE = MONITORING / "alerts.yaml"
 ALERTS_TEST_FILE = MONITORING / "alerts_test.yaml"
+# The 30-day recording rules, evaluated hourly (see its header).
+ALERTS_LONG_TEST_FILE = MONITORING / "alerts_long_test.yaml"
 DASHBOARD_FILE = MONITORING / "dashboard.json"
 # The runbooks every alert's runbook_url points into.
 ALERTS_DOC = REPO_ROOT / "docs" / "alerts.md"
