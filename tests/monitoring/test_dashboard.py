@@ -23,7 +23,7 @@ from iot_simulator.topic_rule import RuleFaults, TopicRule
 from tests.support.paths import CHART_FILES, DASHBOARD_FILE
 from tests.support.promstack import Result
 from tests.support.sqs import MotoServer
-from tests.support.stack import EXPORTER_JOB, FleetStack, fleet_stack
+from tests.support.stack import EXPORTER_JOB, FleetStack, fleet_stack, rules_without_for
 
 pytestmark = pytest.mark.slow
 
@@ -44,14 +44,16 @@ BUILTINS = {
 THING = "thing-00002"  # disconnected with AUTH_ERROR by the fixture; site plant-a
 SITES = {f"thing-{i:05d}": ("plant-a" if i <= 3 else "plant-b") for i in range(1, 7)}
 GHOST = "ghost-thing"  # configured, but absent from the simulated account
+MISMATCHED = "thing-00005"  # reconnects under another client ID (exclusive association)
+REFUSED = "thing-00006"  # a connect attempt of it is refused
 # Discovery and aggregates, so the Sources and Fleet aggregates panels have data. The
 # sensor type names things already in the static list (no new things to count), and
 # its cap of 1 refuses the second, so the cap's series is above 0.
 CONFIG_EXTRA: dict[str, object] = {
     "discovery": {"interval": "2s", "thing_types": [{"name": "sensor", "max_things": 1}]},
     "aggregates": {"interval": "2s", "queries": [{"name": "all", "by": ["thingTypeName"]}]},
-    # Segments by the configured site label, for the rollup panels.
-    "metrics": {"rollup_by": ["site"]},
+    # Segments by the configured site label, for the rollup panels; sessions' details.
+    "metrics": {"rollup_by": ["site"], "session_details": True},
 }
 
 # Two settings of the variables: everything selected, and one group selected.
@@ -68,6 +70,8 @@ def substitute(text: str, values: Mapping[str, str]) -> str:
 
     def one(match: re.Match[str]) -> str:
         name = next(g for g in match.groups() if g)
+        if name.isdigit():
+            return match.group(0)  # label_replace's $1: no variable, and Grafana leaves it
         if name in values:
             return values[name]
         if name in BUILTINS:
@@ -196,11 +200,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetStack]:
     with MotoServer() as moto:
         queue_url = moto.queue("lifecycle")
         sections = {**CONFIG_EXTRA, "events": {"queue_url": queue_url, "endpoint_url": moto.url}}
+        workdir = tmp_path_factory.mktemp("dashboard")
         with fleet_stack(
-            tmp_path_factory.mktemp("dashboard"),
+            workdir,
             things=len(SITES),
             config_things=things,
             sections=sections,
+            # The availability panels read the recording rules.
+            rule_files=[rules_without_for(workdir / "rules.yaml")],
         ) as running:
             yield _drive(running, moto, queue_url)
 
@@ -219,6 +226,11 @@ def _drive(running: FleetStack, moto: MotoServer, queue_url: str) -> FleetStack:
     moto.client().send_message(QueueUrl=queue_url, MessageBody="not a lifecycle event")
     running.clock.advance(1)
     running.sim.fleet.disconnect(THING, reason="AUTH_ERROR")
+    # A device under another client ID, tied to its thing by the exclusive association,
+    # and a connect AWS refuses.
+    running.sim.fleet.set_client_id(MISMATCHED, f"{MISMATCHED}-dev", exclusive=True)
+    running.sim.fleet.connect(MISMATCHED)
+    running.sim.fleet.fail_connect(REFUSED)
     rule.publish()
     running.sim.faults.set(error_rates={"ThrottlingException": 0.2})
     for ready in (
@@ -231,6 +243,9 @@ def _drive(running: FleetStack, moto: MotoServer, queue_url: str) -> FleetStack:
         "iot_exporter_events_applied_total > 0",
         "iot_exporter_events_duplicates_total > 0",
         "sum(iot_exporter_events_malformed_total) > 0",
+        "sum(iot_things_client_id_mismatch) > 0",
+        f'iot_thing_connect_failures_total{{thing_name="{REFUSED}"}}',
+        "iot_segment:availability:ratio_avg30d",
     ):
         prom.wait_for(ready, timeout=45)
     return running

@@ -58,11 +58,15 @@ def require_binary(name: str) -> str:
 
 
 def rules_without_for(destination: Path) -> Path:
-    """The shipped rules with every `for:` set to 0s: the durations ride out blips in
-    production, and waiting them out in a test would prove nothing more."""
+    """The shipped rules with every `for:` set to 0s, and every group evaluated at the test
+    Prometheus's own interval (a second): the durations ride out blips in production, the
+    recording rules' minutes keep them cheap there, and waiting either out in a test would
+    prove nothing more."""
     shipped = ALERTS_FILE.read_text()
     fast, count = re.subn(r"^(\s+for:)\s*\S+\s*$", r"\1 0s", shipped, flags=re.MULTILINE)
     assert count >= 10, "expected a for: clause on the shipped alerts"
+    fast, groups = re.subn(r"^    interval: \S+\n", "", fast, flags=re.MULTILINE)
+    assert groups >= 1, "expected an evaluation interval on the recording rules' groups"
     destination.write_text(fast)
     return destination
 
