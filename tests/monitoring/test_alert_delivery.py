@@ -77,3 +77,37 @@ def test_disconnected_thing_alert_reaches_the_webhook(
         stack.sim.fleet.connect(TARGET)
         webhook.wait_for_alert(lambda a: is_disconnect_alert(a, "resolved"), timeout=60)
     assert stack.exporter.returncode == 0, stack.exporter.log_tail()  # SIGTERM: clean exit
+
+
+BRIEF = "thing-00002"
+
+
+def test_the_offline_alert_waits_out_its_debounce(webhook: WebhookReceiver, tmp_path: Path) -> None:
+    """IoTThingDisconnected measures the outage from AWS's disconnect time: a thing that
+    stays down is delivered, one that comes back within the 10 minutes never is."""
+    rules = rules_without_for(tmp_path / "alerts.yaml")
+    with (
+        Alertmanager(webhook.url) as alertmanager,
+        fleet_stack(
+            tmp_path, things=4, rule_files=[rules], alertmanager_url=alertmanager.url
+        ) as stack,
+    ):
+        prom = stack.prometheus
+        prom.wait_for(f'iot_thing_connected{{thing_name="{BRIEF}"}} == 1')
+        stack.sim.fleet.disconnect(TARGET, reason="CONNECTION_LOST")  # an hour ago, to AWS
+        # AWS's clock catches up with now: BRIEF's outage starts now, and is short.
+        stack.clock.advance(3600)
+        stack.sim.fleet.disconnect(BRIEF, reason="CONNECTION_LOST")
+        prom.wait_for(f'iot_thing_connected{{thing_name="{BRIEF}"}} == 0')
+        webhook.wait_for_alert(is_disconnect_alert, timeout=60)
+        # BRIEF has been down for every evaluation since: under the debounce, none fires.
+        firing = prom.query('ALERTS{alertname="IoTThingDisconnected", alertstate="firing"}')
+        assert {a["metric"]["thing_name"] for a in firing} == {TARGET}
+        stack.sim.fleet.connect(BRIEF)
+        prom.wait_for(f'iot_thing_connected{{thing_name="{BRIEF}"}} == 1')
+        delivered = {
+            a["labels"].get("thing_name")
+            for a in webhook.alerts()
+            if a["labels"]["alertname"] == "IoTThingDisconnected"
+        }
+        assert delivered == {TARGET}
