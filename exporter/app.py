@@ -96,6 +96,7 @@ def _shape(config: Config) -> Shape:
         max_problem_things=config.metrics.max_problem_things,
         aggregates=bool(config.aggregates.queries),
         session_details=config.metrics.session_details,
+        socket_information=config.poll.socket_information,
     )
 
 

@@ -6,7 +6,7 @@ from pydantic import Field, ValidationInfo, ValidatorFunctionWrapHandler, field_
 
 from exporter.config.budgets import RequestsPerSecond
 from exporter.config.durations import format_prometheus_duration
-from exporter.config.fields import Duration, Interval, Mode, integer_in
+from exporter.config.fields import Boolean, Duration, Interval, Mode, integer_in
 from exporter.config.yamlfile import StrictSection, fail
 
 DEFAULT_INTERVAL = 60.0
@@ -29,6 +29,10 @@ class PollSettings(StrictSection):
     concurrency: Annotated[int, integer_in(1, MAX_CONCURRENCY)] = DEFAULT_CONCURRENCY
     staleness: Duration = Field(default=_DERIVED, validate_default=True)
     max_retries: Annotated[int, integer_in(0, MAX_RETRIES)] = DEFAULT_MAX_RETRIES
+    # Live mode: ask GetThingConnectivityData for the connection's socket (addresses,
+    # ports, VPC endpoint) and show it in iot_thing_socket_info. Off by default: AWS
+    # needs an IAM permission and a fleet-indexing filter for it.
+    socket_information: Boolean = False
 
     @field_validator("staleness", mode="wrap")
     @classmethod

@@ -65,6 +65,7 @@ class Shape:
     max_problem_things: int = 10_000
     aggregates: bool = False  # the iot_fleet_* families are configured
     session_details: bool = False  # each shown thing's session families
+    socket_information: bool = False  # iot_thing_socket_info (poll.socket_information)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +163,8 @@ class Exposition:
         chunks.append(_connectivity(fresh).encode())
         if self.shape.session_details:
             chunks.append(_sessions(fresh).encode())
+        if self.shape.socket_information:
+            chunks.append(_sockets(fresh).encode())
         chunks.append(_counters_and_polls(known).encode())
         return stale_at
 
@@ -334,6 +337,28 @@ def _sessions(fresh: list[tuple[str, ThingState]]) -> str:
         out.append(
             f'iot_thing_session_info{{clean_session="{_CLEAN_SESSION[session.clean_session]}",'
             f'client_id="{client}",thing_name="{name}"}} 1.0\n'
+        )
+    return "".join(out)
+
+
+def _sockets(fresh: list[tuple[str, ThingState]]) -> str:
+    out = [
+        header(
+            "iot_thing_socket_info",
+            "gauge",
+            "1 while the thing is connected, labelled with its connection's socket as AWS IoT "
+            "reports it (poll.socket_information; empty where AWS did not say).",
+        )
+    ]
+    for name, state in fresh:
+        socket = state.session.socket if state.session is not None else None
+        if socket is None:
+            continue
+        port = "" if socket.target_port is None else str(socket.target_port)
+        out.append(
+            f'iot_thing_socket_info{{source_ip="{socket.source_ip or ""}",'
+            f'target_ip="{socket.target_ip or ""}",target_port="{port}",thing_name="{name}",'
+            f'vpc_endpoint_id="{socket.vpc_endpoint_id or ""}"}} 1.0\n'
         )
     return "".join(out)
 

@@ -8,6 +8,7 @@ rules (connectivity.py) decide which one a thing holds.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,9 +18,24 @@ MAX_KEEP_ALIVE_SECONDS = 65_535
 MAX_SESSION_EXPIRY_SECONDS = 2**32 - 1
 # AWS IoT's limit on a client ID.
 MAX_CLIENT_ID_CHARS = 128
+# An IPv4 or IPv6 address as AWS writes it (at most 45 characters), and a VPC endpoint ID.
+_ADDRESS = re.compile(r"[0-9A-Fa-f:.]{2,45}")
+_VPC_ENDPOINT = re.compile(r"vpce-[0-9a-z]{1,32}")
+MAX_PORT = 65_535
 # Sessions alike are one object (see Sessions); past this many distinct ones, the rest
 # are kept as they come rather than grow the table without bound.
 MAX_SHARED_SESSIONS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Socket:
+    """The connection's socket (includeSocketInformation), as far as AWS gave it."""
+
+    source_ip: str | None = None
+    source_port: int | None = None
+    target_ip: str | None = None
+    target_port: int | None = None
+    vpc_endpoint_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,6 +48,12 @@ class Session:
     keep_alive: int | None = None  # seconds; AWS drops a silent client after 1.5 x this
     clean_session: bool | None = None
     session_expiry: int | None = None  # seconds
+    socket: Socket | None = None  # with poll.socket_information
+
+    @property
+    def identity(self) -> tuple[str | None, int | None, bool | None, int | None]:
+        """Everything but the socket."""
+        return (self.client_id, self.keep_alive, self.clean_session, self.session_expiry)
 
     @property
     def mismatched(self) -> bool:
@@ -45,11 +67,13 @@ class Session:
         confirms or corrects the rest."""
         if earlier is None or earlier.client_id != self.client_id:
             return self
+        # Not the socket: a new connection has a new one, which the next poll brings.
         return Session(
             self.client_id,
             self.keep_alive if self.keep_alive is not None else earlier.keep_alive,
             self.clean_session if self.clean_session is not None else earlier.clean_session,
             self.session_expiry if self.session_expiry is not None else earlier.session_expiry,
+            self.socket,
         )
 
 
@@ -78,13 +102,34 @@ def session_of(
 def session_in(thing_name: str, fields: Mapping[str, Any]) -> Session | None:
     """The session in an answer that uses AWS's field names: GetThingConnectivityData's,
     or a SearchIndex document's `connectivity`."""
-    return session_of(
+    session = session_of(
         thing_name,
         fields.get("clientId"),
         fields.get("keepAliveDuration"),
         fields.get("cleanSession"),
         fields.get("sessionExpiry"),
     )
+    socket = socket_in(fields)
+    if socket is None:
+        return session
+    return Session(*(session.identity if session is not None else (None, None, None, None)), socket)
+
+
+def socket_in(fields: Mapping[str, Any]) -> Socket | None:
+    """includeSocketInformation's fields of an answer, each kept only if well formed; None
+    when there are none."""
+    socket = Socket(
+        _matching(fields.get("sourceIp"), _ADDRESS),
+        _bounded(fields.get("sourcePort"), MAX_PORT),
+        _matching(fields.get("targetIp"), _ADDRESS),
+        _bounded(fields.get("targetPort"), MAX_PORT),
+        _matching(fields.get("vpcEndpointId"), _VPC_ENDPOINT),
+    )
+    return None if socket == Socket() else socket
+
+
+def _matching(value: Any, pattern: re.Pattern[str]) -> str | None:
+    return value if isinstance(value, str) and pattern.fullmatch(value) else None
 
 
 def _bounded(value: Any, most: int) -> int | None:
@@ -101,8 +146,8 @@ class Sessions:
         self._shared: dict[Session, Session] = {}
 
     def shared(self, session: Session | None) -> Session | None:
-        if session is None or session.client_id is not None:
-            return session  # a mismatched client ID is its thing's own
+        if session is None or session.client_id is not None or session.socket is not None:
+            return session  # a mismatched client ID, or a socket, is its thing's own
         found = self._shared.get(session)
         if found is not None:
             return found

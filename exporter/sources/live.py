@@ -46,9 +46,14 @@ class LivePoller(Source):
         concurrency: int,
         stop: threading.Event,
         clock: Callable[[], float] = time.time,
+        socket_information: bool = False,
     ) -> None:
         self.interval = interval
         self._calls = calls
+        # Only asked for when wanted: AWS refuses it without its permission and filter.
+        self._request: dict[str, Any] = (
+            {"includeSocketInformation": True} if socket_information else {}
+        )
         self._concurrency = concurrency
         self._stop = stop
         self._clock = clock
@@ -122,7 +127,7 @@ class LivePoller(Source):
     def poll_one(self, thing_name: str) -> Observation:
         """Poll one thing; AwsCalls paces it and retries only throttles."""
         try:
-            response = self._calls.call(POLL_OPERATION, thingName=thing_name)
+            response = self._calls.call(POLL_OPERATION, thingName=thing_name, **self._request)
         except CallFailed as failure:
             if failure.code == "InternalError" and failure.error is not None:
                 self._log_unexpected(thing_name, failure.error)

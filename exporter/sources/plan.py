@@ -181,7 +181,12 @@ def plan(config: Config, wiring: Wiring) -> Plan:
         poll = config.poll
         sources.append(
             LivePoller(
-                calls, interval=poll.interval, concurrency=poll.concurrency, stop=stop, clock=clock
+                calls,
+                interval=poll.interval,
+                concurrency=poll.concurrency,
+                stop=stop,
+                clock=clock,
+                socket_information=poll.socket_information,
             )
         )
         if not index_mode:

@@ -179,3 +179,27 @@ def test_refused_connects_reach_their_things_once_through_duplicates_and_reorder
         ("AUTHORIZATION_FAILURE", "false"): 1.0,
     }
     assert len(rule.failures_published) == 22
+
+
+def socket_labels(samples: Samples) -> dict[str, dict[str, str]]:
+    return {
+        dict(labels)["thing_name"]: dict(labels)
+        for labels in series(samples, "iot_thing_socket_info")
+    }
+
+
+def test_live_mode_asks_for_the_socket_only_when_told(harness: HarnessFactory) -> None:
+    h = harness(quiet(5, seed=37), socket_information=True)
+    samples = h.cycle()
+    truth = {n: r.session for n, r in records(h).items() if r.session is not None}
+    assert truth
+    shown = socket_labels(samples)
+    assert set(shown) == set(truth)
+    for name, session in truth.items():
+        labels = shown[name]
+        assert labels["source_ip"] == session.source_ip
+        assert (labels["target_ip"], labels["target_port"]) == ("203.0.113.10", "8883")
+        assert labels["vpc_endpoint_id"] == ""  # the simulator's clients use no VPC endpoint
+    # Not asked for: no socket, and the family is not shown at all.
+    plain = harness(quiet(5, seed=37))
+    assert not series(plain.cycle(), "iot_thing_socket_info")

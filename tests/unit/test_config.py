@@ -298,6 +298,7 @@ def test_defaults() -> None:
         "concurrency": 16,
         "staleness": 180.0,
         "max_retries": 2,
+        "socket_information": False,
     }
     assert config.labels == {}
     assert config.things == StaticThings(("a",), {})
@@ -305,6 +306,7 @@ def test_defaults() -> None:
     assert config.registry is None
     assert config.aggregates.queries == ()
     assert config.metrics.per_thing == "all"
+    assert config.metrics.session_details is False
     assert config.budgets == {}
 
 
@@ -831,6 +833,18 @@ INVALID: list[tuple[str, str, list[str]]] = [
             "things[0].labels.site: duplicate key at line 6 (first at line 6)",
             "poll: duplicate key at line 7 (first at line 1)",
             "poll.concurrency: must be between 1 and 512, got 0",
+        ],
+    ),
+    (
+        "session-and-socket-switches",
+        """
+        poll: {socket_information: "yes"}
+        metrics: {session_details: 1}
+        things: [a]
+        """,
+        [
+            'poll.socket_information: expected true or false, got "yes"',
+            "metrics.session_details: expected true or false, got 1",
         ],
     ),
     # all at once, in file order

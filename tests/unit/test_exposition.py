@@ -13,7 +13,7 @@ from exporter.exposition.series import Exposition, Shape
 from exporter.fleet.aggregates import AggregateCounts
 from exporter.fleet.connectivity import FleetState, Observation
 from exporter.fleet.rollups import Rollups, RollupSpec
-from exporter.fleet.sessions import Session
+from exporter.fleet.sessions import Session, Socket
 from exporter.fleet.targets import STATIC_SOURCE, Found, RegistryInfo, SourceSlot, Targets
 from exporter.web.payload import Payload
 from tests.support.stack import promtool
@@ -57,7 +57,13 @@ def sample_fleet(targets: Targets | None = None, rollups: RollupSpec | None = No
                 connected=True,
                 timestamp=T0 + 20,
                 # Connected under another client ID (the exclusive thing association).
-                session=Session('sensor-0001 "dev"', 1200, None, 3600),
+                session=Session(
+                    'sensor-0001 "dev"',
+                    1200,
+                    None,
+                    3600,
+                    Socket("198.51.100.7", 50123, "203.0.113.10", 8883, "vpce-0a1b2c3d"),
+                ),
             ),
             Observation.failed("gate:2", T0 + 60, "ResourceNotFoundException", not_found=True),
             Observation.failed("ghost", T0 + 60, "ResourceNotFoundException", not_found=True),
@@ -79,6 +85,7 @@ SHAPE = Shape(
     thing_labels={"pump-7": {"site": "plant-a", "env": "prod"}, "sensor-0001": {"env": "prod"}},
     label_names=("env", "site"),
     session_details=True,
+    socket_information=True,
 )
 
 

@@ -9,7 +9,15 @@ import pytest
 
 from exporter.fleet.connectivity import FleetState, Observation, ThingState, mismatched, step
 from exporter.fleet.lifecycle import ClientIdMap, LifecycleEvent, Malformed, Rejected, parse_event
-from exporter.fleet.sessions import MAX_SHARED_SESSIONS, Session, Sessions, session_in, session_of
+from exporter.fleet.sessions import (
+    MAX_SHARED_SESSIONS,
+    Session,
+    Sessions,
+    Socket,
+    session_in,
+    session_of,
+    socket_in,
+)
 from exporter.sources.index import observation_of
 from exporter.sources.live import parse_response
 
@@ -58,6 +66,46 @@ WIRE = {"clientId": NAME, "keepAliveDuration": 30, "cleanSession": False, "sessi
 )
 def test_the_fields_of_an_answer(fields: dict[str, Any], expected: Session | None) -> None:
     assert session_in(NAME, fields) == expected
+
+
+SOCKET = {
+    "sourceIp": "198.51.100.7",
+    "sourcePort": 50123,
+    "targetIp": "2001:db8::10",
+    "targetPort": 8883,
+    "vpcEndpointId": "vpce-0a1b2c3d",
+}
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [
+        pytest.param(
+            SOCKET,
+            Socket("198.51.100.7", 50123, "2001:db8::10", 8883, "vpce-0a1b2c3d"),
+            id="every field",
+        ),
+        pytest.param({}, None, id="none asked for"),
+        pytest.param(
+            {**SOCKET, "sourceIp": "<script>", "targetPort": 70_000, "vpcEndpointId": "vpc-1"},
+            Socket(None, 50123, "2001:db8::10", None, None),
+            id="malformed fields are left out",
+        ),
+    ],
+)
+def test_the_socket_of_an_answer(fields: dict[str, Any], expected: Socket | None) -> None:
+    assert socket_in(fields) == expected
+    session = session_in(NAME, {**WIRE, **fields})
+    assert session is not None
+    assert session.socket == expected
+    assert session.identity == (None, 30, False, 3600)
+
+
+def test_a_session_with_a_socket_is_its_things_own() -> None:
+    sessions = Sessions()
+    with_socket = Session(None, 30, socket=Socket("198.51.100.7"))
+    assert sessions.shared(with_socket) is with_socket
+    assert sessions.shared(Session(None, 30, socket=Socket("198.51.100.7"))) is not with_socket
 
 
 def test_only_a_connected_answer_has_a_session() -> None:
