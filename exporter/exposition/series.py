@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
+from typing import TypeVar
 
 from prometheus_client import utils
 
@@ -22,6 +23,8 @@ from exporter.fleet.problems import ranked
 from exporter.fleet.rollups import Rollups, Segment
 from exporter.fleet.targets import RegistryInfo, Targets
 from exporter.fleet.uptime import SESSION_BUCKETS, SessionDurations
+
+V = TypeVar("V")
 
 # How generate_latest writes a value (Go's formatting: 1.70000003e+09, 1.0), typed.
 go_float: Callable[[float], str] = utils.floatToGoString
@@ -262,21 +265,39 @@ def _thing_only(name: str, targets: Targets) -> str:
     return f'thing_name="{name}"'
 
 
+def _by_thing(
+    out: list[str],
+    metric: str,
+    kind: str,
+    text: str,
+    *,
+    values: Iterable[tuple[str, V | None]],
+    shown: Callable[[V], str],
+) -> None:
+    """A family with one series per thing, labelled with thing_name alone: its header, then
+    a line for each thing whose value is not None."""
+    out.append(header(metric, kind, text))
+    out.extend(
+        f'{metric}{{thing_name="{name}"}} {shown(value)}\n'
+        for name, value in values
+        if value is not None
+    )
+
+
+def _whole(seconds: int) -> str:
+    return f"{seconds}.0"
+
+
 def _connectivity(fresh: list[tuple[str, ThingState]]) -> str:
-    out = [
-        header(
-            "iot_thing_connectivity_timestamp_seconds",
-            "gauge",
-            "When the thing last connected or disconnected, per AWS IoT, in seconds since "
-            "the epoch.",
-        )
-    ]
-    for name, state in fresh:
-        if state.timestamp is not None:
-            out.append(
-                f'iot_thing_connectivity_timestamp_seconds{{thing_name="{name}"}} '
-                f"{state.timestamp!r}\n"
-            )
+    out: list[str] = []
+    _by_thing(
+        out,
+        "iot_thing_connectivity_timestamp_seconds",
+        "gauge",
+        "When the thing last connected or disconnected, per AWS IoT, in seconds since the epoch.",
+        values=((name, state.timestamp) for name, state in fresh),
+        shown=repr,
+    )
     out.append(
         header(
             "iot_thing_disconnect_reason_info",
@@ -298,32 +319,24 @@ _CLEAN_SESSION = {True: "true", False: "false", None: ""}
 
 def _sessions(fresh: list[tuple[str, ThingState]]) -> str:
     connected = [(name, state.session) for name, state in fresh if state.session is not None]
-    out = [
-        header(
-            "iot_thing_keep_alive_seconds",
-            "gauge",
-            "The keep-alive the thing's client set for its connection; AWS IoT drops a silent "
-            "client after 1.5 times this.",
-        )
-    ]
-    for name, session in connected:
-        if session.keep_alive is not None:
-            out.append(
-                f'iot_thing_keep_alive_seconds{{thing_name="{name}"}} {session.keep_alive}.0\n'
-            )
-    out.append(
-        header(
-            "iot_thing_session_expiry_seconds",
-            "gauge",
-            "How long AWS IoT keeps the thing's persistent session after it disconnects.",
-        )
+    out: list[str] = []
+    _by_thing(
+        out,
+        "iot_thing_keep_alive_seconds",
+        "gauge",
+        "The keep-alive the thing's client set for its connection; AWS IoT drops a silent "
+        "client after 1.5 times this.",
+        values=((name, session.keep_alive) for name, session in connected),
+        shown=_whole,
     )
-    for name, session in connected:
-        if session.session_expiry is not None:
-            out.append(
-                f'iot_thing_session_expiry_seconds{{thing_name="{name}"}} '
-                f"{session.session_expiry}.0\n"
-            )
+    _by_thing(
+        out,
+        "iot_thing_session_expiry_seconds",
+        "gauge",
+        "How long AWS IoT keeps the thing's persistent session after it disconnects.",
+        values=((name, session.session_expiry) for name, session in connected),
+        shown=_whole,
+    )
     out.append(
         header(
             "iot_thing_session_info",
@@ -378,20 +391,18 @@ def _counters_and_polls(known: list[tuple[str, ThingState]]) -> str:
                 f'iot_thing_disconnects_total{{reason="{escape(reason)}",thing_name="{name}"}} '
                 f"{go_float(state.disconnects[reason])}\n"
             )
-    out.append(
-        header(
-            "iot_thing_connected_seconds_total",
-            "counter",
-            "Seconds the thing has been connected since the exporter first saw it, from AWS's "
-            "connect and disconnect times; advances at each observation.",
-        )
+    _by_thing(
+        out,
+        "iot_thing_connected_seconds_total",
+        "counter",
+        "Seconds the thing has been connected since the exporter first saw it, from AWS's "
+        "connect and disconnect times; advances at each observation.",
+        values=(
+            (name, state.connected_seconds if state.last_success_at is not None else None)
+            for name, state in known
+        ),
+        shown=go_float,
     )
-    for name, state in known:
-        if state.last_success_at is not None:
-            out.append(
-                f'iot_thing_connected_seconds_total{{thing_name="{name}"}} '
-                f"{go_float(state.connected_seconds)}\n"
-            )
     out.append(
         header(
             "iot_thing_connect_failures_total",
@@ -431,19 +442,14 @@ def _counters_and_polls(known: list[tuple[str, ThingState]]) -> str:
                 f'iot_thing_poll_error_info{{error_code="{escape(state.last_error)}",'
                 f'thing_name="{name}"}} 1.0\n'
             )
-    out.append(
-        header(
-            "iot_thing_last_successful_poll_timestamp_seconds",
-            "gauge",
-            "When the thing was last polled successfully, in seconds since the epoch.",
-        )
+    _by_thing(
+        out,
+        "iot_thing_last_successful_poll_timestamp_seconds",
+        "gauge",
+        "When the thing was last polled successfully, in seconds since the epoch.",
+        values=((name, state.last_success_at) for name, state in known),
+        shown=repr,
     )
-    for name, state in known:
-        if state.last_success_at is not None:
-            out.append(
-                f'iot_thing_last_successful_poll_timestamp_seconds{{thing_name="{name}"}} '
-                f"{state.last_success_at!r}\n"
-            )
     return "".join(out)
 
 

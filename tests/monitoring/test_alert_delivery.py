@@ -14,13 +14,15 @@ an hour, past IoTThingDisconnected's 10-minute threshold.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.promstack import Alertmanager, WebhookReceiver
-from tests.support.stack import fleet_stack, rules_without_for
+from tests.support.stack import FleetStack, fleet_stack, rules_without_for
 
 pytestmark = pytest.mark.slow
 
@@ -36,9 +38,10 @@ def is_disconnect_alert(alert: dict[str, Any], status: str = "firing") -> bool:
     )
 
 
-def test_disconnected_thing_alert_reaches_the_webhook(
-    webhook: WebhookReceiver, tmp_path: Path
-) -> None:
+@contextmanager
+def alerting(webhook: WebhookReceiver, tmp_path: Path) -> Iterator[FleetStack]:
+    """Four simulated things, the exporter, Prometheus with the shipped rules (no `for:`),
+    and Alertmanager delivering to `webhook`."""
     rules = rules_without_for(tmp_path / "alerts.yaml")
     with (
         Alertmanager(webhook.url) as alertmanager,
@@ -46,6 +49,13 @@ def test_disconnected_thing_alert_reaches_the_webhook(
             tmp_path, things=4, rule_files=[rules], alertmanager_url=alertmanager.url
         ) as stack,
     ):
+        yield stack
+
+
+def test_disconnected_thing_alert_reaches_the_webhook(
+    webhook: WebhookReceiver, tmp_path: Path
+) -> None:
+    with alerting(webhook, tmp_path) as stack:
         prom = stack.prometheus
         assert all(
             g["rules"] and all(r["health"] == "ok" for r in g["rules"]) for g in prom.rule_groups()
@@ -85,13 +95,7 @@ BRIEF = "thing-00002"
 def test_the_offline_alert_waits_out_its_debounce(webhook: WebhookReceiver, tmp_path: Path) -> None:
     """IoTThingDisconnected measures the outage from AWS's disconnect time: a thing that
     stays down is delivered, one that comes back within the 10 minutes never is."""
-    rules = rules_without_for(tmp_path / "alerts.yaml")
-    with (
-        Alertmanager(webhook.url) as alertmanager,
-        fleet_stack(
-            tmp_path, things=4, rule_files=[rules], alertmanager_url=alertmanager.url
-        ) as stack,
-    ):
+    with alerting(webhook, tmp_path) as stack:
         prom = stack.prometheus
         prom.wait_for(f'iot_thing_connected{{thing_name="{BRIEF}"}} == 1')
         stack.sim.fleet.disconnect(TARGET, reason="CONNECTION_LOST")  # an hour ago, to AWS

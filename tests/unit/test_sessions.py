@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from exporter.fleet.connectivity import FleetState, Observation, ThingState, mismatched, step
+from exporter.fleet.connectivity import FleetState, Observation, mismatched
 from exporter.fleet.lifecycle import ClientIdMap, LifecycleEvent, Malformed, Rejected, parse_event
 from exporter.fleet.sessions import (
     MAX_SHARED_SESSIONS,
@@ -20,6 +20,7 @@ from exporter.fleet.sessions import (
 )
 from exporter.sources.index import observation_of
 from exporter.sources.live import parse_response
+from tests.support.replay import replay
 
 T0 = 1_700_000_000.0
 NAME = "pump-7"
@@ -143,14 +144,6 @@ def event(at: float, ts: float, version: int, client: str, connected: bool = Tru
         session=session_of(NAME, client),
         reason=None if connected else "CONNECTION_LOST",
     )
-
-
-def replay(*observations: Observation, events: bool = False) -> ThingState:
-    state: ThingState | None = None
-    for observation in observations:
-        state = step(state, observation, events=events).state
-    assert state is not None
-    return state
 
 
 @pytest.mark.parametrize(

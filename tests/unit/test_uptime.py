@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from exporter.fleet.connectivity import FleetState, Observation, ThingState, step
+from exporter.fleet.connectivity import FleetState, Observation
 from exporter.fleet.uptime import SESSION_BUCKETS, SessionDurations, accrued
+from tests.support.replay import replay
 
 T0 = 1_700_000_000.0
 
@@ -22,14 +23,6 @@ def event(at: float, ts: float, version: int, *, connected: bool) -> Observation
     return Observation.event(
         "t", at, connected=connected, timestamp=ts, version=version, reason="CONNECTION_LOST"
     )
-
-
-def replay(*observations: Observation, events: bool = False) -> ThingState:
-    state: ThingState | None = None
-    for observation in observations:
-        state = step(state, observation, events=events).state
-    assert state is not None
-    return state
 
 
 @pytest.mark.parametrize(
