@@ -18,7 +18,7 @@ from typing import TypeVar
 from prometheus_client import utils
 
 from exporter.fleet.aggregates import AggregateCounts
-from exporter.fleet.connectivity import FleetState, ThingState, in_trouble
+from exporter.fleet.connectivity import FleetState, ThingState, in_trouble, shown_session
 from exporter.fleet.problems import ranked
 from exporter.fleet.rollups import Rollups, Segment
 from exporter.fleet.targets import RegistryInfo, Targets
@@ -318,7 +318,9 @@ _CLEAN_SESSION = {True: "true", False: "false", None: ""}
 
 
 def _sessions(fresh: list[tuple[str, ThingState]]) -> str:
-    connected = [(name, state.session) for name, state in fresh if state.session is not None]
+    connected = [
+        (name, session) for name, state in fresh if (session := shown_session(state)) is not None
+    ]
     out: list[str] = []
     _by_thing(
         out,
@@ -364,7 +366,8 @@ def _sockets(fresh: list[tuple[str, ThingState]]) -> str:
         )
     ]
     for name, state in fresh:
-        socket = state.session.socket if state.session is not None else None
+        session = shown_session(state)
+        socket = session.socket if session is not None else None
         if socket is None:
             continue
         port = "" if socket.target_port is None else str(socket.target_port)

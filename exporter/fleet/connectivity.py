@@ -161,7 +161,8 @@ class ThingState:
     # counted), or saw it come out of trouble; None if never. metrics.per_thing: problems
     # lists a thing until problems_window after this.
     trouble_at: float | None = None
-    # The session of the connection shown, while connected and reported; None otherwise.
+    # The session of the connection shown (while disconnected, of the last one, so that a
+    # reconnect under the same client ID keeps its details); None if none was reported.
     session: Session | None = None
     # Connect attempts AWS refused, by failureType (lifecycle events); shared while empty.
     connect_failures: Mapping[str, int] = field(default_factory=lambda: NO_FAILURES)
@@ -329,7 +330,9 @@ def _event_step(state: ThingState, event: Observation, sessions: Sessions | None
             last_success_at=event.observed_at,
             pending=pending,
             session=(
-                None
+                state.session
+                if not event.connected
+                else None
                 if event.session is None
                 else _shared(sessions, event.session.with_details_of(state.session))
             ),
@@ -387,7 +390,9 @@ def _poll_transition(
         version=state.version if same else None,
         pending=state.pending,
         trouble_at=state.trouble_at,
-        session=_shared(sessions, observation.session),
+        session=(
+            _shared(sessions, observation.session) if observation.connected else state.session
+        ),
         connect_failures=state.connect_failures,
         connected_seconds=seconds,
         uptime_cursor=cursor,
@@ -628,7 +633,17 @@ def _session_ended(durations: SessionDurations, before: ThingState, after: Thing
 
 def mismatched(state: ThingState | None) -> bool:
     """Connected under a client ID other than the thing's name, as far as is known."""
-    return state is not None and state.session is not None and state.session.client_id is not None
+    return (
+        state is not None
+        and state.connected
+        and state.session is not None
+        and state.session.client_id is not None
+    )
+
+
+def shown_session(state: ThingState) -> Session | None:
+    """The session /metrics shows: the connection's, while the thing is connected."""
+    return state.session if state.connected else None
 
 
 def is_fresh(state: ThingState, now: float, staleness: float) -> bool:

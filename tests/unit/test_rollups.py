@@ -9,7 +9,7 @@ import hypothesis.strategies as st
 import pytest
 from hypothesis import given, settings
 
-from exporter.fleet.connectivity import Observation
+from exporter.fleet.connectivity import Observation, mismatched
 from exporter.fleet.rollups import OTHER, RollupSpec
 from exporter.fleet.sessions import Session
 from exporter.fleet.shared import SharedState, Snapshot
@@ -389,7 +389,7 @@ def recount(
                 continue
             if never and (thing.connected or thing.timestamp is not None):
                 continue
-            if mismatch and not (thing.session and thing.session.client_id):
+            if mismatch and not mismatched(thing):
                 continue
             in_groups = [g for bit, g in groups if target.sources & bit] or [""]
             site = target.info.attributes[0] if target.info else ""
