@@ -196,9 +196,14 @@ class SyntheticIoT:
     the simulator cannot serve quickly. Per cycle: about 90% of things connected, 8%
     disconnected with a reason, 2% never connected; each cycle about 5% of things get a
     newer timestamp, so after a few cycles a realistic fraction carries per-thing counters.
+
+    With `sessions`, a connected thing's answer also carries the MQTT session fields AWS
+    returns for it (issue 18), fixed per thing: clientId (the thing's name, for about 1%
+    another), keepAliveDuration (30, 60, 300 or 1200 s), cleanSession, and sessionExpiry
+    (0 for a clean session, else 3600 s, as the simulator sets them).
     """
 
-    def __init__(self, start: float = 1_700_000_000.0) -> None:
+    def __init__(self, start: float = 1_700_000_000.0, *, sessions: bool = False) -> None:
         # What the exporter reads of a boto3 client besides the call itself.
         self.meta = SimpleNamespace(
             region_name="eu-west-1",
@@ -207,6 +212,7 @@ class SyntheticIoT:
         )
         self.cycle = 0
         self._start = start
+        self._sessions = sessions
         self._lock = threading.Lock()
 
     def next_cycle(self) -> None:
@@ -228,10 +234,26 @@ class SyntheticIoT:
         }
         if bucket < 10:
             answer["disconnectReason"] = REASONS[key % len(REASONS)]
+        elif self._sessions:
+            answer.update(_session_fields(thingName, key))
         return answer
 
     def close(self) -> None:
         pass
+
+
+KEEP_ALIVES = (30, 60, 300, 1200)
+
+
+def _session_fields(name: str, key: int) -> dict[str, Any]:
+    """A connected thing's session fields, from bits of its hash that the state does not use."""
+    clean = bool((key >> 13) & 1)
+    return {
+        "clientId": name if (key >> 16) % 100 else f"{name}-client",
+        "keepAliveDuration": KEEP_ALIVES[(key >> 11) % len(KEEP_ALIVES)],
+        "cleanSession": clean,
+        "sessionExpiry": 0 if clean else 3600,
+    }
 
 
 def _moves(key: int, cycle: int) -> int:
@@ -246,13 +268,20 @@ def _moves(key: int, cycle: int) -> int:
     return 0 if cycle < phase else (cycle - phase) // 20 + 1
 
 
-def fleet_render_seconds(things: int, cycles: int = 3, repeats: int = 3) -> tuple[float, float]:
-    """The cost of one rendering of the fleet: (exposition text s, gzip s), medians.
+@dataclass(frozen=True, slots=True)
+class SyntheticFleet:
+    """A fleet fed from SyntheticIoT's answers, ready to render, and its thing names."""
 
-    Built the way exporter/app.py builds it (targets and fleet state fed with parsed
-    answers, then the exposition), outside the Exporter, so the cost is timed alone.
-    """
-    client = SyntheticIoT()
+    names: list[str]
+    targets: Targets
+    fleet: FleetState
+    now: float
+
+
+def synthetic_fleet(things: int, cycles: int = 3, *, sessions: bool = False) -> SyntheticFleet:
+    """Targets and fleet state fed with `cycles` of parsed SyntheticIoT answers, the way
+    exporter/app.py feeds them, outside the Exporter."""
+    client = SyntheticIoT(sessions=sessions)
     fleet = FleetState(known_disconnect_reasons())
     names = thing_names(things)
     targets = Targets([SourceSlot(STATIC_SOURCE, live=True, max_things=None)])
@@ -264,19 +293,36 @@ def fleet_render_seconds(things: int, cycles: int = 3, repeats: int = 3) -> tupl
             parse_response(name, client.get_thing_connectivity_data(thingName=name), now)
             for name in names
         )
-    exposition = Exposition(
-        Shape(
-            staleness=300.0,
-            static_labels={"env": "bench"},
-            thing_labels={name: {"site": f"plant-{i % 50}"} for i, name in enumerate(names)},
-            label_names=("env", "site"),
-        )
+    return SyntheticFleet(names, targets, fleet, now)
+
+
+def bench_shape(names: Sequence[str], **options: Any) -> Shape:
+    """The benches' Shape: an `env` label for all, a `site` label per thing, and `options`
+    (per_thing, session_details, ...) as Shape takes them."""
+    return Shape(
+        staleness=300.0,
+        static_labels={"env": "bench"},
+        thing_labels={name: {"site": f"plant-{i % 50}"} for i, name in enumerate(names)},
+        label_names=("env", "site"),
+        **options,
     )
+
+
+def fleet_render_seconds(
+    things: int, cycles: int = 3, repeats: int = 3, *, sessions: bool = False, **options: Any
+) -> tuple[float, float]:
+    """The cost of one rendering of the fleet: (exposition text s, gzip s), medians.
+
+    `sessions` puts the session fields in the connected things' answers; `options` go to
+    the Shape (session_details=True shows them). Timed alone, outside the Exporter.
+    """
+    built = synthetic_fleet(things, cycles, sessions=sessions)
+    exposition = Exposition(bench_shape(built.names, **options))
     text: list[float] = []
     compress: list[float] = []
     for _ in range(repeats):
         start = time.perf_counter()
-        plain = exposition.render(targets, fleet, {}, now).text
+        plain = exposition.render(built.targets, built.fleet, {}, built.now).text
         middle = time.perf_counter()
         Payload.of(plain)
         text.append(middle - start)
