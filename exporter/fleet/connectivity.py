@@ -277,8 +277,7 @@ def _step(
     """
     state = previous if previous is not None else ThingState()
     if observation.is_event:
-        result = _event_step(state, observation, sessions)
-        return replace(result, state=_counted(result.state, result.reason))
+        return _event_step(state, observation, sessions)
     missed: str | None = None
     if events and state.pending is not None:
         state, missed = _resolve_pending(state, observation)
@@ -315,12 +314,15 @@ def _event_step(state: ThingState, event: Observation, sessions: Sessions | None
         and timestamp >= pending[1] - EVENT_SKEW_SECONDS
     ):
         pending = None  # the change the poll saw: this event (or a later one) shows it
+    # Counted in the same copy of the state as the rest: an event per copy, not three.
+    disconnects = state.disconnects if reason is None else _plus(state.disconnects, reason)
     if not event_is_newer(state, event):
-        return Step(replace(state, pending=pending), reason, stale=True)
+        return Step(replace(state, pending=pending, disconnects=disconnects), reason, stale=True)
     seconds, cursor = _accrued(state, event)
     return Step(
         replace(
             state,
+            disconnects=disconnects,
             connected_seconds=seconds,
             uptime_cursor=cursor,
             connected=event.connected,
@@ -426,9 +428,13 @@ def _shared(sessions: Sessions | None, session: Session | None) -> Session | Non
 def _counted(state: ThingState, reason: str | None) -> ThingState:
     if reason is None:
         return state
-    disconnects = dict(state.disconnects)
-    disconnects[reason] = disconnects.get(reason, 0) + 1
-    return replace(state, disconnects=disconnects)
+    return replace(state, disconnects=_plus(state.disconnects, reason))
+
+
+def _plus(disconnects: Mapping[str, int], reason: str) -> dict[str, int]:
+    counts = dict(disconnects)
+    counts[reason] = counts.get(reason, 0) + 1
+    return counts
 
 
 def _says_less(state: ThingState, observation: Observation) -> bool:

@@ -77,6 +77,10 @@ class Session:
         )
 
 
+# A connection under the thing's own name, nothing else known (what a connect event says).
+OWN_CLIENT = Session()
+
+
 def session_of(
     thing_name: str,
     client_id: Any,
@@ -96,6 +100,8 @@ def session_of(
     expiry = _bounded(session_expiry, MAX_SESSION_EXPIRY_SECONDS)
     if client is None and alive is None and clean is None and expiry is None:
         return None
+    if client == thing_name and alive is None and clean is None and expiry is None:
+        return OWN_CLIENT  # a connect event's, most of the time: one object for them all
     return Session(None if client in (None, thing_name) else client, alive, clean, expiry)
 
 
