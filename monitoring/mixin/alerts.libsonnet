@@ -426,15 +426,40 @@
               runbook_url: $._config.runbookUrl % 'iotexporteraggregatesstale',
             },
           },
+          // Only once a first cycle has succeeded (the gauge is 0 until then: time() - 0 is
+          // always "stale"), and only with things to poll (with aggregates alone, or an
+          // empty target list, no cycle polls anything). IoTExporterNoFirstCycle covers the
+          // time before the first success.
           {
             alert: 'IoTExporterStale',
-            expr: 'time() - iot_exporter_last_poll_success_timestamp_seconds{%(iotSelector)s} > 600' % $._config,
+            expr: |||
+              time() - iot_exporter_last_poll_success_timestamp_seconds{%(iotSelector)s} > 600
+              and on (job, instance) (iot_exporter_last_poll_success_timestamp_seconds{%(iotSelector)s} > 0)
+              and on (job, instance) (iot_exporter_things_targeted{%(iotSelector)s} > 0)
+            ||| % $._config,
             'for': '5m',
             labels: { severity: 'critical' },
             annotations: {
               summary: 'IoT exporter has not completed a poll cycle for {{ $value | humanizeDuration }}',
               description: 'The last poll cycle of {{ $labels.instance }} (job {{ $labels.job }}) completed {{ $value | humanizeDuration }} ago. Its per-thing data is withdrawn once older than poll.staleness, so IoT alerts go blind.',
               runbook_url: $._config.runbookUrl % 'iotexporterstale',
+            },
+          },
+          // From the process's start: a first pass of a large fleet in live mode takes
+          // N / budget seconds (about 30 min at 100,000 things and 50 requests a second).
+          {
+            alert: 'IoTExporterNoFirstCycle',
+            expr: |||
+              time() - process_start_time_seconds{%(iotSelector)s} > %(firstCycleSeconds)s
+              and on (job, instance) (iot_exporter_last_poll_success_timestamp_seconds{%(iotSelector)s} == 0)
+              and on (job, instance) (iot_exporter_things_targeted{%(iotSelector)s} > 0)
+            ||| % $._config,
+            'for': '5m',
+            labels: { severity: 'critical' },
+            annotations: {
+              summary: 'IoT exporter has not completed its first poll cycle',
+              description: 'Exporter {{ $labels.instance }} (job {{ $labels.job }}) started {{ $value | humanizeDuration }} ago and has things to poll, but no poll cycle with a successful poll has completed yet. Nothing it shows about the fleet is current.',
+              runbook_url: $._config.runbookUrl % 'iotexporternofirstcycle',
             },
           },
           {

@@ -21,6 +21,11 @@
     thingOfflineSeconds: 600,
     thingOfflineFor: '5m',
 
+    // IoTExporterNoFirstCycle: how long after its start an exporter with things to poll
+    // may take to complete its first poll cycle. Raise it for a large fleet in live mode,
+    // whose first pass takes things / poll.max_requests_per_second seconds.
+    firstCycleSeconds: 1800,
+
     // The availability objective of each segment of metrics.rollup_by over 30 days, in
     // percent; the burn-rate alerts spend its error budget.
     availabilityTargetPercent: 99.5,
