@@ -8,31 +8,35 @@
           // Prometheus restart does not reset it. The fallback gives a disconnected
           // thing without a reported reason reason="unreported" instead of no alert.
           // Only things whose last poll succeeded count: a failed poll keeps the old
-          // state, which may be out of date (IoTThingPollFailing covers those).
+          // state, which may be out of date (IoTThingPollFailing covers those). Every
+          // per-thing alert leaves out instance and pod: a restart or a rollout moves the
+          // thing to another pod, and must not resolve its alert and fire it again.
           {
             alert: 'IoTThingDisconnected',
             expr: |||
-              (
-                  (iot_thing_connected{%(iotSelector)s} == 0)
-                + on (job, instance, thing_name) group_left (reason)
-                  (
-                      (time() - iot_thing_connectivity_timestamp_seconds{%(iotSelector)s})
-                    * on (job, instance, thing_name) group_left (reason)
-                      (
-                          (iot_thing_disconnect_reason_info{%(iotSelector)s} == 1)
-                        or on (job, instance, thing_name)
-                          label_replace(iot_thing_connected{%(iotSelector)s} == bool 0, "reason", "unreported", "", "")
-                      )
-                  )
-              ) > %(thingOfflineSeconds)s
-              and on (job, instance, thing_name)
-                (iot_thing_poll_success{%(iotSelector)s} == 1)
+              max without (instance, pod) (
+                (
+                    (iot_thing_connected{%(iotSelector)s} == 0)
+                  + on (job, instance, thing_name) group_left (reason)
+                    (
+                        (time() - iot_thing_connectivity_timestamp_seconds{%(iotSelector)s})
+                      * on (job, instance, thing_name) group_left (reason)
+                        (
+                            (iot_thing_disconnect_reason_info{%(iotSelector)s} == 1)
+                          or on (job, instance, thing_name)
+                            label_replace(iot_thing_connected{%(iotSelector)s} == bool 0, "reason", "unreported", "", "")
+                        )
+                    )
+                ) > %(thingOfflineSeconds)s
+                and on (job, instance, thing_name)
+                  (iot_thing_poll_success{%(iotSelector)s} == 1)
+              )
             ||| % $._config,
             'for': $._config.thingOfflineFor,
             labels: { severity: 'warning' },
             annotations: {
               summary: 'IoT thing {{ $labels.thing_name }} is disconnected ({{ $labels.reason }})',
-              description: 'Thing {{ $labels.thing_name }} has been disconnected for {{ $value | humanizeDuration }} according to AWS IoT, with disconnect reason {{ $labels.reason }} (exporter {{ $labels.instance }}).',
+              description: 'Thing {{ $labels.thing_name }} has been disconnected for {{ $value | humanizeDuration }} according to AWS IoT, with disconnect reason {{ $labels.reason }}.',
               runbook_url: $._config.runbookUrl % 'iotthingdisconnected',
             },
           },
@@ -43,17 +47,19 @@
           {
             alert: 'IoTThingFlapping',
             expr: |||
-              sum by (job, instance, thing_name) (
-                  (increase(iot_thing_disconnects_total{%(iotSelector)s}[1h]) and iot_thing_disconnects_total{%(iotSelector)s} offset 1h)
-                or
-                  (iot_thing_disconnects_total{%(iotSelector)s} unless iot_thing_disconnects_total{%(iotSelector)s} offset 1h)
+              max by (job, thing_name) (
+                sum by (job, instance, thing_name) (
+                    (increase(iot_thing_disconnects_total{%(iotSelector)s}[1h]) and iot_thing_disconnects_total{%(iotSelector)s} offset 1h)
+                  or
+                    (iot_thing_disconnects_total{%(iotSelector)s} unless iot_thing_disconnects_total{%(iotSelector)s} offset 1h)
+                )
               ) > 5
             ||| % $._config,
             'for': '5m',
             labels: { severity: 'warning' },
             annotations: {
               summary: 'IoT thing {{ $labels.thing_name }} keeps disconnecting',
-              description: "Thing {{ $labels.thing_name }} disconnected {{ $value | humanize }} times in the last hour (exporter {{ $labels.instance }}). The dashboard's thing view shows the reasons: DUPLICATE_CLIENTID means two devices or processes share its MQTT client ID; unobserved_flap means the disconnects were too short for polling to see.",
+              description: "Thing {{ $labels.thing_name }} disconnected {{ $value | humanize }} times in the last hour. The dashboard's thing view shows the reasons: DUPLICATE_CLIENTID means two devices or processes share its MQTT client ID; unobserved_flap means the disconnects were too short for polling to see.",
               runbook_url: $._config.runbookUrl % 'iotthingflapping',
             },
           },
@@ -63,12 +69,14 @@
           {
             alert: 'IoTThingReconnectLoop',
             expr: |||
-              sum by (job, instance, thing_name) (
-                  (increase(iot_thing_disconnects_total{%(iotSelector)s, reason="DUPLICATE_CLIENTID"}[15m])
-                    and iot_thing_disconnects_total{%(iotSelector)s} offset 15m)
-                or
-                  (iot_thing_disconnects_total{%(iotSelector)s, reason="DUPLICATE_CLIENTID"}
-                    unless iot_thing_disconnects_total{%(iotSelector)s} offset 15m)
+              max by (job, thing_name) (
+                sum by (job, instance, thing_name) (
+                    (increase(iot_thing_disconnects_total{%(iotSelector)s, reason="DUPLICATE_CLIENTID"}[15m])
+                      and iot_thing_disconnects_total{%(iotSelector)s} offset 15m)
+                  or
+                    (iot_thing_disconnects_total{%(iotSelector)s, reason="DUPLICATE_CLIENTID"}
+                      unless iot_thing_disconnects_total{%(iotSelector)s} offset 15m)
+                )
               ) >= 3
             ||| % $._config,
             'for': '5m',
@@ -83,11 +91,13 @@
           {
             alert: 'IoTThingConnectFailing',
             expr: |||
-              sum by (job, instance, thing_name, failure_type) (
-                  (increase(iot_thing_connect_failures_total{%(iotSelector)s}[15m])
-                    and iot_thing_connect_failures_total{%(iotSelector)s} offset 15m)
-                or
-                  (iot_thing_connect_failures_total{%(iotSelector)s} unless iot_thing_connect_failures_total{%(iotSelector)s} offset 15m)
+              max by (job, thing_name, failure_type) (
+                sum by (job, instance, thing_name, failure_type) (
+                    (increase(iot_thing_connect_failures_total{%(iotSelector)s}[15m])
+                      and iot_thing_connect_failures_total{%(iotSelector)s} offset 15m)
+                  or
+                    (iot_thing_connect_failures_total{%(iotSelector)s} unless iot_thing_connect_failures_total{%(iotSelector)s} offset 15m)
+                )
               ) >= 3
             ||| % $._config,
             'for': '5m',
@@ -103,7 +113,7 @@
           // "connected" past the point where the offline alert should have fired.
           {
             alert: 'IoTThingKeepAliveTooLong',
-            expr: 'iot_thing_keep_alive_seconds{%(iotSelector)s} * 1.5 > %(thingOfflineSeconds)s' % $._config,
+            expr: 'max without (instance, pod) (iot_thing_keep_alive_seconds{%(iotSelector)s}) * 1.5 > %(thingOfflineSeconds)s' % $._config,
             'for': '1h',
             labels: { severity: 'info' },
             annotations: {
@@ -282,12 +292,12 @@
           },
           {
             alert: 'IoTThingPollFailing',
-            expr: 'iot_thing_poll_error_info{%(iotSelector)s} == 1' % $._config,
+            expr: 'max without (instance, pod) (iot_thing_poll_error_info{%(iotSelector)s}) == 1' % $._config,
             'for': '30m',
             labels: { severity: 'info' },
             annotations: {
               summary: 'Polling IoT thing {{ $labels.thing_name }} fails with {{ $labels.error_code }}',
-              description: 'Every poll of thing {{ $labels.thing_name }} by {{ $labels.instance }} has failed with {{ $labels.error_code }} for 30 minutes. {{ if eq $labels.error_code "ResourceNotFoundException" }}The thing does not exist in this account and region: remove it from the config or fix its name.{{ end }}',
+              description: 'Every poll of thing {{ $labels.thing_name }} (job {{ $labels.job }}) has failed with {{ $labels.error_code }} for 30 minutes. {{ if eq $labels.error_code "ResourceNotFoundException" }}The thing does not exist in this account and region: remove it from the config or fix its name.{{ end }}',
               runbook_url: $._config.runbookUrl % 'iotthingpollfailing',
             },
           },
