@@ -83,6 +83,8 @@ SERVICE_MONITOR_SCHEMA = _crd(
         "required": ["selector", "endpoints"],
         "properties": {
             "jobLabel": {"type": "string"},
+            "sampleLimit": {"type": "integer", "minimum": 0},
+            "targetLabels": {"type": "array", "items": {"type": "string"}},
             "namespaceSelector": {
                 "type": "object",
                 "additionalProperties": False,
@@ -453,6 +455,44 @@ def test_service_monitor_targets_the_service(render: Renderer, find: Find) -> No
     assert endpoint["scheme"] == "http"
     assert "tlsConfig" not in endpoint
     assert "basicAuth" not in endpoint
+
+
+def test_service_monitor_limits_samples_and_copies_target_labels(
+    render: Renderer, find: Find
+) -> None:
+    plain = find(render({"serviceMonitor": {"enabled": True}}), "ServiceMonitor")
+    assert "sampleLimit" not in plain["spec"]
+    assert "targetLabels" not in plain["spec"]
+    values = {"enabled": True, "sampleLimit": 80000, "targetLabels": ["region", "account"]}
+    monitor = find(render({"serviceMonitor": values}), "ServiceMonitor")
+    assert monitor["spec"]["sampleLimit"] == 80000
+    assert monitor["spec"]["targetLabels"] == ["region", "account"]
+
+
+@pytest.mark.parametrize(
+    ("values", "strategy"),
+    [
+        pytest.param({}, None, id="polling only: Kubernetes' rolling update"),
+        pytest.param(
+            {"config": {"events": {"queue_url": "https://sqs.us-east-1.amazonaws.com/1/q"}}},
+            {"type": "Recreate"},
+            id="events: never two consumers on one queue",
+        ),
+        pytest.param(
+            {
+                "config": {"events": {"queue_url": "https://sqs.us-east-1.amazonaws.com/1/q"}},
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0}},
+            },
+            {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 0}},
+            id="the user's strategy wins",
+        ),
+    ],
+)
+def test_lifecycle_events_make_the_deployment_recreate(
+    render: Renderer, find: Find, values: dict[str, Any], strategy: dict[str, Any] | None
+) -> None:
+    deployment = find(render(values), "Deployment")
+    assert deployment["spec"].get("strategy") == strategy
 
 
 def test_service_monitor_scrapes_tls_and_basic_auth_when_asked(
