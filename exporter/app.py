@@ -302,6 +302,8 @@ class Exporter:
                 " own queue (the topic rule sends every event to each): write {shard} in the"
                 " URL, as https://sqs.REGION.amazonaws.com/ACCOUNT/iot-lifecycle-{shard}"
             )
+        for note in config.notes():
+            log.warning("config", extra={"warning": note})
         calls = self._calls(config, old)
         wiring = Wiring(
             calls, self._stop, self._clock, self._events(config, calls), shard=self.shard

@@ -234,6 +234,8 @@ def check_config(path: str, web_config_path: str = "") -> int:
     try:
         config = load_config(path)
         print(f"config OK: {path}: {describe_sources(config)}")
+        for note in config.notes():
+            print(f"{path}: warning: {note}")
     except ConfigError as error:
         print(error, file=sys.stderr)
         code = 1

@@ -249,8 +249,13 @@ def make_sqs_client(
     config = client_config(settings, events.consumers).merge(
         BotocoreConfig(read_timeout=settings.read_timeout + events.wait_time)
     )
+    # The queue's own region, from its URL: a queue in another region than the things
+    # (aws.region) is still reached, and signed, where it is.
+    region = events.region if events.endpoint_url is None else None
     try:
-        return session.client("sqs", endpoint_url=events.endpoint_url, config=config)
+        return session.client(
+            "sqs", endpoint_url=events.endpoint_url, region_name=region, config=config
+        )
     except ClientError as error:
         raise AwsSetupError(f"aws.role_arn: cannot assume the role: {error}") from error
     except (NoRegionError, BotoCoreError, ValueError) as error:

@@ -93,6 +93,18 @@ class Config(StrictSection):
             reraise("Config", [], problems)
         return self
 
+    def notes(self) -> list[str]:
+        """What is valid but likely not meant, for --config.check and the start-up log."""
+        notes = []
+        queue = self.events.region if self.events is not None else None
+        if queue and self.aws.region and queue != self.aws.region:
+            notes.append(
+                f"events.queue_url: the queue is in {queue}, aws.region is {self.aws.region}:"
+                f" the exporter reads the queue in {queue}; check that the things' topic rule"
+                " sends there"
+            )
+        return notes
+
     def _rollup_problems(self) -> list[InitErrorDetails]:
         """metrics.rollup_by names labels some part of the config gives every thing a value of."""
         info = self.registry.info_labels if self.registry else ()

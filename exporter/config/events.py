@@ -1,5 +1,6 @@
 """events: lifecycle events from the SQS queue an IoT topic rule fills, for exact counts."""
 
+import re
 from typing import Annotated, Self
 
 from pydantic import Field
@@ -28,6 +29,22 @@ class ClientIdSettings(StrictSection):
     suffix: Text = ""
 
 
+# An SQS queue URL names its region: https://sqs.REGION.amazonaws.com[.cn]/ACCOUNT/NAME, or
+# the legacy https://REGION.queue.amazonaws.com/ACCOUNT/NAME.
+_QUEUE_REGION = re.compile(
+    r"https://(?:sqs\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?"
+    r"|(?P<legacy>[a-z0-9-]+)\.queue\.amazonaws\.com)/"
+)
+
+
+def queue_region(url: str) -> str | None:
+    """The region an AWS queue URL names; None for another endpoint (a local SQS)."""
+    match = _QUEUE_REGION.match(url)
+    if match is None:
+        return None
+    return match.group("region") or match.group("legacy")
+
+
 # Written in events.queue_url, it stands for the shard's ordinal: each shard reads its own
 # queue (the topic rule sends every event to each), while all run one config file.
 SHARD_PLACEHOLDER = "{shard}"
@@ -48,6 +65,11 @@ class EventsSettings(StrictSection):
     wait_time: Annotated[Duration, seconds_within(MIN_EVENT_WAIT_TIME, MAX_EVENT_WAIT_TIME)] = (
         DEFAULT_EVENT_WAIT_TIME
     )
+
+    @property
+    def region(self) -> str | None:
+        """The queue's region, from its URL: the SQS client's, whatever aws.region says."""
+        return queue_region(self.queue_url)
 
     @property
     def per_shard(self) -> bool:

@@ -1,13 +1,15 @@
 """The events section: valid files against their settings, invalid ones against exact errors."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
 from exporter.aws.clients import make_sqs_client
+from exporter.cli import check_config
 from exporter.config import Config, parse_config
 from exporter.config.budgets import DEFAULT_BUDGETS
-from exporter.config.events import ClientIdSettings, EventsSettings
+from exporter.config.events import ClientIdSettings, EventsSettings, queue_region
 from exporter.config.yamlfile import ConfigError
 
 QUEUE = "https://sqs.eu-west-1.amazonaws.com/123456789012/iot-lifecycle"
@@ -165,3 +167,44 @@ def test_the_sqs_read_timeout_outlasts_the_long_poll(wait_time: str, read_timeou
     client = make_sqs_client(config.aws, config.events, static_credentials=("AKID", "secret"))
     # A hung receive is given up the read timeout after the poll should have answered.
     assert vars(client.meta.config)["read_timeout"] == read_timeout  # not in the stubs
+
+
+@pytest.mark.parametrize(
+    ("url", "region"),
+    [
+        ("https://sqs.eu-west-1.amazonaws.com/123456789012/lifecycle", "eu-west-1"),
+        ("https://sqs.cn-north-1.amazonaws.com.cn/123456789012/lifecycle", "cn-north-1"),
+        ("https://us-east-2.queue.amazonaws.com/123456789012/lifecycle", "us-east-2"),
+        ("http://127.0.0.1:5000/123456789012/lifecycle", None),
+        ("https://sqs.example.com/123/q", None),
+    ],
+)
+def test_the_queue_url_names_its_region(url: str, region: str | None) -> None:
+    assert queue_region(url) == region
+
+
+def test_a_queue_in_another_region_than_the_things_is_noted() -> None:
+    text = """
+    aws: {region: eu-west-1}
+    things: [a]
+    events: {queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/lifecycle"}
+    """
+    config = parsed(text)
+    [note] = config.notes()
+    assert note.startswith("events.queue_url: the queue is in us-east-1, aws.region is eu-west-1")
+    assert config.events is not None
+    # The SQS client is the queue's region's, whatever aws.region says.
+    client = make_sqs_client(config.aws, config.events, static_credentials=("AKID", "secret"))
+    assert client.meta.region_name == "us-east-1"
+    assert parsed(text.replace("us-east-1", "eu-west-1")).notes() == []
+
+
+def test_config_check_prints_the_note(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "aws: {region: eu-west-1}\nthings: [a]\n"
+        'events: {queue_url: "https://sqs.us-east-1.amazonaws.com/123456789012/lifecycle"}\n'
+    )
+    assert check_config(str(path)) == 0  # a note, not an error
+    out = capsys.readouterr().out
+    assert f"{path}: warning: events.queue_url: the queue is in us-east-1" in out
