@@ -1,3 +1,5 @@
+// The alerts. Their summaries are static, so that a notification's title does not change
+// with every evaluation; the values are in the descriptions.
 {
   prometheusAlerts+:: {
     groups+: [
@@ -143,7 +145,7 @@
             'for': '5m',
             labels: { severity: 'critical' },
             annotations: {
-              summary: 'IoT fleet connected share dropped by {{ $value | humanizePercentage }}',
+              summary: 'IoT fleet connected share dropped',
               description: 'The share of connected things in job {{ $labels.job }} fell by {{ $value | humanizePercentage }} of the fleet compared with its highest value in the last 30 minutes. Look at the disconnect reasons (IoTThingDisconnectStorm) to tell a device-side outage from a broker or authentication problem.',
               runbook_url: $._config.runbookUrl % 'iotfleetconnectedratiodrop',
             },
@@ -170,7 +172,7 @@
             'for': '5m',
             labels: { severity: 'critical' },
             annotations: {
-              summary: '{{ $value | humanizePercentage }} of an IoT fleet segment is offline',
+              summary: 'Most of an IoT fleet segment is offline',
               description: "In job {{ $labels.job }}, {{ $value | humanizePercentage }} of the things of one segment (its labels are the alert's, from metrics.rollup_by) that have connected before are disconnected now. A site, a thing type or a group has gone dark, or is going.",
               runbook_url: $._config.runbookUrl % 'iotfleetsegmentoffline',
             },
@@ -285,7 +287,7 @@
             'for': '10m',
             labels: { severity: 'warning' },
             annotations: {
-              summary: '{{ $value | humanizePercentage }} of IoT thing polls are failing',
+              summary: 'IoT thing polls are failing',
               description: 'The last poll failed for {{ $value | humanizePercentage }} of the things polled by {{ $labels.instance }} (job {{ $labels.job }}). Their connectivity data is kept from the last good poll and goes stale. See iot_thing_poll_error_info for the error codes.',
               runbook_url: $._config.runbookUrl % 'iotexporterpollsfailing',
             },
@@ -431,7 +433,7 @@
             'for': '5m',
             labels: { severity: 'warning' },
             annotations: {
-              summary: 'IoT exporter fleet aggregates are {{ $value | humanizeDuration }} old',
+              summary: 'IoT exporter fleet aggregates are stale',
               description: 'The last aggregates pass of {{ $labels.instance }} (job {{ $labels.job }}) completed {{ $value | humanizeDuration }} ago and none has completed since. The iot_fleet_* series are withdrawn after 3 aggregates.interval.',
               runbook_url: $._config.runbookUrl % 'iotexporteraggregatesstale',
             },
@@ -450,7 +452,7 @@
             'for': '5m',
             labels: { severity: 'critical' },
             annotations: {
-              summary: 'IoT exporter has not completed a poll cycle for {{ $value | humanizeDuration }}',
+              summary: 'IoT exporter has stopped completing poll cycles',
               description: 'The last poll cycle of {{ $labels.instance }} (job {{ $labels.job }}) completed {{ $value | humanizeDuration }} ago. Its per-thing data is withdrawn once older than poll.staleness, so IoT alerts go blind.',
               runbook_url: $._config.runbookUrl % 'iotexporterstale',
             },

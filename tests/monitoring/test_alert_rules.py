@@ -94,6 +94,9 @@ def test_every_alert_is_annotated_and_has_a_runbook(rule: dict[str, Any]) -> Non
     assert rule["labels"]["severity"] in SEVERITIES
     annotations = rule["annotations"]
     assert annotations["summary"]
+    # A notification's title must not change with each evaluation: values go in the
+    # description.
+    assert "$value" not in annotations["summary"], name
     assert annotations["description"]
     doc = ALERTS_DOC.read_text(encoding="utf-8")
     assert (2, name) in headings(doc), f"{ALERTS_DOC.name} has no '## {name}' runbook section"
