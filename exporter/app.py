@@ -155,6 +155,7 @@ class Exporter:
         self._schedule: Schedule | None = None
         self._render_thread: threading.Thread | None = None
         self._reported: set[str] = set()
+        self._succeeded: set[str] = set()  # the sources with a successful pass: readiness
         self._ready_at: int | None = None  # the state's version once every source reported
         self._followers_released = False
         self.state = SharedState(known_disconnect_reasons(), clock=clock, shard=self.shard)
@@ -202,10 +203,11 @@ class Exporter:
         return self.renderer.payload()
 
     def ready(self) -> bool:
-        """Ready once every source has reported once (successfully or not), and /metrics
-        shows what they reported."""
+        """Ready once every source has succeeded once, and /metrics shows what they
+        reported; then for good. A source that only ever fails (credentials, IAM, a queue
+        that does not exist) keeps the pod out of service, where a probe shows it."""
         if self._ready_at is None:
-            if not all(s.name in self._reported for s in self._runtime.plan.sources):
+            if not all(s.name in self._succeeded for s in self._runtime.plan.sources):
                 return False
             self._ready_at = self.state.version
         return self.renderer.rendered_version >= self._ready_at
@@ -243,6 +245,8 @@ class Exporter:
             return None
         self._reports.record(source, outcome, duration)
         self._reported.add(name)
+        if outcome.ok:
+            self._succeeded.add(name)
         if targets_things:
             self._after_target_pass(runtime)
         return outcome
@@ -419,6 +423,7 @@ class Exporter:
         for source in old.plan.sources:
             if source.name not in kept:
                 self._reported.discard(source.name)
+                self._succeeded.discard(source.name)
                 self._reports.forget(source.name)
 
     def _reload_failed(self, error: str) -> ReloadResult:

@@ -152,7 +152,7 @@ class ExporterHTTPServer:
             return _text(request, HTTPStatus.OK, "Healthy.\n", extra)
         if endpoints.ready():
             return _text(request, HTTPStatus.OK, "Ready.\n", extra)
-        not_ready = "Not ready: not every source has reported once yet.\n"
+        not_ready = "Not ready: not every source has succeeded once yet.\n"
         return _text(request, HTTPStatus.SERVICE_UNAVAILABLE, not_ready, extra)
 
 
@@ -203,7 +203,7 @@ def landing_page(telemetry_path: str) -> bytes:
 <ul>
 <li><a href="{path}">Metrics</a></li>
 <li><a href="/-/healthy">Health</a></li>
-<li><a href="/-/ready">Readiness</a> (ready once every source has reported once)</li>
+<li><a href="/-/ready">Readiness</a> (ready once every source has succeeded once)</li>
 </ul>
 <p>POST <code>/-/reload</code> (or send SIGHUP) to reload the configuration.</p>
 </body></html>

@@ -94,6 +94,20 @@ def test_every_known_reason_is_exported_at_zero_from_the_start(harness: HarnessF
     assert not h.exporter.ready()
 
 
+def test_ready_only_once_every_source_has_succeeded(harness: HarnessFactory) -> None:
+    """A pod whose every poll fails (credentials, IAM) must not be taken into service."""
+    h = harness(quiet(3, seed=1), faults=FaultConfig(error_rates={"UnauthorizedException": 1.0}))
+    h.cycle()
+    assert not h.exporter.ready()  # it reported, but every poll failed
+    h.sim.faults.set(error_rates={})
+    h.cycle(advance=60)
+    assert h.exporter.ready()
+    # Once ready, a failing pass later leaves it ready: readiness is about the start.
+    h.sim.faults.set(error_rates={"UnauthorizedException": 1.0})
+    h.cycle(advance=60)
+    assert h.exporter.ready()
+
+
 def assert_state_kept(before: Samples, after: Samples) -> None:
     assert connected_by_thing(after) == connected_by_thing(before), (
         "an error flipped a thing's state"
