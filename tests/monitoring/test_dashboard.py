@@ -286,7 +286,7 @@ def test_variable_query_returns_values(
 
 
 def test_disconnected_things_table_names_thing_reason_and_age(stack: FleetStack) -> None:
-    panel = next(p for p in data_panels() if p["title"] == "Things disconnected now")
+    panel = next(p for p in data_panels() if p["title"] == "Things disconnected now (longest 50)")
     expr = substitute(panel["targets"][0]["expr"], VARIANTS["all"])
     [row] = stack.prometheus.query(expr)
     assert row["metric"]["thing_name"] == THING
