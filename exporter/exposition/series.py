@@ -428,6 +428,8 @@ def _counters_and_polls(known: list[tuple[str, ThingState]]) -> str:
         )
     )
     for name, state in known:
+        if state.last_success_at is None and state.last_error is None:
+            continue  # not polled yet (only a refused connect is known of it)
         out.append(
             f'iot_thing_poll_success{{thing_name="{name}"}} '
             f"{'1.0' if state.last_error is None else '0.0'}\n"

@@ -643,7 +643,7 @@ def mismatched(state: ThingState | None) -> bool:
         state is not None
         and state.connected
         and state.session is not None
-        and state.session.client_id is not None
+        and state.session.mismatched
     )
 
 

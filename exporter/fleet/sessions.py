@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # MQTT's own bounds: a keep-alive is a 16-bit number of seconds, a session expiry 32-bit.
@@ -49,11 +49,6 @@ class Session:
     clean_session: bool | None = None
     session_expiry: int | None = None  # seconds
     socket: Socket | None = None  # with poll.socket_information
-
-    @property
-    def identity(self) -> tuple[str | None, int | None, bool | None, int | None]:
-        """Everything but the socket."""
-        return (self.client_id, self.keep_alive, self.clean_session, self.session_expiry)
 
     @property
     def mismatched(self) -> bool:
@@ -118,7 +113,7 @@ def session_in(thing_name: str, fields: Mapping[str, Any]) -> Session | None:
     socket = socket_in(fields)
     if socket is None:
         return session
-    return Session(*(session.identity if session is not None else (None, None, None, None)), socket)
+    return replace(session or Session(), socket=socket)
 
 
 def socket_in(fields: Mapping[str, Any]) -> Socket | None:

@@ -12,9 +12,11 @@ from prometheus_client import CollectorRegistry
 from exporter.aws.calls import AwsCalls
 from exporter.config.events import EventsSettings
 from exporter.exposition.event_metrics import EventMetrics
+from exporter.exposition.series import Exposition, Shape
 from exporter.fleet.connectivity import FleetState, Observation, in_trouble
 from exporter.fleet.lifecycle import ConnectFailure, Malformed, Rejected, parse_event
 from exporter.fleet.shards import Shard, owner
+from exporter.fleet.targets import STATIC_SOURCE, Found, SourceSlot, Targets
 from exporter.sources.base import EventWiring
 from exporter.sources.events import EventSource
 from tests.support.updates import RecordingUpdates
@@ -144,3 +146,14 @@ def test_each_failure_is_counted_by_one_shard(ordinal: int) -> None:
     if ordinal == 0:  # every shard's queue has it; shard 0 counts it
         expected.append((None, "AUTHORIZATION_FAILURE"))
     assert updates.connect_failures == expected
+
+
+def test_a_thing_known_only_by_a_refused_connect_shows_no_poll() -> None:
+    targets = Targets([SourceSlot(STATIC_SOURCE, live=True, max_things=None)])
+    targets.extend(STATIC_SOURCE, [Found("pump-7")])
+    fleet = FleetState()
+    fleet.connect_failed([("pump-7", "AUTHORIZATION_FAILURE")], T0)
+    text = Exposition(Shape(staleness=180)).render(targets, fleet, {}, T0).text.decode()
+    failures = 'iot_thing_connect_failures_total{failure_type="AUTHORIZATION_FAILURE",'
+    assert failures + 'thing_name="pump-7"} 1.0' in text
+    assert 'iot_thing_poll_success{thing_name="pump-7"}' not in text

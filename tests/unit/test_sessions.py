@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -99,7 +100,7 @@ def test_the_socket_of_an_answer(fields: dict[str, Any], expected: Socket | None
     session = session_in(NAME, {**WIRE, **fields})
     assert session is not None
     assert session.socket == expected
-    assert session.identity == (None, 30, False, 3600)
+    assert replace(session, socket=None) == Session(None, 30, False, 3600)
 
 
 def test_a_session_with_a_socket_is_its_things_own() -> None:
